@@ -1,0 +1,49 @@
+# Every target sets up what it needs: on a fresh clone, `make run` and `make test` just work.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+EVENT  ?= events/apig.json
+AUTH   ?= agency-keys
+
+.PHONY: help venv run test lint format invoke emulator clean
+
+help:
+	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
+	@echo "make test      ruff + pytest (the CI gate)"
+	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
+	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
+	@echo "make format    apply ruff's formatter and fixes"
+	@echo "make clean     remove the virtual environment and caches"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP)
+
+run: venv
+	$(PY) -m devtools run
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest
+
+invoke: venv
+	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH)
+
+emulator: venv
+	$(PY) -m devtools emulator --port 8080 --seed 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09:5
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis dist
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

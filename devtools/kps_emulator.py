@@ -1,0 +1,413 @@
+"""A local KPS (and IAM project listing) emulator: development code, never deployed.
+
+It speaks real HTTP on loopback with KPS's paths, error bodies and ``X-Request-Id``; checks
+``X-Auth-Token`` tokens and verifies SDK-HMAC-SHA256 signatures with its own implementation of
+the published algorithm (so the function's signer is checked against the spec, not against itself);
+keeps a request log the tests read; and can be scripted to misbehave (``inject``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+PROJECT_ID = re.compile(r"[0-9a-f]{32}")
+TASKS_PATH = re.compile(r"/v3/([^/]*)/failed-tasks")
+TASK_PATH = re.compile(r"/v3/([^/]*)/failed-tasks/([^/]*)")
+IAM_PROJECTS_PATH = "/v3/auth/projects"
+AUTH_HEADER = re.compile(r"SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)")
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
+
+
+@dataclass
+class Fault:
+    """What the emulator does instead of its normal answer, for the next ``times`` requests."""
+
+    status: int | None = None
+    body: Any = None
+    html: bool = False
+    retry_after: str | None = None
+    delay: float = 0.0
+    drop: bool = False
+    times: int = 1
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    started: float
+    auth: str | None = None
+    status: int | None = None
+    ended: float | None = None
+    dropped: bool = False
+
+    @property
+    def project_id(self) -> str | None:
+        match = TASKS_PATH.fullmatch(self.path) or TASK_PATH.fullmatch(self.path)
+        return match.group(1) if match else None
+
+
+@dataclass
+class _Key:
+    secret_key: str
+    security_token: str | None
+
+
+@dataclass
+class _State:
+    tasks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
+    keys: dict[str, _Key] = field(default_factory=dict)
+    iam_projects: list[dict[str, Any]] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    latency: float = 0.0
+    log: list[LoggedRequest] = field(default_factory=list)
+
+
+class KpsEmulator:
+    """Start with ``with KpsEmulator() as kps:``; ``kps.url`` is the endpoint to configure."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> KpsEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> KpsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- scripting -------------------------------------------------------------------------
+    def add_token(self, token: str) -> None:
+        with self._lock:
+            self._state.tokens.add(token)
+
+    def add_key(self, access_key: str, secret_key: str, security_token: str | None = None) -> None:
+        with self._lock:
+            self._state.keys[access_key] = _Key(secret_key, security_token)
+
+    def seed(self, project_id: str, count: int) -> list[dict[str, Any]]:
+        """Add ``count`` failed tasks to a project; returns them."""
+        now_ms = int(time.time() * 1000)
+        with self._lock:
+            tasks = self._state.tasks.setdefault(project_id, [])
+            start = len(tasks)
+            new = [_failed_task(start + i, now_ms) for i in range(count)]
+            tasks.extend(new)
+        return new
+
+    def failed_tasks(self, project_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._state.tasks.get(project_id, []))
+
+    def set_iam_projects(self, projects: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._state.iam_projects = list(projects)
+
+    def set_latency(self, seconds: float) -> None:
+        with self._lock:
+            self._state.latency = seconds
+
+    def inject(self, **fault: Any) -> None:
+        """Queue a fault (see ``Fault``); faults are served in order, each ``times`` times."""
+        with self._lock:
+            self._state.faults.append(Fault(**fault))
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._state.log)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._state.log.clear()
+
+    # --- serving (called from the handler threads) -----------------------------------------
+    def _record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._state.log.append(entry)
+
+    def _next_fault(self) -> Fault | None:
+        with self._lock:
+            faults = self._state.faults
+            if not faults:
+                return None
+            fault = faults[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                faults.popleft()
+            return fault
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def _authenticate(self, req: _Received) -> tuple[str | None, tuple[int, dict[str, Any]] | None]:
+        """Returns (auth kind, None) when accepted, or (kind, error response)."""
+        token = req.header("x-auth-token")
+        if token is not None:
+            with self._lock:
+                known = token in self._state.tokens
+            if known:
+                return "token", None
+            return "token", (401, _gateway_error("decrypt token fail"))
+        authorization = req.header("authorization")
+        if authorization is None:
+            return None, (401, _gateway_error("x-auth-token not found"))
+        return "aksk", self._verify_signature(req, authorization)
+
+    def _verify_signature(self, req: _Received, authorization: str) -> tuple[int, dict[str, Any]] | None:
+        match = AUTH_HEADER.fullmatch(authorization.strip())
+        if not match:
+            return 401, _gateway_error("verify aksk signature fail")
+        access_key, signed, signature = match.groups()
+        with self._lock:
+            key = self._state.keys.get(access_key)
+        if key is None:
+            return 401, _gateway_error("Get secretKey failed,ak:******,err:ak not exist")
+        signed_headers = signed.split(";")
+        if "host" not in signed_headers or "x-sdk-date" not in signed_headers:
+            return 401, _gateway_error("verify aksk signature fail")
+        date = req.header("x-sdk-date") or ""
+        try:
+            when = dt.datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            return 401, _gateway_error("verify aksk signature fail")
+        if abs(dt.datetime.now(dt.timezone.utc) - when) > MAX_CLOCK_SKEW:
+            return 401, _gateway_error("verify aksk signature fail: request expired")
+        if key.security_token is not None and (
+            req.header("x-security-token") != key.security_token or "x-security-token" not in signed_headers
+        ):
+            return 401, _gateway_error("verify aksk signature fail: security token")
+        if any(req.header(name) is None for name in signed_headers):
+            return 401, _gateway_error("verify aksk signature fail")
+        expected = _signature(req, signed_headers, date, key.secret_key)
+        if not hmac.compare_digest(expected, signature):
+            return 401, _gateway_error("verify aksk signature fail")
+        return None
+
+    def _route(self, req: _Received) -> tuple[int, dict[str, Any] | None]:
+        if req.path == IAM_PROJECTS_PATH and req.method == "GET":
+            with self._lock:
+                return 200, {"projects": list(self._state.iam_projects)}
+        one = TASK_PATH.fullmatch(req.path)
+        if one and req.method == "DELETE":
+            return self._delete_one(one.group(1), one.group(2))
+        many = TASKS_PATH.fullmatch(req.path)
+        if many and req.method == "DELETE":
+            return self._delete_all(many.group(1))
+        if many and req.method == "GET":
+            return self._list(many.group(1), req.query)
+        return 404, _gateway_error(
+            "The API does not exist or has not been published in the environment", code="APIGW.0101"
+        )
+
+    def _delete_all(self, project_id: str) -> tuple[int, dict[str, Any] | None]:
+        if not PROJECT_ID.fullmatch(project_id):
+            return 400, _kps_error("KPS.0002", "parameter error")
+        with self._lock:
+            self._state.tasks.pop(project_id, None)
+        return 200, None
+
+    def _delete_one(self, project_id: str, task_id: str) -> tuple[int, dict[str, Any] | None]:
+        if not PROJECT_ID.fullmatch(project_id):
+            return 400, _kps_error("KPS.0002", "parameter error")
+        with self._lock:
+            tasks = self._state.tasks.get(project_id, [])
+            kept = [t for t in tasks if t["task_id"] != task_id]
+            if len(kept) == len(tasks):
+                return 400, _kps_error("KPS.0005", "failed task not found")
+            self._state.tasks[project_id] = kept
+        return 200, None
+
+    def _list(self, project_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
+        if not PROJECT_ID.fullmatch(project_id):
+            return 400, _kps_error("KPS.0002", "parameter error")
+        try:
+            limit = int(query.get("limit", "1000"))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return 400, _kps_error("KPS.0002", "parameter error")
+        if not 1 <= limit <= 1000 or offset < 0:
+            return 400, _kps_error("KPS.0002", "parameter error")
+        with self._lock:
+            tasks = self._state.tasks.get(project_id, [])
+            page = [dict(t) for t in tasks[offset : offset + limit]]
+            return 200, {"total": len(tasks), "tasks": page}
+
+
+@dataclass
+class _Received:
+    method: str
+    raw_path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.raw_path).path
+
+    @property
+    def raw_query(self) -> str:
+        return urlsplit(self.raw_path).query
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(self.raw_query, keep_blank_values=True))
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def _signature(req: _Received, signed_headers: list[str], date: str, secret_key: str) -> str:
+    """SDK-HMAC-SHA256, written from the API signing guide."""
+    segments = unquote(req.path).split("/")
+    canonical_uri = "/".join(quote(s, safe="~") for s in segments)
+    if not canonical_uri.endswith("/"):
+        canonical_uri += "/"
+    pairs = sorted(parse_qsl(req.raw_query, keep_blank_values=True))
+    canonical_query = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in pairs)
+    canonical_headers = "".join(f"{name}:{req.header(name).strip()}\n" for name in signed_headers)  # type: ignore[union-attr]
+    body_hash = hashlib.sha256(req.body).hexdigest() if req.body else EMPTY_SHA256
+    canonical_request = "\n".join(
+        [req.method, canonical_uri, canonical_query, canonical_headers, ";".join(signed_headers), body_hash]
+    )
+    string_to_sign = "\n".join(["SDK-HMAC-SHA256", date, hashlib.sha256(canonical_request.encode()).hexdigest()])
+    return hmac.new(secret_key.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _failed_task(index: int, now_ms: int) -> dict[str, Any]:
+    return {
+        "task_id": str(uuid.UUID(int=index + 1)),
+        "operate_type": "ATTACH" if index % 2 == 0 else "DETACH",
+        "task_time": str(now_ms - index * 60_000),
+        "task_error_code": "KPS.6002" if index % 3 else None,
+        "task_error_msg": "failed to connect to the server on port 22",
+        "server_name": f"ecs-{index:04d}",
+        "server_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"ecs-{index}")),
+        "keypair_name": f"KeyPair-{index % 5}",
+    }
+
+
+def _kps_error(code: str, message: str) -> dict[str, Any]:
+    return {"error_code": code, "error_msg": message}
+
+
+def _gateway_error(detail: str, code: str = "APIGW.0301") -> dict[str, Any]:
+    message = detail if code != "APIGW.0301" else f"Incorrect IAM authentication information: {detail}"
+    return {"error_code": code, "error_msg": message, "request_id": uuid.uuid4().hex}
+
+
+HTML_PAGE = "<html><head><title>{status}</title></head><body><h1>{status} Gateway Error</h1></body></html>"
+
+
+def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "kps-emulator"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: the request log is the record."""
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            received = _Received(
+                method=self.command,
+                raw_path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=self.rfile.read(length) if length else b"",
+            )
+            entry = LoggedRequest(
+                method=received.method,
+                path=received.path,
+                query=received.query,
+                headers=received.headers,
+                started=time.monotonic(),
+            )
+            emulator._record(entry)
+            status, body, extra = self._answer(received, entry)
+            if entry.dropped:
+                self.close_connection = True
+                entry.ended = time.monotonic()
+                return
+            self._send(status, body, extra)
+            entry.status = status
+            entry.ended = time.monotonic()
+
+        def _answer(self, received: _Received, entry: LoggedRequest) -> tuple[int, Any, dict[str, str]]:
+            with emulator._lock:
+                latency = emulator._state.latency
+            emulator._sleep(latency)
+            fault = emulator._next_fault()
+            if fault is not None:
+                emulator._sleep(fault.delay)
+                if fault.drop:
+                    entry.dropped = True
+                    return 0, None, {}
+                if fault.status is not None:
+                    extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                    body = HTML_PAGE.format(status=fault.status) if fault.html else fault.body
+                    return fault.status, body, extra
+            kind, error = emulator._authenticate(received)
+            entry.auth = kind
+            if error is not None:
+                return error[0], error[1], {}
+            status, body = emulator._route(received)
+            return status, body, {}
+
+        def _send(self, status: int, body: Any, extra: dict[str, str]) -> None:
+            if body is None:
+                payload, content_type = b"", None
+            elif isinstance(body, str):
+                payload, content_type = body.encode(), "text/html; charset=utf-8"
+            else:
+                payload, content_type = json.dumps(body).encode(), "application/json;charset=UTF-8"
+            self.send_response(status)
+            self.send_header("X-Request-Id", uuid.uuid4().hex)
+            if content_type:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_DELETE = do_POST = do_PUT = do_PATCH = _serve
+
+    return Handler

@@ -1,0 +1,28 @@
+"""The invocation's time budget: the function must answer before FunctionGraph stops it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+# Kept back from the platform's deadline to log and return the payload.
+SAFETY_MARGIN_SECONDS = 0.5
+
+
+class Deadline:
+    def __init__(self, seconds_left: float | None) -> None:
+        self._end = None if seconds_left is None else time.monotonic() + seconds_left - SAFETY_MARGIN_SECONDS
+
+    @classmethod
+    def from_context(cls, context: Any) -> Deadline:
+        """Unlimited when the context cannot tell (a local run without a deadline)."""
+        getter = getattr(context, "getRemainingTimeInMilliSeconds", None)
+        try:
+            millis = float(getter()) if getter is not None else None
+        except Exception:  # noqa: BLE001 - a context that cannot tell means no deadline
+            millis = None
+        return cls(None if millis is None else millis / 1000.0)
+
+    def remaining(self) -> float:
+        """Seconds left for work; may be negative once the budget is spent."""
+        return float("inf") if self._end is None else self._end - time.monotonic()

@@ -1,0 +1,85 @@
+"""Chooses the credentials and applies them to a request.
+
+Order, the first present wins: ``HUAWEICLOUD_SDK_AK``/``SK`` (+ ``SECURITY_TOKEN``), ``KPS_AUTH_TOKEN``,
+the agency's temporary keys from the context, the agency's token. AK/SK requests are signed by
+huaweicloudsdkcore's own signer (imported only on that path: it costs start-up time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from .errors import Rejected
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Credentials:
+    source: str
+    ak: str = field(default="", repr=False)
+    sk: str = field(default="", repr=False)
+    security_token: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "aksk" if self.ak else "token"
+
+    def secrets(self) -> list[str]:
+        """Every value that must never be logged."""
+        return [s for s in (self.ak, self.sk, self.security_token, self.token) if s]
+
+    def authorize(self, method: str, endpoint: str, path: str, query: list[tuple[str, str]]) -> tuple[str, dict]:
+        """Returns the URL to call and the headers that authenticate it."""
+        if self.kind == "token":
+            url = endpoint + path + (f"?{urlencode(query)}" if query else "")
+            return url, {"X-Auth-Token": self.token}
+        return self._sign(method, endpoint, path, query)
+
+    def _sign(self, method: str, endpoint: str, path: str, query: list[tuple[str, str]]) -> tuple[str, dict]:
+        from huaweicloudsdkcore.sdk_request import SdkRequest
+        from huaweicloudsdkcore.signer.signer import Signer
+
+        parts = urlsplit(endpoint)
+        headers = {"X-Security-Token": self.security_token} if self.security_token else {}
+        request = SdkRequest(
+            method=method,
+            schema=parts.scheme,
+            host=parts.netloc,
+            resource_path=path,
+            query_params=list(query),
+            header_params=headers,
+            body="",
+        )
+        Signer(self).sign(request)
+        return request.url, dict(request.header_params)
+
+
+def _from_context(context: Any, method: str) -> str:
+    """A context value, or "" when the runtime lacks the method, fails, or has no value."""
+    getter = getattr(context, method, None)
+    if getter is None:
+        return ""
+    try:
+        value = getter()
+    except Exception:  # noqa: BLE001 - an absent agency is not an error
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def resolve_credentials(settings: Settings, context: Any) -> Credentials:
+    if settings.ak or settings.sk:
+        if not (settings.ak and settings.sk):
+            raise Rejected("InvalidSetting", "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK must be set together")
+        return Credentials("HUAWEICLOUD_SDK_AK", ak=settings.ak, sk=settings.sk, security_token=settings.security_token)
+    if settings.auth_token:
+        return Credentials("KPS_AUTH_TOKEN", token=settings.auth_token)
+    ak, sk = _from_context(context, "getSecurityAccessKey"), _from_context(context, "getSecuritySecretKey")
+    if ak and sk:
+        return Credentials("agency keys", ak=ak, sk=sk, security_token=_from_context(context, "getSecurityToken"))
+    token = _from_context(context, "getToken")
+    if token:
+        return Credentials("agency token", token=token)
+    raise Rejected("NoCredentials", "no HUAWEICLOUD_SDK_AK/SK, no KPS_AUTH_TOKEN and no agency on the function")

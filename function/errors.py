@@ -1,0 +1,28 @@
+"""Request-level rejections: the invocation stops before anything is sent to KPS."""
+
+from __future__ import annotations
+
+# Code -> the status an API Gateway caller receives. Bad input is the caller's to fix (4xx);
+# configuration is the operator's (500).
+REJECTION_STATUS = {
+    "InvalidEvent": 400,
+    "InvalidProjectId": 400,
+    "InvalidRegion": 400,
+    "MissingProjectId": 400,
+    "ProjectNotAllowed": 403,
+    "MissingRegion": 500,
+    "NoCredentials": 500,
+    "InsecureEndpoint": 500,
+    "InvalidSetting": 500,
+}
+
+
+class Rejected(Exception):
+    """Raised while reading the event, settings or credentials; becomes a ``rejected`` payload."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        if code not in REJECTION_STATUS:
+            raise ValueError(f"unknown rejection code {code!r}")
+        self.code = code
+        self.message = message

@@ -1,0 +1,138 @@
+"""Structured logging: one JSON object per line on stdout, configured once per instance.
+
+Per invocation, ``start_invocation`` clears the context variables, binds the invocation's keys, sets
+the level, and registers the secret values in use so that no line can carry them, whatever its level.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+SECRET_NAME = re.compile(
+    r"token|secret|passw|authori[sz]ation|signature|credential|cookie|(?:^|[_\-.])(?:ak|sk)$|key(?!pair)",
+    re.IGNORECASE,
+)
+REDACTED = "***"
+MAX_DEPTH = 10
+MAX_STRING = 2000
+MAX_ITEMS = 100
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
+FIRST_KEYS = ("level", "timestamp", "message", "service")
+
+
+class _Invocation:
+    """What the processors need to know about the current invocation."""
+
+    level = LEVELS["info"]
+    secrets: tuple[str, ...] = ()
+
+
+def scrub(text: str) -> str:
+    for secret in _Invocation.secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """Copies ``value`` with secret-looking fields and known secret values masked, and size bounded."""
+    if depth > MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        items = list(value.items())
+        copied = {
+            str(k)[:200]: REDACTED if SECRET_NAME.search(str(k)) else redact(v, depth + 1) for k, v in items[:MAX_ITEMS]
+        }
+        if len(items) > MAX_ITEMS:
+            copied["..."] = f"{len(items) - MAX_ITEMS} more"
+        return copied
+    if isinstance(value, (list, tuple)):
+        copied_list = [redact(v, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            copied_list.append(f"... {len(value) - MAX_ITEMS} more")
+        return copied_list
+    if isinstance(value, str):
+        text = scrub(value)
+        return text if len(text) <= MAX_STRING else text[:MAX_STRING] + "...(truncated)"
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(repr(value), depth)
+
+
+def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
+    if LEVELS.get(method_name, 20) < _Invocation.level:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def _redact_processor(_: Any, __: str, event_dict: dict) -> dict:
+    return redact(event_dict)
+
+
+def _first_keys_first(_: Any, __: str, event_dict: dict) -> dict:
+    ordered = {key: event_dict.pop(key) for key in FIRST_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+class _StdoutLogger:
+    """Writes to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS)."""
+
+    def msg(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+
+    debug = info = warning = warn = error = critical = exception = msg
+
+
+def _stdout_logger(*_: Any) -> _StdoutLogger:
+    return _StdoutLogger()
+
+
+def _configure() -> None:
+    structlog.configure(
+        processors=[
+            _drop_below_level,
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            structlog.processors.EventRenamer("message"),
+            _first_keys_first,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=_stdout_logger,
+        cache_logger_on_first_use=True,
+    )
+
+
+_configure()
+logger = structlog.get_logger()
+
+
+def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Longest first, so a secret containing another is masked whole. Values under 6 characters
+    are not real keys or tokens; masking them everywhere would garble every line."""
+    return tuple(sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True))
+
+
+def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
+    """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
+    _Invocation.level = LEVELS[level.lower()]
+    _Invocation.secrets = _secret_values(secrets)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**keys)
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    _Invocation.secrets = _secret_values((*_Invocation.secrets, *secrets))
+
+
+def bind(**keys: Any) -> None:
+    structlog.contextvars.bind_contextvars(**keys)

@@ -1,0 +1,242 @@
+"""Every setting, parsed and validated in one place.
+
+A setting is read with ``context.getUserData(name)`` first, because FunctionGraph hands *encrypted*
+environment variables only to that method, then from ``os.environ``. An empty value counts as unset.
+``SETTINGS`` is the single table: the README's settings table is generated from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .errors import Rejected
+
+PROJECT_ID = re.compile(r"[0-9a-f]{32}")
+REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]{1,20}){1,4}")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _seconds_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not low <= value <= high:
+            raise ValueError(f"expected seconds from {low:g} to {high:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _project_id(raw: str) -> str:
+    if not PROJECT_ID.fullmatch(raw):
+        raise ValueError("expected 32 lower-case hexadecimal characters")
+    return raw
+
+
+def _region(raw: str) -> str:
+    if not REGION.fullmatch(raw):
+        raise ValueError(f"expected a region name such as cn-north-4, got {raw!r}")
+    return raw
+
+
+def _project_ids(raw: str) -> frozenset[str]:
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    if not entries:
+        raise ValueError("the list names no project ID")
+    for entry in entries:
+        if not PROJECT_ID.fullmatch(entry):
+            raise ValueError(f"entry {entry!r} is not a project ID (32 lower-case hexadecimal characters)")
+    return frozenset(entries)
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_endpoint(raw: str, name: str = "KPS_ENDPOINT") -> str:
+    """Returns ``scheme://host[:port]``; plain HTTP only to this machine (the emulator)."""
+    try:
+        parts = urlsplit(raw.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise Rejected("InvalidSetting", f"{name}: not a valid URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise Rejected("InvalidSetting", f"{name}: expected https://host[:port], got {raw!r}")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise Rejected("InvalidSetting", f"{name}: only scheme, host and port are allowed, got {raw!r}")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise Rejected("InsecureEndpoint", f"{name}: plain http:// is only allowed to a loopback host")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    meaning: str
+    secret: bool = False
+
+    @property
+    def attribute(self) -> str:
+        return self.name.lower().replace("kps_", "", 1).replace("huaweicloud_sdk_", "", 1)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "KPS_PROJECT_ID",
+        "",
+        _project_id,
+        "Project to clean when the event names none. Falls back to `RUNTIME_PROJECT_ID`.",
+    ),
+    Setting(
+        "KPS_REGION",
+        "",
+        _region,
+        "Region when the event names none, e.g. `cn-north-4`. Chooses the host `kms.{region}.myhuaweicloud.com`.",
+    ),
+    Setting(
+        "KPS_ENDPOINT",
+        "",
+        parse_endpoint,
+        "Overrides the KPS endpoint (`https://host[:port]`). `http://` only to loopback (the emulator).",
+    ),
+    Setting("KPS_DRY_RUN", "false", parse_bool, "`true`: send no DELETE; report what would be deleted."),
+    Setting(
+        "KPS_ALLOWED_PROJECT_IDS",
+        "",
+        _project_ids,
+        "Comma-separated allow-list of project IDs. When set, any other target is rejected `ProjectNotAllowed`.",
+    ),
+    Setting("KPS_MAX_ATTEMPTS", "4", _int_between(1, 10), "Attempts per KPS call, retries included (1 to 10)."),
+    Setting(
+        "KPS_TIMEOUT_SECONDS",
+        "10",
+        _seconds_between(0.1, 300),
+        "Timeout of one attempt, in seconds; never more than the invocation has left.",
+    ),
+    Setting(
+        "KPS_BACKOFF_BASE_SECONDS",
+        "0.5",
+        _seconds_between(0, 30),
+        "Base of the exponential backoff with full jitter between attempts (capped at 8 s a wait).",
+    ),
+    Setting("HUAWEICLOUD_SDK_AK", "", _str, "Access key for AK/SK signing (first credential source).", secret=True),
+    Setting("HUAWEICLOUD_SDK_SK", "", _str, "Secret key paired with `HUAWEICLOUD_SDK_AK`.", secret=True),
+    Setting(
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN", "", _str, "Security token, when the AK/SK pair is temporary.", secret=True
+    ),
+    Setting("KPS_AUTH_TOKEN", "", _str, "IAM token (second credential source).", secret=True),
+    Setting("LOG_LEVEL", "INFO", _log_level, "`DEBUG`, `INFO`, `WARNING` or `ERROR`."),
+    Setting("LOG_EVENT", "false", parse_bool, "`true`: log the incoming event (secrets redacted)."),
+    Setting("SERVICE_NAME", "kps-failed-task-cleaner", _str, "The `service` key of every log line."),
+    Setting(
+        "RUNTIME_PROJECT_ID",
+        "",
+        _project_id,
+        "Set by FunctionGraph: the function's own project, the last fallback for the project.",
+    ),
+)
+
+
+class SettingSource:
+    """Reads a raw setting: ``context.getUserData`` first (encrypted variables), then the environment."""
+
+    def __init__(self, context: Any, environ: Mapping[str, str] | None = None) -> None:
+        self._get_user_data = getattr(context, "getUserData", None)
+        self._environ = os.environ if environ is None else environ
+
+    def get(self, name: str) -> str:
+        if self._get_user_data is not None:
+            try:
+                value = self._get_user_data(name)
+            except Exception:  # noqa: BLE001 - a broken context must not hide the environment
+                value = None
+            if isinstance(value, str) and value:
+                return value
+        return self._environ.get(name, "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_id: str | None
+    region: str | None
+    endpoint: str | None
+    dry_run: bool
+    allowed_project_ids: frozenset[str] | None
+    max_attempts: int
+    timeout_seconds: float
+    backoff_base_seconds: float
+    ak: str = field(repr=False)
+    sk: str = field(repr=False)
+    security_token: str = field(repr=False)
+    auth_token: str = field(repr=False)
+    log_level: str
+    log_event: bool
+    service_name: str
+    runtime_project_id: str | None
+
+
+def default_of(name: str) -> str:
+    return next(s.default for s in SETTINGS if s.name == name)
+
+
+def load_settings(source: SettingSource) -> Settings:
+    """Parses every setting; the first malformed one is rejected with its name in the message."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = source.get(setting.name)
+        if not raw:
+            values[setting.attribute] = setting.parse(setting.default) if setting.default else None
+            continue
+        try:
+            values[setting.attribute] = setting.parse(raw)
+        except ValueError as exc:
+            raise Rejected("InvalidSetting", f"{setting.name}: {exc}") from None
+    for secret in (s for s in SETTINGS if s.secret):
+        values[secret.attribute] = values[secret.attribute] or ""
+    return Settings(**values)

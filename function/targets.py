@@ -1,0 +1,100 @@
+"""Turns the event's field sets and the settings into validated targets (project, region).
+
+Every value is checked here, before any URL exists: a project ID is 32 lower-case hex characters,
+a region a region name. Nothing from an event can name a host: the endpoint comes from settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Rejected
+from .settings import PROJECT_ID, REGION, Settings, parse_bool
+from .triggers import Fields
+
+MAX_TARGETS = 100
+KNOWN_FIELDS = frozenset({"project_id", "region", "dry_run"})
+
+
+@dataclass(frozen=True)
+class Target:
+    project_id: str
+    region: str | None
+
+
+def _shown(value: Any) -> str:
+    """A short, safe rendering of a caller's value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def _project_id(fields: Fields, settings: Settings) -> str:
+    value = fields.get("project_id")
+    if value is None:
+        value = settings.project_id or settings.runtime_project_id
+        if value is None:
+            raise Rejected("MissingProjectId", "no project_id in the event, KPS_PROJECT_ID or RUNTIME_PROJECT_ID")
+        return value
+    if not isinstance(value, str) or not PROJECT_ID.fullmatch(value):
+        raise Rejected(
+            "InvalidProjectId", f"project_id must be 32 lower-case hexadecimal characters, got {_shown(value)}"
+        )
+    return value
+
+
+def _region(fields: Fields, settings: Settings) -> str | None:
+    value = fields.get("region")
+    if value is None:
+        value = settings.region
+        if value is None and settings.endpoint is None:
+            raise Rejected("MissingRegion", "no region in the event or KPS_REGION, and no KPS_ENDPOINT")
+        return value
+    if not isinstance(value, str) or not REGION.fullmatch(value):
+        raise Rejected("InvalidRegion", f"region must be a region name such as cn-north-4, got {_shown(value)}")
+    return value
+
+
+def _dry_run(fields: Fields) -> bool:
+    value = fields.get("dry_run")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
+    raise Rejected("InvalidEvent", f"dry_run must be true or false, got {_shown(value)}")
+
+
+def dry_run_requested(field_sets: list[Fields], settings: Settings) -> bool:
+    """A dry run when the setting or any message asks for one: the safe side wins."""
+    requested = [_dry_run(fields) for fields in field_sets]
+    return settings.dry_run or any(requested)
+
+
+def resolve_targets(field_sets: list[Fields], settings: Settings) -> list[Target]:
+    """One target per distinct (project, region), in the order the event names them."""
+    targets: dict[Target, None] = {}
+    for fields in field_sets:
+        targets[Target(_project_id(fields, settings), _region(fields, settings))] = None
+        if len(targets) > MAX_TARGETS:
+            raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
+    allowed = settings.allowed_project_ids
+    if allowed is not None:
+        for target in targets:
+            if target.project_id not in allowed:
+                raise Rejected("ProjectNotAllowed", f"project {target.project_id} is not in KPS_ALLOWED_PROJECT_IDS")
+    return list(targets)
+
+
+def ignored_fields(field_sets: list[Fields], most: int = 20) -> list[str]:
+    """Names a caller sent that mean nothing here (often a typo worth a warning), a bounded few."""
+    names = sorted({str(k)[:64] for fields in field_sets for k in fields if k not in KNOWN_FIELDS})
+    return names[:most]
+
+
+def endpoint_for(target: Target, settings: Settings) -> str:
+    if settings.endpoint is not None:
+        return settings.endpoint
+    return f"https://kms.{target.region}.myhuaweicloud.com"

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real KPS emulator on loopback, FunctionGraph-like contexts, log capture."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.context import FakeContext  # noqa: E402
+from devtools.kps_emulator import KpsEmulator  # noqa: E402
+from handler import handler  # noqa: E402
+
+PROJECT = "4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09"
+OTHER_PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+RUNTIME_PROJECT = "ffeeddccbbaa99887766554433221100"
+REGION = "cn-north-4"
+AK, SK = "TESTACCESSKEY0000001", "test-secret-key-0123456789abcdef"
+AGENCY_AK, AGENCY_SK = "AGENCYTEMPKEY0000001", "agency-temp-secret-0123456789"
+SECURITY_TOKEN = "agency-security-token-" + "x" * 40
+TOKEN = "MIIT-settings-token-0123456789abcdef"
+AGENCY_TOKEN = "MIIT-agency-token-fedcba9876543210"
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the settings they set: no stray KPS_*, SDK keys or proxies from the machine."""
+    for name in list(os.environ):
+        upper = name.upper()
+        if upper.startswith(("KPS_", "HUAWEICLOUD_", "RUNTIME_", "LOG_")) or upper.endswith("_PROXY"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def kps() -> Any:
+    with KpsEmulator() as emulator:
+        emulator.add_key(AK, SK)
+        emulator.add_key(AGENCY_AK, AGENCY_SK, SECURITY_TOKEN)
+        emulator.add_token(TOKEN)
+        emulator.add_token(AGENCY_TOKEN)
+        emulator.seed(PROJECT, 3)
+        yield emulator
+
+
+@dataclass
+class Invocation:
+    result: Any
+    out: str
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        if isinstance(self.result, dict) and "statusCode" in self.result:
+            return json.loads(self.result["body"])
+        return self.result
+
+    def lines(self, message: str) -> list[dict[str, Any]]:
+        return [line for line in self.logs if line.get("message") == message]
+
+
+@pytest.fixture
+def settings(kps: KpsEmulator) -> dict[str, str]:
+    """The function's environment variables, as FunctionGraph hands them to getUserData."""
+    return {"KPS_ENDPOINT": kps.url, "KPS_REGION": REGION, "KPS_AUTH_TOKEN": TOKEN, "KPS_BACKOFF_BASE_SECONDS": "0.01"}
+
+
+@pytest.fixture
+def invoke(capsys: pytest.CaptureFixture[str], settings: dict[str, str]) -> Any:
+    """Calls the real handler; returns the result with the JSON log lines it printed."""
+
+    def call(event: Any = None, context: FakeContext | None = None, **context_args: Any) -> Invocation:
+        if context is None:
+            context = FakeContext(user_data=context_args.pop("user_data", settings), **context_args)
+        capsys.readouterr()
+        result = handler(event, context)
+        out = capsys.readouterr().out
+        logs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        json.dumps(result)  # every result is JSON-serialisable
+        return Invocation(result, out, logs)
+
+    return call
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+def apig_event(body: Any = None, *, encoded: bool = True, query: dict | None = None,
+               path: dict | None = None, method: str = "POST") -> dict[str, Any]:
+    text = "" if body is None else (body if isinstance(body, str) else json.dumps(body))
+    event = load_event("apig.json")
+    event.update(
+        body=base64.b64encode(text.encode()).decode() if encoded else text,
+        isBase64Encoded=encoded,
+        queryStringParameters=query or {},
+        pathParameters=path or {},
+        httpMethod=method,
+    )
+    return event
+
+
+def deletes(kps: KpsEmulator) -> list[str]:
+    return [r.path for r in kps.requests if r.method == "DELETE"]

@@ -1,0 +1,178 @@
+"""Every trigger shape reaches the right project, and the payload names the trigger."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from conftest import OTHER_PROJECT, PROJECT, REGION, RUNTIME_PROJECT, apig_event, deletes, load_event
+
+TASKS = f"/v3/{PROJECT}/failed-tasks"
+OTHER_TASKS = f"/v3/{OTHER_PROJECT}/failed-tasks"
+
+
+@pytest.mark.parametrize(
+    ("event_file", "trigger"),
+    [
+        ("timer.json", "timer"),
+        ("eventgrid.json", "eventgrid"),
+        ("smn.json", "smn"),
+        ("kafka.json", "kafka"),
+        ("direct.json", "direct"),
+    ],
+)
+def test_sample_events_clean_the_project_they_name(kps, invoke, event_file, trigger):
+    run = invoke(load_event(event_file))
+    assert run.payload["trigger"] == trigger
+    assert run.payload["status"] == "succeeded"
+    assert deletes(kps) == [TASKS]
+    assert kps.failed_tasks(PROJECT) == []
+    [result] = run.payload["results"]
+    assert result["project_id"] == PROJECT
+    assert result["region"] == REGION
+    assert result["outcome"] == "deleted"
+    assert result["http_status"] == 200
+    assert result["kps_request_id"]
+
+
+def test_apig_sample_answers_with_the_gateway_response_object(kps, invoke):
+    run = invoke(load_event("apig.json"))
+    assert set(run.result) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert run.result["statusCode"] == 200
+    assert run.result["headers"] == {"Content-Type": "application/json"}
+    assert run.result["isBase64Encoded"] is False
+    assert isinstance(run.result["body"], str)
+    assert run.payload["trigger"] == "apig"
+    assert deletes(kps) == [TASKS]
+
+
+def test_apig_plain_body_when_not_base64(kps, invoke):
+    run = invoke(apig_event({"project_id": OTHER_PROJECT}, encoded=False))
+    assert run.result["statusCode"] == 200
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_apig_base64_is_the_default_when_the_flag_is_absent(kps, invoke):
+    event = apig_event({"project_id": OTHER_PROJECT})
+    del event["isBase64Encoded"]
+    assert invoke(event).result["statusCode"] == 200
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_apig_query_string_and_path_parameters_carry_fields(kps, invoke):
+    run = invoke(apig_event(None, query={"project_id": OTHER_PROJECT, "dry_run": "false"}))
+    assert run.result["statusCode"] == 200
+    assert deletes(kps) == [OTHER_TASKS]
+    kps.clear_log()
+    invoke(apig_event({"project_id": PROJECT}, path={"project_id": OTHER_PROJECT}))
+    assert deletes(kps) == [OTHER_TASKS], "path parameters are the most specific source"
+
+
+def test_apig_empty_body_uses_the_defaults(kps, invoke, settings):
+    settings["KPS_PROJECT_ID"] = OTHER_PROJECT
+    run = invoke(apig_event(None))
+    assert run.result["statusCode"] == 200
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_timer_plain_text_user_event_is_ignored(kps, invoke, settings):
+    settings["RUNTIME_PROJECT_ID"] = RUNTIME_PROJECT
+    event = load_event("timer.json")
+    event["user_event"] = "nightly cleanup"
+    run = invoke(event)
+    assert run.payload["trigger"] == "timer"
+    assert deletes(kps) == [f"/v3/{RUNTIME_PROJECT}/failed-tasks"]
+
+
+def test_eventgrid_data_as_json_text(kps, invoke):
+    event = load_event("eventgrid.json")
+    event["data"] = json.dumps({"project_id": OTHER_PROJECT})
+    run = invoke(event)
+    assert run.payload["trigger"] == "eventgrid"
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_smn_message_that_is_not_json_uses_the_defaults(kps, invoke, settings):
+    settings["KPS_PROJECT_ID"] = OTHER_PROJECT
+    event = load_event("smn.json")
+    event["record"][0]["smn"]["message"] = "please clean"
+    run = invoke(event)
+    assert run.payload["trigger"] == "smn"
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_kafka_older_top_level_messages_shape(kps, invoke):
+    event = {"messages": [json.dumps({"project_id": OTHER_PROJECT})], "topic_id": "kps-cleanup"}
+    run = invoke(event)
+    assert run.payload["trigger"] == "kafka"
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_kafka_batch_cleans_each_distinct_project_once(kps, invoke):
+    event = load_event("kafka.json")
+    messages = [json.dumps({"project_id": p}) for p in (PROJECT, OTHER_PROJECT, PROJECT)]
+    event["records"][0]["messages"] = messages
+    run = invoke(event)
+    assert sorted(deletes(kps)) == sorted([TASKS, OTHER_TASKS])
+    assert [r["project_id"] for r in run.payload["results"]] == [PROJECT, OTHER_PROJECT]
+
+
+@pytest.mark.parametrize("event", [None, {}, "", "null", "{}"])
+def test_empty_events_use_the_defaults(kps, invoke, settings, event):
+    settings["KPS_PROJECT_ID"] = OTHER_PROJECT
+    run = invoke(event)
+    assert run.payload["trigger"] == "direct"
+    assert run.payload["status"] == "succeeded"
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+def test_json_string_event_is_parsed(kps, invoke):
+    run = invoke(json.dumps(load_event("timer.json")))
+    assert run.payload["trigger"] == "timer"
+    assert deletes(kps) == [TASKS]
+
+
+@pytest.mark.parametrize(
+    ("event_file", "trigger"),
+    [("obs.json", "obs"), (None, "lts"), (None, "cts")],
+)
+def test_triggers_without_project_information_use_the_defaults(kps, invoke, settings, event_file, trigger):
+    settings["KPS_PROJECT_ID"] = OTHER_PROJECT
+    event = load_event(event_file) if event_file else {trigger: {"data": base64.b64encode(b"x").decode()}}
+    run = invoke(event)
+    assert run.payload["trigger"] == trigger
+    assert deletes(kps) == [OTHER_TASKS]
+
+
+@pytest.mark.parametrize("event", [[1, 2], 42, 3.5, True, "not json", "[1]", b"\xff\xfe"])
+def test_events_that_are_not_objects_are_rejected(kps, invoke, event):
+    run = invoke(event)
+    assert run.payload["status"] == "rejected"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert run.payload["results"] == []
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {**apig_event(None), "body": "%%%not base64%%%"},
+        apig_event("not json"),
+        apig_event("[1, 2]"),
+        {**apig_event(None), "body": base64.b64encode(b"\xff\xfe").decode()},
+        {**apig_event(None), "queryStringParameters": "project_id=x"},
+    ],
+)
+def test_bad_apig_requests_get_a_400_gateway_answer(kps, invoke, event):
+    run = invoke(event)
+    assert run.result["statusCode"] == 400
+    assert run.payload["trigger"] == "apig"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert kps.requests == []
+
+
+def test_unknown_fields_are_named_in_the_logs(kps, invoke):
+    run = invoke({"project_id": PROJECT, "projectid": OTHER_PROJECT})
+    assert run.lines("ignored fields")[0]["fields"] == ["projectid"]
+    assert deletes(kps) == [TASKS]
