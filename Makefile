@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 EVENT  ?= events/apig.json
 AUTH   ?= agency-keys
 
-.PHONY: help venv run test lint format invoke emulator clean
+.PHONY: help venv run test test-compat lint format invoke emulator clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
-	@echo "make test      ruff + pytest (the CI gate)"
+	@echo "make test      ruff + pytest here, then pytest on Python 3.9, 3.10, 3.12 when present (the CI gate)"
 	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make format    apply ruff's formatter and fixes"
@@ -32,7 +32,11 @@ lint: venv
 	$(PY) -m ruff format --check .
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -q
+	bash devtools/compat.sh
+
+test-compat:
+	bash devtools/compat.sh
 
 invoke: venv
 	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH)
@@ -45,5 +49,5 @@ format: venv
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis dist
+	rm -rf $(VENV) .venv-compat .pytest_cache .ruff_cache .hypothesis dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -93,6 +93,18 @@ def _serve(port: int, seeds: list[str]) -> None:
             pass
 
 
+def settings_table() -> str:
+    """The README's table, generated from the one list the code reads."""
+    sys.path.insert(0, str(ROOT))
+    from function.settings import SETTINGS
+
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        secret = " **Secret**: make it an encrypted variable." if s.secret else ""
+        rows.append(f"| `{s.name}` | {f'`{s.default}`' if s.default else '—'} | {s.meaning}{secret} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,11 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument("--seed", type=int, default=5, help="failed tasks to seed in the demo project")
     invoke.add_argument("--timeout", type=float, default=30.0, help="the invocation's time budget, seconds")
     invoke.add_argument("--real", action="store_true", help="call real KPS with settings from the environment")
+    commands.add_parser("settings-table", help="print the README's settings table")
     serve = commands.add_parser("emulator", help="run the emulator alone")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--seed", action="append", default=[], metavar="PROJECT_ID[:COUNT]")
     args = parser.parse_args(argv)
 
+    if args.command == "settings-table":
+        print(settings_table())
+        return 0
     if args.command == "emulator":
         _serve(args.port, args.seed)
         return 0

@@ -366,9 +366,9 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 entry.ended = time.monotonic()
                 return
-            self._send(status, body, extra)
-            entry.status = status
+            entry.status = status  # recorded before the answer leaves, so the log is complete when the client returns
             entry.ended = time.monotonic()
+            self._send(status, body, extra)
 
         def _answer(self, received: _Received, entry: LoggedRequest) -> tuple[int, Any, dict[str, str]]:
             with emulator._lock:

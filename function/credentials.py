@@ -8,6 +8,7 @@ huaweicloudsdkcore's own signer (imported only on that path: it costs start-up t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -43,7 +44,10 @@ class Credentials:
         from huaweicloudsdkcore.signer.signer import Signer
 
         parts = urlsplit(endpoint)
-        headers = {"X-Security-Token": self.security_token} if self.security_token else {}
+        # The signer would call datetime.utcnow() (deprecated since 3.12) when the date is missing.
+        headers = {"X-Sdk-Date": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")}
+        if self.security_token:
+            headers["X-Security-Token"] = self.security_token
         request = SdkRequest(
             method=method,
             schema=parts.scheme,

@@ -23,7 +23,7 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MIN_ATTEMPT_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 8.0
 USER_AGENT = "kps-failed-task-cleaner/1.0"
-_TAGS = re.compile(r"<[^>]*>|\s+")
+_TAGS = re.compile(r"<[^>]*>")
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,7 +91,7 @@ def _error_from(response: requests.Response, data: Any) -> dict:
         message = data.get("error_msg") or nested.get("message") or ""
         if isinstance(code, str) and code:
             return _error(code, str(message)[:500], retryable)
-    text = _TAGS.sub(" ", response.text).strip()[:200]
+    text = " ".join(_TAGS.sub(" ", response.text).split())[:200]
     return _error(
         f"HTTP.{response.status_code}",
         f"HTTP {response.status_code} {response.reason or ''}".strip() + (f": {text}" if text else ""),

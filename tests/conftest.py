@@ -95,8 +95,9 @@ def load_event(name: str) -> Any:
     return json.loads((EVENTS / name).read_text())
 
 
-def apig_event(body: Any = None, *, encoded: bool = True, query: dict | None = None,
-               path: dict | None = None, method: str = "POST") -> dict[str, Any]:
+def apig_event(
+    body: Any = None, *, encoded: bool = True, query: dict | None = None, path: dict | None = None, method: str = "POST"
+) -> dict[str, Any]:
     text = "" if body is None else (body if isinstance(body, str) else json.dumps(body))
     event = load_event("apig.json")
     event.update(

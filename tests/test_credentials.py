@@ -1,0 +1,135 @@
+"""Each credential source, in order; signatures checked by the emulator's own verifier."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import (
+    AGENCY_AK,
+    AGENCY_SK,
+    AGENCY_TOKEN,
+    AK,
+    PROJECT,
+    SECURITY_TOKEN,
+    SK,
+    TOKEN,
+    load_event,
+)
+
+from devtools.context import FakeContext
+
+AGENCY_KEYS = {"access_key": AGENCY_AK, "secret_key": AGENCY_SK, "security_token": SECURITY_TOKEN}
+
+
+@pytest.fixture
+def bare(kps):
+    """Settings with no credentials at all."""
+    return {"KPS_ENDPOINT": kps.url, "KPS_REGION": "cn-north-4", "KPS_MAX_ATTEMPTS": "1"}
+
+
+def only_request(kps):
+    [request] = kps.requests
+    return request
+
+
+def test_settings_aksk_is_signed_and_verified(kps, invoke, bare):
+    run = invoke(load_event("direct.json"), user_data={**bare, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK})
+    assert run.payload["status"] == "succeeded"
+    request = only_request(kps)
+    assert (request.auth, request.status) == ("aksk", 200)
+    assert request.headers["authorization"].startswith(f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=")
+    assert "x-auth-token" not in request.headers
+    assert "x-security-token" not in request.headers
+
+
+def test_a_wrong_secret_key_is_refused_by_the_verifier(kps, invoke, bare):
+    keys = {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK + "-wrong"}
+    run = invoke(load_event("direct.json"), user_data={**bare, **keys})
+    assert only_request(kps).status == 401
+    [result] = run.payload["results"]
+    assert result["error"]["code"] == "APIGW.0301"
+    assert "verify aksk signature fail" in result["error"]["message"]
+    assert result["error"]["retryable"] is False
+    assert kps.failed_tasks(PROJECT) != []
+
+
+def test_settings_temporary_keys_carry_a_signed_security_token(kps, invoke, bare):
+    keys = {
+        "HUAWEICLOUD_SDK_AK": AGENCY_AK,
+        "HUAWEICLOUD_SDK_SK": AGENCY_SK,
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN": SECURITY_TOKEN,
+    }
+    run = invoke(load_event("direct.json"), user_data={**bare, **keys})
+    assert run.payload["status"] == "succeeded"
+    request = only_request(kps)
+    assert request.headers["x-security-token"] == SECURITY_TOKEN
+    assert "x-security-token" in request.headers["authorization"]
+
+
+def test_settings_token(kps, invoke, bare):
+    run = invoke(load_event("direct.json"), user_data={**bare, "KPS_AUTH_TOKEN": TOKEN})
+    assert run.payload["status"] == "succeeded"
+    request = only_request(kps)
+    assert (request.auth, request.headers["x-auth-token"]) == ("token", TOKEN)
+
+
+def test_agency_temporary_keys_from_the_context(kps, invoke, bare):
+    run = invoke(load_event("direct.json"), user_data=bare, **AGENCY_KEYS)
+    assert run.payload["status"] == "succeeded"
+    request = only_request(kps)
+    assert (request.auth, request.status) == ("aksk", 200)
+    assert request.headers["x-security-token"] == SECURITY_TOKEN
+    assert f"Access={AGENCY_AK}," in request.headers["authorization"]
+
+
+def test_agency_token_from_the_context(kps, invoke, bare):
+    run = invoke(load_event("direct.json"), user_data=bare, token=AGENCY_TOKEN)
+    assert run.payload["status"] == "succeeded"
+    assert only_request(kps).headers["x-auth-token"] == AGENCY_TOKEN
+
+
+def test_order_settings_keys_then_token_then_agency_keys_then_agency_token(kps, invoke, bare):
+    everything = {**bare, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_AUTH_TOKEN": TOKEN}
+    invoke(load_event("direct.json"), user_data=everything, token=AGENCY_TOKEN, **AGENCY_KEYS)
+    invoke(load_event("direct.json"), user_data={**bare, "KPS_AUTH_TOKEN": TOKEN}, token=AGENCY_TOKEN, **AGENCY_KEYS)
+    invoke(load_event("direct.json"), user_data=bare, token=AGENCY_TOKEN, **AGENCY_KEYS)
+    invoke(load_event("direct.json"), user_data=bare, token=AGENCY_TOKEN)
+    used = [r.headers.get("x-auth-token") or r.headers["authorization"].split(",")[0] for r in kps.requests]
+    assert used == [f"SDK-HMAC-SHA256 Access={AK}", TOKEN, f"SDK-HMAC-SHA256 Access={AGENCY_AK}", AGENCY_TOKEN]
+    assert all(r.status == 200 for r in kps.requests)
+
+
+def test_a_context_without_the_token_method_still_works(kps, invoke, bare):
+    class OlderRuntimeContext(FakeContext):
+        getToken = None  # some runtime builds lack it  # noqa: N815
+
+    run = invoke(load_event("direct.json"), context=OlderRuntimeContext(user_data={**bare, "KPS_AUTH_TOKEN": TOKEN}))
+    assert run.payload["status"] == "succeeded"
+
+
+def test_no_credentials_is_rejected_and_sends_nothing(kps, invoke, bare):
+    run = invoke(load_event("apig.json"), user_data=bare)
+    assert run.result["statusCode"] == 500
+    assert run.payload["error"]["code"] == "NoCredentials"
+    assert kps.requests == []
+
+
+def test_an_access_key_without_its_secret_is_a_bad_setting(kps, invoke, bare):
+    run = invoke(load_event("direct.json"), user_data={**bare, "HUAWEICLOUD_SDK_AK": AK}, token=AGENCY_TOKEN)
+    assert run.payload["error"]["code"] == "InvalidSetting"
+    assert "HUAWEICLOUD_SDK_SK" in run.payload["error"]["message"]
+    assert kps.requests == []
+
+
+def test_encrypted_settings_are_read_through_get_user_data_only(kps, invoke, bare, monkeypatch):
+    """FunctionGraph keeps encrypted variables out of os.environ: getUserData is the only way in."""
+    monkeypatch.setenv("KPS_AUTH_TOKEN", "environment-token-that-is-wrong")
+    run = invoke(load_event("direct.json"), user_data={**bare, "KPS_AUTH_TOKEN": TOKEN})
+    assert run.payload["status"] == "succeeded"
+    assert only_request(kps).headers["x-auth-token"] == TOKEN
+
+
+def test_settings_fall_back_to_the_environment(kps, invoke, bare, monkeypatch):
+    monkeypatch.setenv("KPS_AUTH_TOKEN", TOKEN)
+    run = invoke(load_event("direct.json"), user_data=bare)
+    assert run.payload["status"] == "succeeded"
+    assert only_request(kps).headers["x-auth-token"] == TOKEN

@@ -1,0 +1,167 @@
+"""Project and region resolution, the endpoint, and settings validation: rejections send nothing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, RUNTIME_PROJECT, apig_event, deletes
+
+from devtools.__main__ import settings_table
+from function.settings import SETTINGS
+
+
+def test_project_from_the_event_wins(kps, invoke, settings):
+    settings.update(KPS_PROJECT_ID=OTHER_PROJECT, RUNTIME_PROJECT_ID=RUNTIME_PROJECT)
+    invoke({"project_id": PROJECT})
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+
+
+def test_project_falls_back_to_the_setting(kps, invoke, settings):
+    settings.update(KPS_PROJECT_ID=OTHER_PROJECT, RUNTIME_PROJECT_ID=RUNTIME_PROJECT)
+    invoke({})
+    assert deletes(kps) == [f"/v3/{OTHER_PROJECT}/failed-tasks"]
+
+
+def test_project_falls_back_to_the_functions_own_project(kps, invoke, settings, monkeypatch):
+    monkeypatch.setenv("RUNTIME_PROJECT_ID", RUNTIME_PROJECT)  # FunctionGraph sets it in the environment
+    run = invoke({})
+    assert run.payload["results"][0]["project_id"] == RUNTIME_PROJECT
+    assert deletes(kps) == [f"/v3/{RUNTIME_PROJECT}/failed-tasks"]
+
+
+def test_no_project_anywhere_is_missing(kps, invoke):
+    run = invoke(apig_event(None))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (400, "MissingProjectId")
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize(
+    "project_id",
+    [
+        "../" + PROJECT,
+        PROJECT.upper(),
+        PROJECT + "\n",
+        " " + PROJECT,
+        PROJECT[:31],
+        PROJECT + "0",
+        "%2e%2e%2f" + PROJECT[9:],
+        PROJECT[:16] + "/" + PROJECT[17:],
+        PROJECT[:16] + "?" + PROJECT[17:],
+        "",
+        42,
+        ["list"],
+        {"id": PROJECT},
+    ],
+)
+def test_a_bad_project_id_is_rejected_before_any_url_exists(kps, invoke, project_id):
+    run = invoke(apig_event({"project_id": project_id}))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (400, "InvalidProjectId")
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize("region", ["evil.example.com/x", "cn-north-4.", "CN-NORTH-4", "", 4, "a" * 200])
+def test_a_bad_region_is_rejected(kps, invoke, region):
+    run = invoke({"project_id": PROJECT, "region": region})
+    assert run.payload["error"]["code"] == "InvalidRegion"
+    assert kps.requests == []
+
+
+def test_no_region_and_no_endpoint_is_missing(kps, invoke, settings):
+    del settings["KPS_ENDPOINT"], settings["KPS_REGION"]
+    run = invoke(apig_event({"project_id": PROJECT}))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (500, "MissingRegion")
+
+
+def test_the_event_cannot_choose_the_endpoint(kps, invoke):
+    invoke({"project_id": PROJECT, "endpoint": "https://attacker.example", "KPS_ENDPOINT": "http://127.0.0.2:1"})
+    assert [(r.method, r.path) for r in kps.requests] == [("DELETE", f"/v3/{PROJECT}/failed-tasks")]
+
+
+@pytest.mark.parametrize("endpoint", ["http://kms.cn-north-4.myhuaweicloud.com", "http://10.0.0.1:8080"])
+def test_plain_http_to_another_host_is_insecure(kps, invoke, settings, endpoint):
+    settings["KPS_ENDPOINT"] = endpoint
+    run = invoke(apig_event({"project_id": PROJECT}))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (500, "InsecureEndpoint")
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KPS_ENDPOINT", "kms.cn-north-4.myhuaweicloud.com"),
+        ("KPS_ENDPOINT", "https://user:pw@kms.example"),
+        ("KPS_ENDPOINT", "https://kms.example/v3?x=1"),
+        ("KPS_ENDPOINT", "https://kms.example:99999"),
+        ("KPS_MAX_ATTEMPTS", "abc"),
+        ("KPS_MAX_ATTEMPTS", "0"),
+        ("KPS_TIMEOUT_SECONDS", "-1"),
+        ("KPS_PROJECT_ID", "not-a-project"),
+        ("KPS_REGION", "Beijing"),
+        ("KPS_ALLOWED_PROJECT_IDS", f"{PROJECT},nope"),
+        ("KPS_DRY_RUN", "maybe"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_a_malformed_setting_is_named_and_nothing_is_sent(kps, invoke, settings, name, value):
+    settings[name] = value
+    run = invoke(apig_event({"project_id": PROJECT}))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (500, "InvalidSetting")
+    assert run.payload["error"]["message"].startswith(name + ":")
+    assert kps.requests == []
+
+
+def test_the_readme_settings_table_is_the_one_the_code_reads():
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table() in readme
+    assert all(f"| `{s.name}` |" in readme for s in SETTINGS)
+
+
+class ConnectRecorder:
+    """A minimal HTTPS proxy that records CONNECT targets and refuses them: no traffic leaves."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                request = conn.recv(4096).decode("latin-1")
+                self.targets.append(request.split(" ")[1] if " " in request else request)
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_default_endpoint_is_the_regional_kms_host_through_the_configured_proxy(invoke, settings, monkeypatch):
+    proxy = ConnectRecorder()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    del settings["KPS_ENDPOINT"]
+    settings.update(KPS_REGION="ap-southeast-3", KPS_MAX_ATTEMPTS="1")
+    run = invoke({"project_id": PROJECT})
+    proxy.close()
+    assert proxy.targets == ["kms.ap-southeast-3.myhuaweicloud.com:443"]
+    [result] = run.payload["results"]
+    assert (result["region"], result["error"]["code"]) == ("ap-southeast-3", "ConnectionError")
+
+
+def test_the_region_from_the_event_chooses_the_regional_host(invoke, settings, monkeypatch):
+    proxy = ConnectRecorder()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    del settings["KPS_ENDPOINT"]
+    settings["KPS_MAX_ATTEMPTS"] = "1"
+    invoke({"project_id": PROJECT, "region": "la-north-2"})
+    proxy.close()
+    assert proxy.targets == ["kms.la-north-2.myhuaweicloud.com:443"]
+    assert REGION != "la-north-2"
