@@ -368,7 +368,10 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
                 return
             entry.status = status  # recorded before the answer leaves, so the log is complete when the client returns
             entry.ended = time.monotonic()
-            self._send(status, body, extra)
+            try:
+                self._send(status, body, extra)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up waiting (a timeout); nothing to answer
 
         def _answer(self, received: _Received, entry: LoggedRequest) -> tuple[int, Any, dict[str, str]]:
             with emulator._lock:

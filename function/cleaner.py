@@ -42,10 +42,13 @@ def _known_secrets(source: SettingSource, context: Any) -> list[str]:
 
 
 def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
-    """The event as logged: an API Gateway body is shown decoded (as fields) so redaction sees it."""
+    """The event as logged: an API Gateway body is shown decoded (as fields) so redaction sees it;
+    a direct event is its own fields, logged once."""
+    if incoming.trigger == "direct":
+        return {"incoming_event": event}
     if incoming.trigger == "apig" and isinstance(event, dict) and event.get("body"):
         event = {**event, "body": f"<{len(str(event['body']))} characters, logged decoded as fields>"}
-    return {"event": event, "fields": incoming.field_sets}
+    return {"incoming_event": event, "fields": incoming.field_sets}
 
 
 def _clean(

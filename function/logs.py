@@ -19,8 +19,8 @@ SECRET_NAME = re.compile(
 )
 REDACTED = "***"
 MAX_DEPTH = 10
-MAX_STRING = 2000
-MAX_ITEMS = 100
+MAX_STRING = 1000
+MAX_ITEMS = 50
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 FIRST_KEYS = ("level", "timestamp", "message", "service")
 

@@ -57,6 +57,7 @@ class Invocation:
     result: Any
     out: str
     logs: list[dict[str, Any]] = field(default_factory=list)
+    err: str = ""
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -83,10 +84,10 @@ def invoke(capsys: pytest.CaptureFixture[str], settings: dict[str, str]) -> Any:
             context = FakeContext(user_data=context_args.pop("user_data", settings), **context_args)
         capsys.readouterr()
         result = handler(event, context)
-        out = capsys.readouterr().out
-        logs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        captured = capsys.readouterr()
+        logs = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
         json.dumps(result)  # every result is JSON-serialisable
-        return Invocation(result, out, logs)
+        return Invocation(result, captured.out, logs, captured.err)
 
     return call
 
