@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -75,6 +76,7 @@ class _State:
     keys: dict[str, _Key] = field(default_factory=dict)
     iam_projects: list[dict[str, Any]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
+    denied: set[str] = field(default_factory=set)
     latency: float = 0.0
     log: list[LoggedRequest] = field(default_factory=list)
 
@@ -135,6 +137,11 @@ class KpsEmulator:
     def failed_tasks(self, project_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._state.tasks.get(project_id, []))
+
+    def deny(self, project_id: str) -> None:
+        """The credentials lack permission on this project: 403 KPS.9003 for every call on it."""
+        with self._lock:
+            self._state.denied.add(project_id)
 
     def set_iam_projects(self, projects: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -227,9 +234,14 @@ class KpsEmulator:
             with self._lock:
                 return 200, {"projects": list(self._state.iam_projects)}
         one = TASK_PATH.fullmatch(req.path)
+        many = TASKS_PATH.fullmatch(req.path)
+        project = one or many
+        with self._lock:
+            denied = project is not None and project.group(1) in self._state.denied
+        if denied:
+            return 403, _kps_error("KPS.9003", "no permission")
         if one and req.method == "DELETE":
             return self._delete_one(one.group(1), one.group(2))
-        many = TASKS_PATH.fullmatch(req.path)
         if many and req.method == "DELETE":
             return self._delete_all(many.group(1))
         if many and req.method == "GET":
@@ -341,6 +353,12 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "kps-emulator"
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body leave in two writes: without this, Nagle's algorithm and delayed ACKs
+            # hold the body back ~40 ms on every keep-alive request.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the request log is the record."""

@@ -5,34 +5,43 @@ Every outcome, a rejection or a bug included, ends in the normalized payload (``
 
 from __future__ import annotations
 
+import contextvars
+import os
+import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import logs
+from . import logs, metrics
 from .budget import Deadline
 from .credentials import Credentials, resolve_credentials
 from .errors import Rejected
-from .kps_client import KpsClient, RetryPolicy
-from .payload import INTERNAL_ERROR, apig_response, build_payload, target_result
-from .settings import SETTINGS, Settings, SettingSource, default_of, load_settings
-from .targets import Target, dry_run_requested, endpoint_for, ignored_fields, resolve_targets
+from .payload import apig_response, build_payload
+from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
+from .targets import dry_run_requested, ignored_fields, resolve_targets
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
 _AGENCY_SECRETS = ("getSecurityAccessKey", "getSecuritySecretKey", "getSecurityToken", "getToken")
 
 
+class CleanupFailed(RuntimeError):
+    """Raised, with ``KPS_RAISE_ON_FAILURE=true``, so that FunctionGraph counts the invocation as an error."""
+
+
 class _Instance:
     cold_start = True
 
 
-def _context_value(context: Any, method: str) -> str:
+def _context_value(context: Any, method: str, fallback_env: str = "") -> str:
     getter = getattr(context, method, None)
     try:
         value = getter() if getter is not None else ""
     except Exception:  # noqa: BLE001 - identity is best effort
         value = ""
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str) or not value:
+        value = os.environ.get(fallback_env, "") if fallback_env else ""
+    return value
 
 
 def _known_secrets(source: SettingSource, context: Any) -> list[str]:
@@ -51,30 +60,30 @@ def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
     return {"incoming_event": event, "fields": incoming.field_sets}
 
 
-def _clean(
+def _clean_one(
     target: Target, settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
 ) -> dict[str, Any]:
-    started = time.monotonic()
-    if dry_run:
-        result = target_result(target, "would_delete", None, (time.monotonic() - started) * 1000)
-    else:
-        policy = RetryPolicy(settings.max_attempts, settings.timeout_seconds, settings.backoff_base_seconds)
-        client = KpsClient(endpoint_for(target, settings), credentials, policy, deadline)
-        reply = client.delete_all_failed_tasks(target.project_id)
-        result = target_result(target, "deleted", reply, (time.monotonic() - started) * 1000)
-    log.log(
-        20 if result["ok"] else 40,
-        "target done",
-        project_id=target.project_id,
-        region=target.region,
-        outcome=result["outcome"],
-        http_status=result["http_status"],
-        attempts=result["attempts"],
-        kps_request_id=result["kps_request_id"],
-        error=result["error"],
-        duration_ms=result["duration_ms"],
-    )
+    from .kps_client import clean_target
+
+    result = clean_target(target, settings, credentials, deadline, dry_run)
+    fields = {k: v for k, v in result.items() if k != "sample"}
+    log.log(20 if result["ok"] else 40, "target done", **fields)
     return result
+
+
+def _clean_all(
+    targets: list[Target], settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
+) -> list[dict[str, Any]]:
+    """Targets run concurrently on a bounded pool sharing one deadline; results keep the targets' order.
+    Each task runs in a copy of the invocation's context, so its log lines carry the invocation's keys."""
+    if len(targets) <= 1:
+        return [_clean_one(t, settings, credentials, deadline, dry_run) for t in targets]
+    with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
+        futures = [
+            pool.submit(contextvars.copy_context().run, _clean_one, t, settings, credentials, deadline, dry_run)
+            for t in targets
+        ]
+        return [future.result() for future in futures]
 
 
 def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -> tuple[bool, list[dict]]:
@@ -83,14 +92,56 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
     if incoming.error is not None:
         raise incoming.error
     dry_run = dry_run_requested(incoming.field_sets, settings)
-    targets = resolve_targets(incoming.field_sets, settings)
+    wanted = resolve_targets(incoming.field_sets, settings)
     ignored = ignored_fields(incoming.field_sets)
     if ignored:
         log.info("ignored fields", fields=ignored)
     credentials = resolve_credentials(settings, context)
     log.debug("credentials chosen", auth=credentials.source)
     deadline = Deadline.from_context(context)
-    return dry_run, [_clean(t, settings, credentials, deadline, dry_run) for t in targets]
+    if wanted == SWEEP:
+        from .sweep import sweep_targets
+
+        wanted = sweep_targets(settings, credentials, deadline)
+    return dry_run, _clean_all(list(wanted), settings, credentials, deadline, dry_run)
+
+
+def _request_error(exc: Exception) -> dict[str, str]:
+    from .sweep import SweepFailed
+
+    if isinstance(exc, Rejected):
+        return {"code": exc.code, "message": exc.message}
+    if isinstance(exc, SweepFailed):
+        log.error("project listing failed", error=exc.reply.error, http_status=exc.reply.http_status)
+        deadline = (exc.reply.error or {}).get("code") == "DeadlineExceeded"
+        return {"code": "DeadlineExceeded" if deadline else "ProjectListingFailed", "message": str(exc)}
+    log.exception("internal error", error_type=type(exc).__name__)
+    return {"code": "InternalError", "message": "unexpected error; see the function's logs"}
+
+
+def _start_logging(
+    context: Any,
+    source: SettingSource,
+    settings: Settings | None,
+    incoming: TriggerEvent,
+    *,
+    request_id: str,
+    cold_start: bool,
+) -> None:
+    level = settings.log_level if settings else "INFO"
+    if settings and settings.log_sample_rate and random.random() < settings.log_sample_rate:
+        level = "DEBUG"
+    logs.start_invocation(
+        level,
+        _known_secrets(source, context),
+        service=settings.service_name if settings else default_of("SERVICE_NAME"),
+        function_name=_context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
+        function_version=_context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
+        function_request_id=request_id,
+        cold_start=cold_start,
+        trigger=incoming.trigger,
+        correlation_id=incoming.correlation_id or request_id,
+    )
 
 
 def handle(event: Any, context: Any) -> dict[str, Any]:
@@ -106,26 +157,13 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     try:
         settings = load_settings(source)
     except Rejected as rejection:
-        error = {"code": rejection.code, "message": rejection.message}
-    logs.start_invocation(
-        settings.log_level if settings else "INFO",
-        _known_secrets(source, context),
-        service=settings.service_name if settings else default_of("SERVICE_NAME"),
-        function_request_id=request_id,
-        cold_start=cold_start,
-        trigger=incoming.trigger,
-        correlation_id=incoming.correlation_id or request_id,
-    )
+        error = _request_error(rejection)
+    _start_logging(context, source, settings, incoming, request_id=request_id, cold_start=cold_start)
     if settings is not None:
         try:
             dry_run, results = _run(event, context, incoming, settings)
-        except Rejected as rejection:
-            error = {"code": rejection.code, "message": rejection.message}
-        except Exception as exc:
-            log.exception("internal error", error_type=type(exc).__name__)
-            error = {"code": INTERNAL_ERROR, "message": "unexpected error; see the function's logs"}
-    if error is not None and error["code"] != INTERNAL_ERROR:
-        log.warning("rejected", code=error["code"], reason=error["message"])
+        except Exception as exc:  # noqa: BLE001 - every outcome, a bug included, ends in the payload
+            error = _request_error(exc)
     payload = build_payload(
         trigger=incoming.trigger,
         request_id=request_id,
@@ -134,14 +172,15 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         duration_ms=(time.monotonic() - started) * 1000,
         error=error,
     )
-    log.info(
-        "invocation finished",
-        status=payload["status"],
-        ok=payload["ok"],
-        dry_run=dry_run,
-        targets=len(results),
-        targets_failed=sum(not r["ok"] for r in results),
-        error_code=error["code"] if error else None,
-        duration_ms=payload["duration_ms"],
-    )
-    return apig_response(payload) if incoming.is_http else payload
+    if payload["status"] == "rejected":
+        log.warning("rejected", code=error["code"], reason=error["message"])  # type: ignore[index]
+    metrics.emit(payload)
+    if incoming.is_http:
+        return apig_response(payload)
+    if settings is not None and settings.raise_on_failure and not payload["ok"]:
+        log.error("raising on failure", payload=payload)
+        codes = sorted(
+            {(r["error"] or {}).get("code") for r in results if not r["ok"]} | {(error or {}).get("code")} - {None}
+        )
+        raise CleanupFailed(f"kps-failed-task-cleaner {payload['status']}: {', '.join(codes)}")
+    return payload

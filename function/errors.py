@@ -16,6 +16,13 @@ REJECTION_STATUS = {
     "InvalidSetting": 500,
 }
 
+# Request-level errors that are failures, not refusals: something was (or may have been) attempted.
+FAILURE_STATUS = {
+    "InternalError": 500,
+    "ProjectListingFailed": 502,
+    "DeadlineExceeded": 504,
+}
+
 
 class Rejected(Exception):
     """Raised while reading the event, settings or credentials; becomes a ``rejected`` payload."""

@@ -1,187 +1,91 @@
-"""The KPS HTTP client: one call, retried with backoff inside the invocation's time budget.
+"""The KPS operations on one target: list (every page), count, and DeleteAllFailedTask.
 
-Every outcome comes back as a ``Reply``; nothing raises. The ``requests.Session`` lives as long as
-the function instance, so warm invocations reuse its connections.
+KPS deletes blindly and says nothing about what it removed, so the count comes from listing first.
 """
 
 from __future__ import annotations
 
-import email.utils
-import functools
-import random
-import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
+from .api import ApiClient, Reply, RetryPolicy
 from .budget import Deadline
 from .credentials import Credentials
+from .logs import logger as log
+from .payload import target_result
+from .settings import Settings, Target
+from .targets import endpoint_for
 
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-MIN_ATTEMPT_SECONDS = 0.05
-BACKOFF_CAP_SECONDS = 8.0
-USER_AGENT = "kps-failed-task-cleaner/1.0"
-_TAGS = re.compile(r"<[^>]*>")
-
-
-@functools.lru_cache(maxsize=1)
-def shared_session() -> requests.Session:
-    """One session per instance: keeps TLS connections open across warm invocations."""
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    return session
+SAMPLE_SIZE = 50
+SAMPLE_FIELDS = ("task_id", "operate_type", "server_id", "server_name", "keypair_name", "task_error_code", "task_time")
+MAX_PAGES = 10_000
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
-    timeout: float
-    backoff_base: float
-
-    def backoff(self, attempt: int) -> float:
-        """Full jitter: a random wait up to base * 2^(attempt-1), capped."""
-        return random.uniform(0, min(BACKOFF_CAP_SECONDS, self.backoff_base * 2 ** (attempt - 1)))
+def tasks_path(project_id: str) -> str:
+    return f"/v3/{project_id}/failed-tasks"
 
 
 @dataclass
-class Reply:
-    ok: bool
-    http_status: int | None
-    kps_request_id: str | None
-    attempts: int
-    error: dict | None = None
-    data: Any = None
-    retry_after: float | None = None
+class Listing:
+    reply: Reply  # the last page's answer, or the failure
+    count: int | None = None  # None unless every page was read
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
 
 
-def _error(code: str, message: str, retryable: bool) -> dict:
-    return {"code": code, "message": message, "retryable": retryable}
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _error_from(response: requests.Response, data: Any) -> dict:
-    """KPS and gateway errors keep their own codes; other bodies (HTML pages) become HTTP.<status>."""
-    retryable = response.status_code in RETRYABLE_STATUS
-    if isinstance(data, dict):
-        nested = data.get("error") if isinstance(data.get("error"), dict) else {}
-        code = data.get("error_code") or nested.get("code")
-        message = data.get("error_msg") or nested.get("message") or ""
-        if isinstance(code, str) and code:
-            return _error(code, str(message)[:500], retryable)
-    text = " ".join(_TAGS.sub(" ", response.text).split())[:200]
-    return _error(
-        f"HTTP.{response.status_code}",
-        f"HTTP {response.status_code} {response.reason or ''}".strip() + (f": {text}" if text else ""),
-        retryable,
+def _invalid_answer(reply: Reply) -> Reply:
+    return Reply(
+        False,
+        reply.http_status,
+        reply.kps_request_id,
+        reply.attempts,
+        {"code": "InvalidResponse", "message": "ListFailedTask answered without a tasks list", "retryable": False},
     )
 
 
-def _request_id(response: requests.Response, data: Any) -> str | None:
-    value = response.headers.get("X-Request-Id")
-    if not value and isinstance(data, dict):
-        value = data.get("request_id")
-    return value if isinstance(value, str) and value else None
+def list_failed_tasks(client: ApiClient, project_id: str, page_size: int) -> Listing:
+    """Follows limit/offset until a short or empty page; counts what it read, keeps a bounded sample."""
+    listing = Listing(Reply(True, None, None, 0), count=0)
+    for _ in range(MAX_PAGES):
+        reply = client.call("GET", tasks_path(project_id), [("limit", str(page_size)), ("offset", str(listing.count))])
+        listing.attempts += reply.attempts
+        tasks = reply.data.get("tasks") if reply.ok and isinstance(reply.data, dict) else None
+        if not reply.ok or not isinstance(tasks, list):
+            listing.reply, listing.count = (reply if not reply.ok else _invalid_answer(reply)), None
+            return listing
+        listing.reply = reply
+        listing.count += len(tasks)
+        room = SAMPLE_SIZE - len(listing.sample)
+        listing.sample += [{k: t.get(k) for k in SAMPLE_FIELDS} for t in tasks[:room] if isinstance(t, dict)]
+        total = reply.data.get("total")
+        if len(tasks) < page_size or (isinstance(total, int) and listing.count >= total):
+            break
+    return listing
 
 
-class KpsClient:
-    def __init__(
-        self,
-        endpoint: str,
-        credentials: Credentials,
-        policy: RetryPolicy,
-        deadline: Deadline,
-        session: requests.Session | None = None,
-    ) -> None:
-        self._endpoint = endpoint
-        self._credentials = credentials
-        self._policy = policy
-        self._deadline = deadline
-        self._session = session or shared_session()
-
-    def delete_all_failed_tasks(self, project_id: str) -> Reply:
-        return self.call("DELETE", f"/v3/{project_id}/failed-tasks")
-
-    def list_failed_tasks(self, project_id: str, limit: int, offset: int) -> Reply:
-        return self.call("GET", f"/v3/{project_id}/failed-tasks", [("limit", str(limit)), ("offset", str(offset))])
-
-    def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None) -> Reply:
-        """Retries 429, 5xx, timeouts and dropped connections; never waits past the deadline."""
-        attempt = 0
-        reply: Reply | None = None
-        while True:
-            budget = self._deadline.remaining()
-            if budget < MIN_ATTEMPT_SECONDS:
-                return self._out_of_time(attempt, reply)
-            attempt += 1
-            reply = self._attempt(method, path, query or [], min(self._policy.timeout, budget), attempt)
-            if reply.ok or not reply.error or not reply.error["retryable"]:
-                return reply
-            if self._deadline.remaining() < MIN_ATTEMPT_SECONDS:
-                return self._out_of_time(attempt, reply)
-            if attempt >= self._policy.max_attempts:
-                return reply
-            wait = reply.retry_after if reply.retry_after is not None else self._policy.backoff(attempt)
-            if wait > self._deadline.remaining() - MIN_ATTEMPT_SECONDS:
-                return self._out_of_time(attempt, reply)
-            time.sleep(wait)
-
-    def _attempt(self, method: str, path: str, query: list[tuple[str, str]], timeout: float, attempt: int) -> Reply:
-        url, headers = self._credentials.authorize(method, self._endpoint, path, query)
-        try:
-            # No redirects: a redirect must never carry the credentials to another place.
-            response = self._session.request(method, url, headers=headers, timeout=timeout, allow_redirects=False)
-        except requests.Timeout:
-            return Reply(False, None, None, attempt, _error("Timeout", f"no answer within {timeout:.2f} s", True))
-        except requests.ConnectionError as exc:
-            return Reply(
-                False,
-                None,
-                None,
-                attempt,
-                _error("ConnectionError", f"connection failed or dropped ({type(exc).__name__})", True),
-            )
-        except requests.RequestException as exc:
-            return Reply(False, None, None, attempt, _error("RequestError", type(exc).__name__, False))
-        data = _json(response) if response.content else None
-        request_id = _request_id(response, data)
-        if 200 <= response.status_code < 300:
-            return Reply(True, response.status_code, request_id, attempt, data=data)
-        error = _error_from(response, data)
-        wait = _retry_after(response.headers.get("Retry-After")) if error["retryable"] else None
-        return Reply(False, response.status_code, request_id, attempt, error, retry_after=wait)
-
-    @staticmethod
-    def _out_of_time(attempts: int, last: Reply | None) -> Reply:
-        detail = f"; last error: {last.error['code']}" if last is not None and last.error else ""
-        return Reply(
-            False,
-            last.http_status if last else None,
-            last.kps_request_id if last else None,
-            attempts,
-            _error(
-                "DeadlineExceeded", f"the invocation's time budget ran out after {attempts} attempt(s){detail}", True
-            ),
+def clean_target(
+    target: Target, settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
+) -> dict[str, Any]:
+    """Dry run: list and count. Otherwise: count first (unless switched off), then delete all."""
+    started = time.monotonic()
+    client = ApiClient(endpoint_for(target, settings), credentials, RetryPolicy.from_settings(settings), deadline)
+    if dry_run:
+        listing = list_failed_tasks(client, target.project_id, settings.list_page_size)
+        return target_result(
+            target,
+            "would_delete",
+            listing.reply,
+            started,
+            failed_task_count=listing.count,
+            attempts=listing.attempts,
+            sample=listing.sample,
         )
+    count, attempts = None, 0
+    if settings.count_before_delete:
+        listing = list_failed_tasks(client, target.project_id, settings.list_page_size)
+        count, attempts = listing.count, listing.attempts
+        if listing.count is None:  # counting is a courtesy: the cleanup goes ahead without it
+            log.warning("count failed; deleting anyway", project_id=target.project_id, error=listing.reply.error)
+    reply = client.call("DELETE", tasks_path(target.project_id))
+    return target_result(target, "deleted", reply, started, failed_task_count=count, attempts=attempts + reply.attempts)

@@ -6,6 +6,7 @@ the level, and registers the secret values in use so that no line can carry them
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ MAX_STRING = 1000
 MAX_ITEMS = 50
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 FIRST_KEYS = ("level", "timestamp", "message", "service")
+LIBRARY_LOGGERS = ("urllib3", "requests", "huaweicloudsdkcore")
 
 
 class _Invocation:
@@ -94,22 +96,55 @@ def _stdout_logger(*_: Any) -> _StdoutLogger:
     return _StdoutLogger()
 
 
+class _StdoutHandler(logging.Handler):
+    """Renders stdlib records (requests, urllib3, huaweicloudsdkcore) as the same JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must never break the invocation
+            self.handleError(record)
+            return
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def _configure() -> None:
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    rendering = [
+        structlog.processors.format_exc_info,
+        _redact_processor,
+        structlog.processors.EventRenamer("message"),
+        _first_keys_first,
+        structlog.processors.JSONRenderer(),
+    ]
     structlog.configure(
         processors=[
             _drop_below_level,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _redact_processor,
-            structlog.processors.EventRenamer("message"),
-            _first_keys_first,
-            structlog.processors.JSONRenderer(),
+            timestamper,
+            *rendering,
         ],
         logger_factory=_stdout_logger,
         cache_logger_on_first_use=True,
     )
+    handler = _StdoutHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+        )
+    )
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.propagate = False
 
 
 _configure()
@@ -126,6 +161,8 @@ def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
     _Invocation.level = LEVELS[level.lower()]
     _Invocation.secrets = _secret_values(secrets)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(_Invocation.level)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**keys)
 

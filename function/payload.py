@@ -3,38 +3,42 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from .errors import REJECTION_STATUS
-from .kps_client import Reply
-from .targets import Target
+from .errors import FAILURE_STATUS, REJECTION_STATUS
 
-INTERNAL_ERROR = "InternalError"
+if TYPE_CHECKING:  # the payload needs only their shape; importing api would pull requests in
+    from .api import Reply
+    from .settings import Target
 
 
 def target_result(
     target: Target,
     outcome: str,
-    reply: Reply | None,
-    duration_ms: float,
+    reply: Reply,
+    started: float,
+    *,
     failed_task_count: int | None = None,
-    **extra: Any,
+    attempts: int | None = None,
+    sample: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One target's result. ``reply`` is KPS's last answer (None when nothing was sent)."""
-    ok = reply is None or reply.ok
-    return {
+    """One target's result from KPS's last answer; ``sample`` appears when the tasks were listed."""
+    result = {
         "project_id": target.project_id,
         "region": target.region,
-        "ok": ok,
-        "outcome": outcome if ok else "failed",
-        "http_status": reply.http_status if reply else None,
-        "kps_request_id": reply.kps_request_id if reply else None,
+        "ok": reply.ok,
+        "outcome": outcome if reply.ok else "failed",
+        "http_status": reply.http_status,
+        "kps_request_id": reply.kps_request_id,
         "failed_task_count": failed_task_count,
-        "attempts": reply.attempts if reply else 0,
-        "error": None if ok or reply is None else reply.error,
-        "duration_ms": round(duration_ms, 1),
-        **extra,
+        "attempts": reply.attempts if attempts is None else attempts,
+        "error": None if reply.ok else reply.error,
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }
+    if sample is not None:
+        result["sample"] = sample
+    return result
 
 
 def build_payload(
@@ -47,7 +51,7 @@ def build_payload(
     error: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     if error is not None:
-        status = "failed" if error["code"] == INTERNAL_ERROR else "rejected"
+        status = "failed" if error["code"] in FAILURE_STATUS else "rejected"
     elif all(r["ok"] for r in results):
         status = "succeeded"
     elif any(r["ok"] for r in results):
@@ -72,7 +76,7 @@ def http_status(payload: dict[str, Any]) -> int:
         return 200
     error = payload["error"]
     if error is not None:
-        return REJECTION_STATUS.get(error["code"], 500)
+        return REJECTION_STATUS.get(error["code"]) or FAILURE_STATUS.get(error["code"], 500)
     if any((r["error"] or {}).get("code") == "DeadlineExceeded" for r in payload["results"]):
         return 504
     return 502

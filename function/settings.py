@@ -19,6 +19,7 @@ from .errors import Rejected
 
 PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]{1,20}){1,4}")
+MAX_CONCURRENCY = 32
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -74,6 +75,20 @@ def _project_ids(raw: str) -> frozenset[str]:
     return frozenset(entries)
 
 
+def _regions(raw: str) -> frozenset[str]:
+    entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
+    if not entries:
+        raise ValueError("the list names no region")
+    return frozenset(_region(entry) for entry in entries)
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a number from 0 to 1, got {raw!r}")
+    return value
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level == "WARN":
@@ -113,6 +128,33 @@ def _str(raw: str) -> str:
     return raw
 
 
+SWEEP = "all"
+
+
+@dataclass(frozen=True)
+class Target:
+    project_id: str
+    region: str | None
+
+
+def parse_targets(raw: str) -> tuple[Target, ...] | str:
+    """`all`, or `region:project_id` entries separated by commas."""
+    if raw.strip().lower() == SWEEP:
+        return SWEEP
+    targets: dict[Target, None] = {}
+    for entry in (e.strip() for e in raw.split(",") if e.strip()):
+        region, _, project_id = entry.rpartition(":")
+        if not region:
+            raise ValueError(f"entry {entry!r} is not region:project_id")
+        try:
+            targets[Target(_project_id(project_id), _region(region))] = None
+        except ValueError as exc:
+            raise ValueError(f"entry {entry!r}: {exc}") from None
+    if not targets:
+        raise ValueError("expected region:project_id entries or all")
+    return tuple(targets)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -145,7 +187,41 @@ SETTINGS: tuple[Setting, ...] = (
         parse_endpoint,
         "Overrides the KPS endpoint (`https://host[:port]`). `http://` only to loopback (the emulator).",
     ),
-    Setting("KPS_DRY_RUN", "false", parse_bool, "`true`: send no DELETE; report what would be deleted."),
+    Setting(
+        "KPS_TARGETS",
+        "",
+        parse_targets,
+        "Several targets, `region:project_id,region:project_id`, or `all` to sweep every project the credentials "
+        "can see. Used when the event names no project.",
+    ),
+    Setting("KPS_REGIONS", "", _regions, "Comma-separated regions a sweep (`all`) is limited to."),
+    Setting(
+        "KPS_IAM_ENDPOINT",
+        "https://iam.myhuaweicloud.com",
+        lambda raw: parse_endpoint(raw, "KPS_IAM_ENDPOINT"),
+        "The IAM endpoint a sweep lists projects from (`GET /v3/auth/projects`).",
+    ),
+    Setting("KPS_CONCURRENCY", "8", _int_between(1, MAX_CONCURRENCY), "Targets cleaned at once (1 to 32)."),
+    Setting(
+        "KPS_DRY_RUN",
+        "false",
+        parse_bool,
+        "`true`: list and count the failed tasks, send no DELETE (`outcome: would_delete`).",
+    ),
+    Setting(
+        "KPS_COUNT_BEFORE_DELETE",
+        "true",
+        parse_bool,
+        "List before deleting so `failed_task_count` says how many were cleared; `false` skips the listing.",
+    ),
+    Setting("KPS_LIST_PAGE_SIZE", "1000", _int_between(1, 1000), "`limit` of each ListFailedTask page (1 to 1000)."),
+    Setting(
+        "KPS_RAISE_ON_FAILURE",
+        "false",
+        parse_bool,
+        "`true`: a non-HTTP invocation that does not succeed raises after logging its payload, so FunctionGraph's "
+        "error metrics, alarms and async retries see it. HTTP callers still get their response.",
+    ),
     Setting(
         "KPS_ALLOWED_PROJECT_IDS",
         "",
@@ -172,6 +248,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("KPS_AUTH_TOKEN", "", _str, "IAM token (second credential source).", secret=True),
     Setting("LOG_LEVEL", "INFO", _log_level, "`DEBUG`, `INFO`, `WARNING` or `ERROR`."),
+    Setting(
+        "LOG_SAMPLE_RATE",
+        "0",
+        _fraction,
+        "Fraction of invocations (0 to 1) logged at `DEBUG` whatever `LOG_LEVEL` says.",
+    ),
     Setting("LOG_EVENT", "false", parse_bool, "`true`: log the incoming event (secrets redacted)."),
     Setting("SERVICE_NAME", "kps-failed-task-cleaner", _str, "The `service` key of every log line."),
     Setting(
@@ -206,7 +288,14 @@ class Settings:
     project_id: str | None
     region: str | None
     endpoint: str | None
+    targets: tuple[Target, ...] | str | None
+    regions: frozenset[str] | None
+    iam_endpoint: str
+    concurrency: int
     dry_run: bool
+    count_before_delete: bool
+    list_page_size: int
+    raise_on_failure: bool
     allowed_project_ids: frozenset[str] | None
     max_attempts: int
     timeout_seconds: float
@@ -216,6 +305,7 @@ class Settings:
     security_token: str = field(repr=False)
     auth_token: str = field(repr=False)
     log_level: str
+    log_sample_rate: float
     log_event: bool
     service_name: str
     runtime_project_id: str | None

@@ -6,21 +6,15 @@ a region a region name. Nothing from an event can name a host: the endpoint come
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from .errors import Rejected
-from .settings import PROJECT_ID, REGION, Settings, parse_bool
+from .settings import PROJECT_ID, REGION, SWEEP, Settings, Target, parse_bool
 from .triggers import Fields
 
 MAX_TARGETS = 100
-KNOWN_FIELDS = frozenset({"project_id", "region", "dry_run"})
-
-
-@dataclass(frozen=True)
-class Target:
-    project_id: str
-    region: str | None
+KNOWN_FIELDS = frozenset({"project_id", "region", "dry_run", "targets"})
+Wanted = Union[list[Target], str]  # explicit targets, or SWEEP: every project IAM lists
 
 
 def _shown(value: Any) -> str:
@@ -29,13 +23,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 48 else text[:45] + "..."
 
 
-def _project_id(fields: Fields, settings: Settings) -> str:
-    value = fields.get("project_id")
-    if value is None:
-        value = settings.project_id or settings.runtime_project_id
-        if value is None:
-            raise Rejected("MissingProjectId", "no project_id in the event, KPS_PROJECT_ID or RUNTIME_PROJECT_ID")
-        return value
+def _project_id(value: Any) -> str:
     if not isinstance(value, str) or not PROJECT_ID.fullmatch(value):
         raise Rejected(
             "InvalidProjectId", f"project_id must be 32 lower-case hexadecimal characters, got {_shown(value)}"
@@ -43,13 +31,11 @@ def _project_id(fields: Fields, settings: Settings) -> str:
     return value
 
 
-def _region(fields: Fields, settings: Settings) -> str | None:
-    value = fields.get("region")
+def _region(value: Any, settings: Settings) -> str | None:
     if value is None:
-        value = settings.region
-        if value is None and settings.endpoint is None:
+        if settings.region is None and settings.endpoint is None:
             raise Rejected("MissingRegion", "no region in the event or KPS_REGION, and no KPS_ENDPOINT")
-        return value
+        return settings.region
     if not isinstance(value, str) or not REGION.fullmatch(value):
         raise Rejected("InvalidRegion", f"region must be a region name such as cn-north-4, got {_shown(value)}")
     return value
@@ -73,13 +59,53 @@ def dry_run_requested(field_sets: list[Fields], settings: Settings) -> bool:
     return settings.dry_run or any(requested)
 
 
-def resolve_targets(field_sets: list[Fields], settings: Settings) -> list[Target]:
-    """One target per distinct (project, region), in the order the event names them."""
+def _from_event_targets(value: Any, fields: Fields, settings: Settings) -> Wanted:
+    if isinstance(value, str) and value.lower() == SWEEP:
+        return SWEEP
+    if not isinstance(value, list) or not value:
+        raise Rejected(
+            "InvalidEvent", f'targets must be "all" or a list of {{project_id, region}}, got {_shown(value)}'
+        )
+    if len(value) > MAX_TARGETS:
+        raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
+    if "project_id" in fields:
+        raise Rejected("InvalidEvent", "name either project_id or targets, not both")
+    if not all(isinstance(entry, dict) for entry in value):
+        raise Rejected("InvalidEvent", "each entry of targets must be an object {project_id, region}")
+    default_region = fields.get("region")
+    return [Target(_project_id(e.get("project_id")), _region(e.get("region", default_region), settings)) for e in value]
+
+
+def _from_fields(fields: Fields, settings: Settings) -> Wanted:
+    """Event first; then KPS_TARGETS, KPS_PROJECT_ID, RUNTIME_PROJECT_ID."""
+    if fields.get("targets") is not None:
+        return _from_event_targets(fields["targets"], fields, settings)
+    if fields.get("project_id") is not None:
+        return [Target(_project_id(fields["project_id"]), _region(fields.get("region"), settings))]
+    if settings.targets is not None:
+        return settings.targets if settings.targets == SWEEP else list(settings.targets)
+    project_id = settings.project_id or settings.runtime_project_id
+    if project_id is None:
+        raise Rejected(
+            "MissingProjectId", "no project_id in the event, KPS_TARGETS, KPS_PROJECT_ID or RUNTIME_PROJECT_ID"
+        )
+    return [Target(project_id, _region(fields.get("region"), settings))]
+
+
+def resolve_targets(field_sets: list[Fields], settings: Settings) -> Wanted:
+    """Distinct (project, region) pairs in the order the event names them, or SWEEP."""
     targets: dict[Target, None] = {}
+    sweep = False
     for fields in field_sets:
-        targets[Target(_project_id(fields, settings), _region(fields, settings))] = None
+        wanted = _from_fields(fields, settings)
+        if wanted == SWEEP:
+            sweep = True
+            continue
+        targets.update(dict.fromkeys(wanted))
         if len(targets) > MAX_TARGETS:
             raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
+    if sweep:
+        return SWEEP
     allowed = settings.allowed_project_ids
     if allowed is not None:
         for target in targets:

@@ -76,6 +76,12 @@ def settings(kps: KpsEmulator) -> dict[str, str]:
 
 
 @pytest.fixture
+def delete_only(settings: dict[str, str]) -> None:
+    """For tests about the DELETE call itself: no ListFailedTask call before it."""
+    settings["KPS_COUNT_BEFORE_DELETE"] = "false"
+
+
+@pytest.fixture
 def invoke(capsys: pytest.CaptureFixture[str], settings: dict[str, str]) -> Any:
     """Calls the real handler; returns the result with the JSON log lines it printed."""
 

@@ -17,13 +17,20 @@ from conftest import (
 
 from devtools.context import FakeContext
 
+pytestmark = pytest.mark.usefixtures("delete_only")  # these tests look at the DELETE call alone
+
 AGENCY_KEYS = {"access_key": AGENCY_AK, "secret_key": AGENCY_SK, "security_token": SECURITY_TOKEN}
 
 
 @pytest.fixture
 def bare(kps):
     """Settings with no credentials at all."""
-    return {"KPS_ENDPOINT": kps.url, "KPS_REGION": "cn-north-4", "KPS_MAX_ATTEMPTS": "1"}
+    return {
+        "KPS_ENDPOINT": kps.url,
+        "KPS_REGION": "cn-north-4",
+        "KPS_MAX_ATTEMPTS": "1",
+        "KPS_COUNT_BEFORE_DELETE": "false",
+    }
 
 
 def only_request(kps):

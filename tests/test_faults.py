@@ -18,6 +18,8 @@ from conftest import PROJECT, apig_event
 
 from devtools.context import FakeContext
 
+pytestmark = pytest.mark.usefixtures("delete_only")  # these tests look at the DELETE call alone
+
 THROTTLED = {
     "error_code": "APIGW.0308",
     "error_msg": "The throttling threshold has been reached: policy user over ratelimit",

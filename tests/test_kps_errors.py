@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import PROJECT, apig_event
 
+pytestmark = pytest.mark.usefixtures("delete_only")  # these tests look at the DELETE call alone
+
 
 @pytest.mark.parametrize(
     ("status", "code"),

@@ -69,3 +69,74 @@ def test_a_bug_ends_in_the_payload_and_a_logged_traceback(kps, invoke, monkeypat
     assert run.payload["error"]["code"] == "InternalError"
     [line] = run.lines("internal error")
     assert "RuntimeError: boom" in line["exception"]
+
+
+def test_function_identity_and_correlation_ids(kps, invoke, settings):
+    context = FakeContext(user_data=settings, function_name="cleaner-prod", version="v7")
+    eventgrid = invoke(load_event("eventgrid.json"), context=context)
+    smn = invoke(load_event("smn.json"))
+    for line in eventgrid.logs:
+        assert (line["function_name"], line["function_version"]) == ("cleaner-prod", "v7")
+        assert line["correlation_id"] == "6f2d1c0b-9a8e-4d7c-b6a5-4f3e2d1c0b9a"
+        assert line["trigger"] == "eventgrid"
+    assert {line["correlation_id"] for line in smn.logs} == {"a51671f77d4a479cacb09e2cd591a983"}
+
+
+def test_summary_and_metrics_lines(kps, invoke):
+    kps.deny(PROJECT[:-1] + "f")
+    run = invoke({"targets": [{"project_id": PROJECT}, {"project_id": PROJECT[:-1] + "f"}]})
+    [summary] = run.lines("invocation finished")
+    [metrics] = run.lines("metrics")
+    assert (summary["status"], summary["targets"], summary["targets_failed"], summary["tasks_deleted"]) == (
+        "partial",
+        2,
+        1,
+        3,
+    )
+    figures = {
+        k: metrics[k]
+        for k in ("tasks_deleted", "tasks_found", "targets", "targets_ok", "targets_failed", "attempts", "succeeded")
+    }
+    assert figures == {
+        "tasks_deleted": 3,
+        "tasks_found": 0,
+        "targets": 2,
+        "targets_ok": 1,
+        "targets_failed": 1,
+        "attempts": 4,
+        "succeeded": 0,
+    }  # the denied project: a failed count, a failed delete
+    assert metrics["metric_namespace"] == "kps_failed_task_cleaner"
+    assert metrics["duration_ms"] == run.payload["duration_ms"]
+    kps.seed(PROJECT, 5)
+    dry = invoke({"project_id": PROJECT, "dry_run": True})
+    assert (dry.lines("metrics")[0]["tasks_found"], dry.lines("metrics")[0]["tasks_deleted"]) == (5, 0)
+
+
+def test_log_sample_rate_turns_debug_on(kps, invoke, settings):
+    settings["LOG_SAMPLE_RATE"] = "1"
+    assert invoke({"project_id": PROJECT}).lines("credentials chosen")
+    settings["LOG_SAMPLE_RATE"] = "0"
+    assert not invoke({"project_id": PROJECT}).lines("credentials chosen")
+
+
+def test_library_logs_go_through_the_same_json_renderer(kps, invoke, settings):
+    settings["LOG_LEVEL"] = "DEBUG"
+    run = invoke({"project_id": PROJECT})
+    library = [line for line in run.logs if line.get("logger", "").startswith("urllib3")]
+    assert library, "urllib3's debug records are rendered as JSON lines"
+    assert any("DELETE /v3/" in line["message"] for line in library)
+    for line in library:
+        assert line["function_request_id"] == run.payload["request_id"]
+        assert list(line)[:3] == ["level", "timestamp", "message"]
+    settings["LOG_LEVEL"] = "INFO"
+    assert not [line for line in invoke({"project_id": PROJECT}).logs if "logger" in line]
+
+
+def test_target_lines_from_worker_threads_carry_the_invocation_keys(kps, invoke):
+    run = invoke(
+        {"targets": [{"project_id": PROJECT}, {"project_id": PROJECT[:-1] + "0"}]}, request_id="fan-out-request"
+    )
+    done = run.lines("target done")
+    assert len(done) == 2
+    assert {line["function_request_id"] for line in done} == {"fan-out-request"}

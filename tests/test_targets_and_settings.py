@@ -74,6 +74,7 @@ def test_no_region_and_no_endpoint_is_missing(kps, invoke, settings):
     assert (run.result["statusCode"], run.payload["error"]["code"]) == (500, "MissingRegion")
 
 
+@pytest.mark.usefixtures("delete_only")
 def test_the_event_cannot_choose_the_endpoint(kps, invoke):
     invoke({"project_id": PROJECT, "endpoint": "https://attacker.example", "KPS_ENDPOINT": "http://127.0.0.2:1"})
     assert [(r.method, r.path) for r in kps.requests] == [("DELETE", f"/v3/{PROJECT}/failed-tasks")]
@@ -142,6 +143,7 @@ class ConnectRecorder:
         self._sock.close()
 
 
+@pytest.mark.usefixtures("delete_only")
 def test_default_endpoint_is_the_regional_kms_host_through_the_configured_proxy(invoke, settings, monkeypatch):
     proxy = ConnectRecorder()
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
@@ -155,6 +157,7 @@ def test_default_endpoint_is_the_regional_kms_host_through_the_configured_proxy(
     assert (result["region"], result["error"]["code"]) == ("ap-southeast-3", "ConnectionError")
 
 
+@pytest.mark.usefixtures("delete_only")
 def test_the_region_from_the_event_chooses_the_regional_host(invoke, settings, monkeypatch):
     proxy = ConnectRecorder()
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)

@@ -1,0 +1,56 @@
+"""Sweep: every enabled regional project the credentials can see in IAM becomes a target.
+
+A project's name is its region (``cn-north-4``) or, for a sub-project, ``{region}_{suffix}``;
+non-regional projects such as ``MOS`` have no KPS and are skipped, as are projects outside
+``KPS_REGIONS`` or the allow-list.
+"""
+
+from __future__ import annotations
+
+from .api import ApiClient, Reply, RetryPolicy
+from .budget import Deadline
+from .credentials import Credentials
+from .logs import logger as log
+from .settings import PROJECT_ID, REGION, Settings, Target
+
+PROJECTS_PATH = "/v3/auth/projects"
+
+
+class SweepFailed(Exception):
+    """IAM could not list the projects: nothing was cleaned."""
+
+    def __init__(self, reply: Reply) -> None:
+        error = reply.error or {}
+        super().__init__(f"listing projects in IAM failed: {error.get('code')}: {error.get('message')}")
+        self.reply = reply
+
+
+def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadline) -> list[Target]:
+    reply = ApiClient(settings.iam_endpoint, credentials, RetryPolicy.from_settings(settings), deadline).call(
+        "GET", PROJECTS_PATH
+    )
+    projects = reply.data.get("projects") if reply.ok and isinstance(reply.data, dict) else None
+    if not isinstance(projects, list):
+        if reply.ok:
+            reply.ok, reply.error = (
+                False,
+                {"code": "InvalidResponse", "message": "no projects list", "retryable": False},
+            )
+        raise SweepFailed(reply)
+    targets: list[Target] = []
+    skipped: list[str] = []
+    for project in projects:
+        if not isinstance(project, dict) or project.get("enabled") is False:
+            continue
+        project_id, name = project.get("id"), str(project.get("name", ""))
+        region = name.split("_", 1)[0]
+        if not isinstance(project_id, str) or not PROJECT_ID.fullmatch(project_id) or not REGION.fullmatch(region):
+            skipped.append(name[:64])
+            continue
+        if settings.regions is not None and region not in settings.regions:
+            continue
+        if settings.allowed_project_ids is not None and project_id not in settings.allowed_project_ids:
+            continue
+        targets.append(Target(project_id, region))
+    log.info("projects swept", listed=len(projects), targets=len(targets), skipped_non_regional=skipped[:20])
+    return targets
