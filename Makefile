@@ -6,13 +6,15 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 EVENT  ?= events/apig.json
 AUTH   ?= agency-keys
 
-.PHONY: help venv run test test-compat lint format invoke emulator clean
+.PHONY: help venv run test test-compat lint format invoke emulator package deploy clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
 	@echo "make test      ruff + pytest here, then pytest on Python 3.9, 3.10, 3.12 when present (the CI gate)"
 	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
+	@echo "make package   build dist/kps-failed-task-cleaner.zip for the runtime in template.yml"
+	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
 	@echo "make format    apply ruff's formatter and fixes"
 	@echo "make clean     remove the virtual environment and caches"
 
@@ -43,6 +45,13 @@ invoke: venv
 
 emulator: venv
 	$(PY) -m devtools emulator --port 8080 --seed 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09:5
+
+package: venv
+	$(PY) -m devtools.package
+
+deploy: package
+	@command -v s >/dev/null || { echo "Serverless Devs is missing: npm install -g @serverless-devs/s (see README, Deploy)"; exit 1; }
+	s deploy -t template.yml
 
 format: venv
 	$(PY) -m ruff check --fix .

@@ -49,6 +49,12 @@ class RetryPolicy:
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         return cls(settings.max_attempts, settings.timeout_seconds, settings.backoff_base_seconds)
 
+    def worst_case_seconds(self) -> float:
+        """The longest one call can take when every attempt times out and every wait is the longest
+        (a Retry-After can ask for more; the deadline still bounds it)."""
+        waits = sum(min(BACKOFF_CAP_SECONDS, self.backoff_base * 2 ** (n - 1)) for n in range(1, self.max_attempts))
+        return self.max_attempts * self.timeout + waits
+
     def backoff(self, attempt: int) -> float:
         """Full jitter: a random wait up to base * 2^(attempt-1), capped."""
         return random.uniform(0, min(BACKOFF_CAP_SECONDS, self.backoff_base * 2 ** (attempt - 1)))

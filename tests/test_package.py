@@ -1,0 +1,142 @@
+"""The deployment zip: reproducible, lean, and working on its own in the runtime's Python."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT, SECURITY_TOKEN, load_event
+
+from devtools.package import RUNTIMES, build, template_runtime
+
+RUNTIME_VERSION = RUNTIMES[template_runtime()]
+
+
+def runtime_python() -> str | None:
+    """An interpreter of the version template.yml deploys on: this one, pythonX.Y, or a pyenv build."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == RUNTIME_VERSION:
+        return sys.executable
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = [
+        shutil.which(f"python{RUNTIME_VERSION}"),
+        *sorted(glob.glob(f"{pyenv}/versions/{RUNTIME_VERSION}.*/bin/python")),
+    ]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    return build(tmp_path_factory.mktemp("first") / "kps-failed-task-cleaner.zip")
+
+
+def test_two_builds_give_the_same_bytes(package, tmp_path):
+    again = build(tmp_path / "kps-failed-task-cleaner.zip")
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == hashlib.sha256(package.read_bytes()).hexdigest()
+
+
+def test_the_zip_holds_the_function_and_its_dependencies_only(package):
+    with zipfile.ZipFile(package) as archive:
+        entries = archive.infolist()
+    names = [e.filename for e in entries]
+    assert names == sorted(names)
+    assert {"handler.py", "function/__init__.py", "function/cleaner.py"} <= set(names)
+    tops = {name.split("/")[0] for name in names if "/" in name and ".dist-info" not in name}
+    assert tops == {
+        "function",
+        "huaweicloudsdkcore",
+        "pyasn1",
+        "requests",
+        "urllib3",
+        "idna",
+        "charset_normalizer",
+        "certifi",
+        "structlog",
+    }
+    assert not [
+        n
+        for n in names
+        if n.startswith(("tests/", "devtools/", "events/", "bin/"))
+        or "__pycache__" in n
+        or n.endswith((".pyc", "/RECORD", "/INSTALLER", "/WHEEL"))
+    ]
+    assert {e.date_time for e in entries} == {(1980, 1, 1, 0, 0, 0)}
+    assert {e.external_attr >> 16 for e in entries} == {0o100644}
+    assert package.stat().st_size < 10 * 1024 * 1024
+
+
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+settings, event = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+
+class Context:  # what FunctionGraph passes: empty strings for what is absent
+    def getRequestID(self): return "zip-only-request"
+    def getRemainingTimeInMilliSeconds(self): return 30000
+    def getUserData(self, key, default=""): return settings.get(key, default)
+    def getSecurityAccessKey(self): return settings["agency_ak"]
+    def getSecuritySecretKey(self): return settings["agency_sk"]
+    def getSecurityToken(self): return settings["agency_token"]
+    def getToken(self): return ""
+    def getFunctionName(self): return "kps-failed-task-cleaner"
+    def getVersion(self): return "latest"
+
+import handler
+payload = handler.handler(event, Context())
+import requests, structlog, huaweicloudsdkcore.signer.signer as signer
+print("PAYLOAD " + json.dumps(payload))
+print("FROM " + json.dumps([requests.__file__, structlog.__file__, signer.__file__]))
+"""
+
+
+def test_the_handler_runs_from_the_zip_alone(package, kps, tmp_path):
+    python = runtime_python()
+    if python is None:
+        pytest.skip(f"no Python {RUNTIME_VERSION} on this machine to run the package as FunctionGraph would")
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(tmp_path / "code")
+    from conftest import AGENCY_AK, AGENCY_SK
+
+    settings = {
+        "KPS_ENDPOINT": kps.url,
+        "KPS_REGION": "cn-north-4",
+        "agency_ak": AGENCY_AK,
+        "agency_sk": AGENCY_SK,
+        "agency_token": SECURITY_TOKEN,
+    }
+    done = subprocess.run(
+        [
+            python,
+            "-S",
+            "-E",
+            "-c",
+            CHILD,
+            str(tmp_path / "code"),
+            json.dumps(settings),
+            json.dumps(load_event("timer.json")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    payload = json.loads(next(line for line in lines if line.startswith("PAYLOAD "))[8:])
+    assert payload["ok"] is True and payload["results"][0]["failed_task_count"] == 3
+    sources = json.loads(next(line for line in lines if line.startswith("FROM "))[5:])
+    assert all(path.startswith(str(tmp_path / "code")) for path in sources), sources
+    assert [(r.method, r.auth, r.status) for r in kps.requests] == [("GET", "aksk", 200), ("DELETE", "aksk", 200)]
+    assert kps.requests[-1].path == f"/v3/{PROJECT}/failed-tasks"
