@@ -1,14 +1,19 @@
 """Builds dist/kps-failed-task-cleaner.zip for the runtime template.yml declares, reproducibly.
 
 Wheels for that Python version on Linux x86_64 (binary only, exactly requirements.txt, no
-dependency resolution) go into a staging folder beside handler.py and function/. Entries are
-sorted, dated 1980-01-01 and given fixed permissions, so the same sources give the same bytes.
+dependency resolution) go into a staging folder beside handler.py and function/. Everything is
+compiled to bytecode by that Python version, hash-checked-free (FunctionGraph's code directory is
+read-only: without shipped .pyc files every cold start compiles every module from source). Entries
+are sorted, dated 1980-01-01 and given fixed permissions, so the same sources give the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,41 @@ def template_runtime() -> str:
     if len(runtimes) != 1 or not runtimes <= set(RUNTIMES):
         raise SystemExit(f"template.yml must declare one runtime of {sorted(RUNTIMES)}, found {sorted(runtimes)}")
     return runtimes.pop()
+
+
+def runtime_python(version: str) -> str | None:
+    """An interpreter of the runtime's version: this one, pythonX.Y on PATH, or a pyenv build."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = [shutil.which(f"python{version}"), *sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python"))]
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+def _compile(staging: Path, python: str) -> None:
+    """unchecked-hash .pyc: valid whatever the files' dates, identical for identical sources."""
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "1",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(staging),
+            "-p",
+            "",
+            str(staging),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _install(staging: Path, python_version: str) -> None:
@@ -62,24 +102,31 @@ def _install(staging: Path, python_version: str) -> None:
     )
 
 
-def _wanted(relative: Path) -> bool:
-    """No caches, scripts or installer records; from *.dist-info only the metadata and licences."""
+def _wanted(relative: Path, cache_tag: str) -> bool:
+    """Bytecode of the runtime only; no scripts or installer records; from *.dist-info only the
+    metadata and licences."""
     parts = relative.parts
-    if "__pycache__" in parts or relative.suffix == ".pyc" or parts[0] == "bin":
+    if relative.suffix == ".pyc":
+        return parts[-2] == "__pycache__" and relative.name.endswith(f".{cache_tag}.pyc")
+    if "__pycache__" in parts or parts[0] == "bin":
         return False
     info = next((p for p in parts if p.endswith(".dist-info")), None)
     return info is None or relative.name.upper().startswith(KEPT_METADATA) or "licenses" in parts
 
 
-def _files(staging: Path) -> dict[str, Path]:
-    files = {
-        str(p.relative_to(staging)): p for p in staging.rglob("*") if p.is_file() and _wanted(p.relative_to(staging))
+def _add_sources(staging: Path) -> None:
+    shutil.copy2(ROOT / "handler.py", staging / "handler.py")
+    for source in (ROOT / "function").glob("*.py"):
+        (staging / "function").mkdir(exist_ok=True)
+        shutil.copy2(source, staging / "function" / source.name)
+
+
+def _files(staging: Path, cache_tag: str) -> dict[str, Path]:
+    return {
+        str(p.relative_to(staging)): p
+        for p in staging.rglob("*")
+        if p.is_file() and _wanted(p.relative_to(staging), cache_tag)
     }
-    files["handler.py"] = ROOT / "handler.py"
-    for source in sorted((ROOT / "function").rglob("*.py")):
-        if "__pycache__" not in source.parts:
-            files[str(source.relative_to(ROOT))] = source
-    return files
 
 
 def _write_zip(files: dict[str, Path], target: Path) -> None:
@@ -95,9 +142,18 @@ def _write_zip(files: dict[str, Path], target: Path) -> None:
 def build(target: Path | None = None) -> Path:
     target = target or ROOT / "dist" / ZIP_NAME
     python_version = RUNTIMES[template_runtime()]
+    python = runtime_python(python_version)
+    if python is None:
+        print(
+            f"warning: no Python {python_version} here: the package ships without bytecode (slower cold starts)",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="kps-package-") as staging:
         _install(Path(staging), python_version)
-        _write_zip(_files(Path(staging)), target)
+        _add_sources(Path(staging))
+        if python is not None:
+            _compile(Path(staging), python)
+        _write_zip(_files(Path(staging), "cpython-" + python_version.replace(".", "")), target)
     return target
 
 

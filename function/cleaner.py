@@ -9,7 +9,6 @@ import contextvars
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import logs, metrics
@@ -78,6 +77,8 @@ def _clean_all(
     Each task runs in a copy of the invocation's context, so its log lines carry the invocation's keys."""
     if len(targets) <= 1:
         return [_clean_one(t, settings, credentials, deadline, dry_run) for t in targets]
+    from concurrent.futures import ThreadPoolExecutor  # only a fan-out pays for it
+
     with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
         futures = [
             pool.submit(contextvars.copy_context().run, _clean_one, t, settings, credentials, deadline, dry_run)

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import PROJECT, SECURITY_TOKEN, load_event
 
-from devtools.package import RUNTIMES, build, template_runtime
+from devtools.package import RUNTIMES, build, runtime_python, template_runtime
 
 RUNTIME_VERSION = RUNTIMES[template_runtime()]
-
-
-def runtime_python() -> str | None:
-    """An interpreter of the version template.yml deploys on: this one, pythonX.Y, or a pyenv build."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == RUNTIME_VERSION:
-        return sys.executable
-    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates = [
-        shutil.which(f"python{RUNTIME_VERSION}"),
-        *sorted(glob.glob(f"{pyenv}/versions/{RUNTIME_VERSION}.*/bin/python")),
-    ]
-    for candidate in filter(None, candidates):
-        if subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +44,18 @@ def test_the_zip_holds_the_function_and_its_dependencies_only(package):
         "charset_normalizer",
         "certifi",
         "structlog",
+        "__pycache__",
     }
     assert not [
         n
         for n in names
-        if n.startswith(("tests/", "devtools/", "events/", "bin/"))
-        or "__pycache__" in n
-        or n.endswith((".pyc", "/RECORD", "/INSTALLER", "/WHEEL"))
+        if n.startswith(("tests/", "devtools/", "events/", "bin/")) or n.endswith(("/RECORD", "/WHEEL"))
     ]
+    tag = "cpython-" + RUNTIME_VERSION.replace(".", "")
+    compiled = [n for n in names if n.endswith(".pyc")]
+    assert all(n.endswith(f".{tag}.pyc") and "__pycache__/" in n for n in compiled), "bytecode of the runtime only"
+    if runtime_python(RUNTIME_VERSION) is not None:
+        assert {f"function/__pycache__/cleaner.{tag}.pyc", f"requests/__pycache__/sessions.{tag}.pyc"} <= set(compiled)
     assert {e.date_time for e in entries} == {(1980, 1, 1, 0, 0, 0)}
     assert {e.external_attr >> 16 for e in entries} == {0o100644}
     assert package.stat().st_size < 10 * 1024 * 1024
@@ -100,11 +86,12 @@ print("FROM " + json.dumps([requests.__file__, structlog.__file__, signer.__file
 
 
 def test_the_handler_runs_from_the_zip_alone(package, kps, tmp_path):
-    python = runtime_python()
+    python = runtime_python(RUNTIME_VERSION)
     if python is None:
         pytest.skip(f"no Python {RUNTIME_VERSION} on this machine to run the package as FunctionGraph would")
     with zipfile.ZipFile(package) as archive:
         archive.extractall(tmp_path / "code")
+    shipped = set((tmp_path / "code").rglob("*"))
     from conftest import AGENCY_AK, AGENCY_SK
 
     settings = {
@@ -139,4 +126,5 @@ def test_the_handler_runs_from_the_zip_alone(package, kps, tmp_path):
     sources = json.loads(next(line for line in lines if line.startswith("FROM "))[5:])
     assert all(path.startswith(str(tmp_path / "code")) for path in sources), sources
     assert [(r.method, r.auth, r.status) for r in kps.requests] == [("GET", "aksk", 200), ("DELETE", "aksk", 200)]
+    assert set((tmp_path / "code").rglob("*")) == shipped, "the shipped bytecode was used: nothing was compiled"
     assert kps.requests[-1].path == f"/v3/{PROJECT}/failed-tasks"
