@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 EVENT  ?= events/apig.json
 AUTH   ?= agency-keys
 
-.PHONY: help venv run test test-compat lint format invoke emulator package deploy clean
+.PHONY: help venv run test test-compat lint format invoke emulator package deploy bench clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
@@ -15,6 +15,7 @@ help:
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make package   build dist/kps-failed-task-cleaner.zip for the runtime in template.yml"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
+	@echo "make bench     cold start, warm overhead, fan-out, memory, size; writes bench/results.json"
 	@echo "make format    apply ruff's formatter and fixes"
 	@echo "make clean     remove the virtual environment and caches"
 
@@ -53,10 +54,13 @@ deploy: package
 	@command -v s >/dev/null || { echo "Serverless Devs is missing: npm install -g @serverless-devs/s (see README, Deploy)"; exit 1; }
 	s deploy -t template.yml
 
+bench: package
+	$(PY) bench/run.py
+
 format: venv
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) .venv-compat .pytest_cache .ruff_cache .hypothesis dist
+	rm -rf $(VENV) .venv-compat .bench .pytest_cache .ruff_cache .hypothesis dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -78,10 +78,11 @@ def _against_real_kps(event: Any, timeout: float) -> bool:
     return _succeeded(_invoke(event, FakeContext(timeout_seconds=timeout)))
 
 
-def _serve(port: int, seeds: list[str]) -> None:
+def _serve(port: int, seeds: list[str], latency: float) -> None:
     with KpsEmulator(port=port) as kps:
         kps.add_key(DEMO_AK, DEMO_SK)
         kps.add_token(DEMO_TOKEN)
+        kps.set_latency(latency)
         for seed in seeds:
             project_id, _, count = seed.partition(":")
             kps.seed(project_id, int(count or 5))
@@ -89,7 +90,7 @@ def _serve(port: int, seeds: list[str]) -> None:
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, BrokenPipeError):
             pass
 
 
@@ -121,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("emulator", help="run the emulator alone")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--seed", action="append", default=[], metavar="PROJECT_ID[:COUNT]")
+    serve.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     args = parser.parse_args(argv)
 
     if args.command == "settings-table":
         print(settings_table())
         return 0
     if args.command == "emulator":
-        _serve(args.port, args.seed)
+        _serve(args.port, args.seed, args.latency)
         return 0
     if args.command == "run":
         event = json.loads((ROOT / "events" / "timer.json").read_text())

@@ -7,22 +7,23 @@ huaweicloudsdkcore's own signer (imported only on that path: it costs start-up t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from .errors import Rejected
 from .settings import Settings
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     source: str
-    ak: str = field(default="", repr=False)
-    sk: str = field(default="", repr=False)
-    security_token: str = field(default="", repr=False)
-    token: str = field(default="", repr=False)
+    ak: str = ""
+    sk: str = ""
+    security_token: str = ""
+    token: str = ""
+
+    def __repr__(self) -> str:
+        return f"Credentials(source={self.source!r}, kind={self.kind!r})"
 
     @property
     def kind(self) -> str:

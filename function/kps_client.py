@@ -6,8 +6,7 @@ KPS deletes blindly and says nothing about what it removed, so the count comes f
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .api import ApiClient, Reply, RetryPolicy
 from .budget import Deadline
@@ -26,12 +25,11 @@ def tasks_path(project_id: str) -> str:
     return f"/v3/{project_id}/failed-tasks"
 
 
-@dataclass
-class Listing:
+class Listing(NamedTuple):
     reply: Reply  # the last page's answer, or the failure
-    count: int | None = None  # None unless every page was read
-    sample: list[dict[str, Any]] = field(default_factory=list)
-    attempts: int = 0
+    task_count: int | None  # None unless every page was read
+    sample: list[dict[str, Any]]
+    attempts: int
 
 
 def _invalid_answer(reply: Reply) -> Reply:
@@ -46,22 +44,21 @@ def _invalid_answer(reply: Reply) -> Reply:
 
 def list_failed_tasks(client: ApiClient, project_id: str, page_size: int) -> Listing:
     """Follows limit/offset until a short or empty page; counts what it read, keeps a bounded sample."""
-    listing = Listing(Reply(True, None, None, 0), count=0)
+    count, attempts, sample = 0, 0, []
+    reply = Reply(True, None, None, 0)
     for _ in range(MAX_PAGES):
-        reply = client.call("GET", tasks_path(project_id), [("limit", str(page_size)), ("offset", str(listing.count))])
-        listing.attempts += reply.attempts
+        reply = client.call("GET", tasks_path(project_id), [("limit", str(page_size)), ("offset", str(count))])
+        attempts += reply.attempts
         tasks = reply.data.get("tasks") if reply.ok and isinstance(reply.data, dict) else None
         if not reply.ok or not isinstance(tasks, list):
-            listing.reply, listing.count = (reply if not reply.ok else _invalid_answer(reply)), None
-            return listing
-        listing.reply = reply
-        listing.count += len(tasks)
-        room = SAMPLE_SIZE - len(listing.sample)
-        listing.sample += [{k: t.get(k) for k in SAMPLE_FIELDS} for t in tasks[:room] if isinstance(t, dict)]
+            return Listing(reply if not reply.ok else _invalid_answer(reply), None, sample, attempts)
+        count += len(tasks)
+        room = SAMPLE_SIZE - len(sample)
+        sample += [{k: t.get(k) for k in SAMPLE_FIELDS} for t in tasks[:room] if isinstance(t, dict)]
         total = reply.data.get("total")
-        if len(tasks) < page_size or (isinstance(total, int) and listing.count >= total):
+        if len(tasks) < page_size or (isinstance(total, int) and count >= total):
             break
-    return listing
+    return Listing(reply, count, sample, attempts)
 
 
 def clean_target(
@@ -77,15 +74,15 @@ def clean_target(
             "would_delete",
             listing.reply,
             started,
-            failed_task_count=listing.count,
+            failed_task_count=listing.task_count,
             attempts=listing.attempts,
             sample=listing.sample,
         )
     count, attempts = None, 0
     if settings.count_before_delete:
         listing = list_failed_tasks(client, target.project_id, settings.list_page_size)
-        count, attempts = listing.count, listing.attempts
-        if listing.count is None:  # counting is a courtesy: the cleanup goes ahead without it
+        count, attempts = listing.task_count, listing.attempts
+        if listing.task_count is None:  # counting is a courtesy: the cleanup goes ahead without it
             log.warning("count failed; deleting anyway", project_id=target.project_id, error=listing.reply.error)
     reply = client.call("DELETE", tasks_path(target.project_id))
     return target_result(target, "deleted", reply, started, failed_task_count=count, attempts=attempts + reply.attempts)

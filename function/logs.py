@@ -6,6 +6,7 @@ the level, and registers the secret values in use so that no line can carry them
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -31,6 +32,7 @@ class _Invocation:
     """What the processors need to know about the current invocation."""
 
     level = LEVELS["info"]
+    library_level = 0
     secrets: tuple[str, ...] = ()
 
 
@@ -41,14 +43,30 @@ def scrub(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=2048)
+def _secret_name(name: str) -> bool:
+    return SECRET_NAME.search(name) is not None
+
+
+def _is_secret(name: str) -> bool:
+    """Cached for the short names that recur on every line; a hostile long one is checked uncached."""
+    return _secret_name(name) if len(name) <= 64 else SECRET_NAME.search(name) is not None
+
+
+_SCALARS = frozenset({type(None), bool, int, float})
+
+
 def redact(value: Any, depth: int = 0) -> Any:
     """Copies ``value`` with secret-looking fields and known secret values masked, and size bounded."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
     if depth > MAX_DEPTH:
         return "<nested too deep>"
     if isinstance(value, dict):
         items = list(value.items())
         copied = {
-            str(k)[:200]: REDACTED if SECRET_NAME.search(str(k)) else redact(v, depth + 1) for k, v in items[:MAX_ITEMS]
+            str(k)[:200]: REDACTED if _is_secret(str(k)) else v if type(v) in _SCALARS else redact(v, depth + 1)
+            for k, v in items[:MAX_ITEMS]
         }
         if len(items) > MAX_ITEMS:
             copied["..."] = f"{len(items) - MAX_ITEMS} more"
@@ -61,8 +79,6 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         text = scrub(value)
         return text if len(text) <= MAX_STRING else text[:MAX_STRING] + "...(truncated)"
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
     return redact(repr(value), depth)
 
 
@@ -159,10 +175,12 @@ def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
 
 def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
+    if LEVELS[level.lower()] != _Invocation.library_level:  # setLevel clears every logger's cache: only on change
+        _Invocation.library_level = LEVELS[level.lower()]
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(_Invocation.library_level)
     _Invocation.level = LEVELS[level.lower()]
     _Invocation.secrets = _secret_values(secrets)
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(_Invocation.level)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**keys)
 

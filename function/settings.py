@@ -7,12 +7,12 @@ environment variables only to that method, then from ``os.environ``. An empty va
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import Rejected
@@ -131,8 +131,7 @@ def _str(raw: str) -> str:
 SWEEP = "all"
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     project_id: str
     region: str | None
 
@@ -155,8 +154,7 @@ def parse_targets(raw: str) -> tuple[Target, ...] | str:
     return tuple(targets)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     name: str
     default: str
     parse: Callable[[str], Any]
@@ -283,8 +281,7 @@ class SettingSource:
         return self._environ.get(name, "")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     project_id: str | None
     region: str | None
     endpoint: str | None
@@ -300,15 +297,20 @@ class Settings:
     max_attempts: int
     timeout_seconds: float
     backoff_base_seconds: float
-    ak: str = field(repr=False)
-    sk: str = field(repr=False)
-    security_token: str = field(repr=False)
-    auth_token: str = field(repr=False)
+    ak: str
+    sk: str
+    security_token: str
+    auth_token: str
     log_level: str
     log_sample_rate: float
     log_event: bool
     service_name: str
     runtime_project_id: str | None
+
+    def __repr__(self) -> str:
+        secrets = {s.attribute for s in SETTINGS if s.secret}
+        shown = ", ".join(f"{k}={'***' if k in secrets and v else repr(v)}" for k, v in self._asdict().items())
+        return f"Settings({shown})"
 
 
 def default_of(name: str) -> str:
@@ -316,10 +318,15 @@ def default_of(name: str) -> str:
 
 
 def load_settings(source: SettingSource) -> Settings:
-    """Parses every setting; the first malformed one is rejected with its name in the message."""
+    """Parses every setting; the first malformed one is rejected with its name in the message. The raw
+    values are read on every invocation; parsing them is done once per distinct set (once per instance)."""
+    return _parse(tuple(source.get(setting.name) for setting in SETTINGS))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(raws: tuple[str, ...]) -> Settings:
     values: dict[str, Any] = {}
-    for setting in SETTINGS:
-        raw = source.get(setting.name)
+    for setting, raw in zip(SETTINGS, raws):
         if not raw:
             values[setting.attribute] = setting.parse(setting.default) if setting.default else None
             continue

@@ -32,10 +32,8 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
     projects = reply.data.get("projects") if reply.ok and isinstance(reply.data, dict) else None
     if not isinstance(projects, list):
         if reply.ok:
-            reply.ok, reply.error = (
-                False,
-                {"code": "InvalidResponse", "message": "no projects list", "retryable": False},
-            )
+            error = {"code": "InvalidResponse", "message": "IAM answered without a projects list", "retryable": False}
+            reply = reply._replace(ok=False, error=error)
         raise SweepFailed(reply)
     targets: list[Target] = []
     skipped: list[str] = []

@@ -9,16 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .errors import Rejected
 
 Fields = dict  # a request's fields as the caller sent them, not yet validated
 
 
-@dataclass(frozen=True)
-class TriggerEvent:
+class TriggerEvent(NamedTuple):
     trigger: str
     field_sets: list[Fields]
     correlation_id: str | None = None

@@ -206,3 +206,17 @@ def test_a_kafka_batch_with_a_sweep_request_sweeps(account, invoke):
     event = load_event("kafka.json")
     event["records"][0]["messages"] = [json.dumps({"project_id": PROJECT}), json.dumps({"targets": "all"})]
     assert len(invoke(event).payload["results"]) == 3
+
+
+def test_a_listing_without_a_tasks_list_is_an_invalid_response(kps, invoke):
+    kps.inject(status=200, body={"total": 3})
+    [result] = invoke({"project_id": PROJECT, "dry_run": True}).payload["results"]
+    assert (result["ok"], result["error"]["code"], result["failed_task_count"]) == (False, "InvalidResponse", None)
+
+
+def test_an_iam_answer_without_projects_fails_the_sweep(account, invoke):
+    account.inject(status=200, body={"links": {}})
+    run = invoke({"targets": "all"})
+    assert run.payload["error"]["code"] == "ProjectListingFailed"
+    assert "InvalidResponse" in run.payload["error"]["message"]
+    assert deletes(account) == []

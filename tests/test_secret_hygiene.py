@@ -132,3 +132,17 @@ def test_a_secret_inside_an_exception_message_is_masked(kps, invoke, settings, m
 def test_log_event_is_off_by_default(kps, invoke):
     run = invoke(caller_event())
     assert run.lines("event received") == []
+
+
+def test_reprs_of_settings_and_credentials_hide_secrets():
+    from function.credentials import Credentials
+    from function.settings import SettingSource, load_settings
+
+    settings = load_settings(
+        SettingSource(None, {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_AUTH_TOKEN": TOKEN})
+    )
+    credentials = Credentials("HUAWEICLOUD_SDK_AK", ak=AK, sk=SK, security_token=SECURITY_TOKEN)
+    shown = repr(settings) + repr(credentials) + str(settings) + str(credentials)
+    assert [s for s in SECRETS if s in shown] == []
+    assert "ak=***" in shown and "auth_token=***" in shown
+    assert "Credentials(source='HUAWEICLOUD_SDK_AK', kind='aksk')" in shown

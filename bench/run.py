@@ -1,0 +1,395 @@
+"""`make bench`: cold start, warm overhead, fan-out, memory and size, each beside its baseline.
+
+Everything runs against the KPS emulator on loopback, in one run, and lands in bench/results.json.
+Cold starts run in fresh interpreters of the deployed runtime's Python version (3.12 when this machine
+has it), with -S -E so each sees only its own code: the unzipped package for the function and for the
+raw-requests baseline, a pip --target folder for the official huaweicloudsdkkps client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.__main__ import DEMO_AK as AK  # noqa: E402
+from devtools.__main__ import DEMO_SK as SK  # noqa: E402
+from devtools.__main__ import DEMO_TOKEN as TOKEN  # noqa: E402
+from devtools.context import FakeContext  # noqa: E402
+from devtools.package import RUNTIMES, ZIP_NAME, runtime_python, template_runtime  # noqa: E402
+
+COLD_RUNS = 25
+WARM_RUNS = 2000
+FAN_OUT_TARGETS = 100
+FAN_OUT_LATENCY = 0.1
+PROJECT = "4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09"
+SDK_VERSION = "3.1.219"
+
+# Each child: one complete invocation in a fresh interpreter, then its peak RSS (KiB) on the last line.
+CONTEXT = """
+class Context:
+    def __init__(self, data): self.data = data
+    def getRequestID(self): return "cold"
+    def getRemainingTimeInMilliSeconds(self): return 30000
+    def getUserData(self, key, default=""): return self.data.get(key, default)
+    def getSecurityAccessKey(self): return ""
+    def getSecuritySecretKey(self): return ""
+    def getSecurityToken(self): return ""
+    def getToken(self): return ""
+    def getFunctionName(self): return "kps-failed-task-cleaner"
+    def getVersion(self): return "latest"
+"""
+FUNCTION = (
+    CONTEXT
+    + """
+import handler
+result = handler.handler({"project_id": PROJECT}, Context(SETTINGS))
+assert result["ok"], result
+"""
+)
+FLOOR = """
+import structlog
+import requests
+response = requests.delete(URL + "/v3/" + PROJECT + "/failed-tasks", headers={"X-Auth-Token": TOKEN})
+assert response.status_code == 200
+"""
+RAW = """
+import requests
+response = requests.delete(URL + "/v3/" + PROJECT + "/failed-tasks", headers={"X-Auth-Token": TOKEN})
+assert response.status_code == 200
+"""
+SDK = """
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkkps.v3 import DeleteAllFailedTaskRequest, KpsClient
+client = KpsClient.new_builder().with_credentials(BasicCredentials(AK, SK, PROJECT)).with_endpoints([URL]).build()
+client.delete_all_failed_task(DeleteAllFailedTaskRequest())
+"""
+RSS = "\nimport resource, sys\nsys.stdout.write('\\nRSS %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+
+
+@contextlib.contextmanager
+def emulator(latency: float = 0.0) -> Iterator[str]:
+    """The emulator in its own process, so that its work does not share a GIL with what is measured."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "emulator", "--port", "0", "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        match = re.search(r"http://[0-9.:]+", process.stdout.readline() if process.stdout else "")
+        if match is None:
+            raise SystemExit("the emulator did not start")
+        yield match.group(0)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _child(path: Path, body: str, constants: dict[str, Any]) -> str:
+    header = f"import sys\nsys.path.insert(0, {str(path)!r})\n"
+    header += "".join(f"{name} = {value!r}\n" for name, value in constants.items())
+    return header + body + RSS
+
+
+def _run_child(python: str, code: str, home: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [python, "-S", "-E", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"], "HOME": home},
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"a cold-start child failed:\n{done.stderr}")
+    return elapsed, int(done.stdout.rsplit("RSS ", 1)[1])
+
+
+def _sdk_folder(python_version: str) -> Path:
+    folder = ROOT / ".bench" / f"huaweicloudsdkkps-{SDK_VERSION}-py{python_version}"
+    if not folder.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--implementation",
+                "cp",
+                "--python-version",
+                python_version,
+                "--target",
+                str(folder),
+                f"huaweicloudsdkkps=={SDK_VERSION}",
+            ],
+            check=True,
+        )
+    return folder
+
+
+def cold_start(url: str, code_dir: Path, python: str, python_version: str) -> dict[str, Any]:
+    common = {"PROJECT": PROJECT, "URL": url}
+    settings = {"KPS_ENDPOINT": url, "KPS_REGION": "cn-north-4", "KPS_COUNT_BEFORE_DELETE": "false"}
+    cases = {
+        "function, token": _child(code_dir, FUNCTION, {**common, "SETTINGS": {**settings, "KPS_AUTH_TOKEN": TOKEN}}),
+        "function, AK/SK": _child(
+            code_dir, FUNCTION, {**common, "SETTINGS": {**settings, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}}
+        ),
+        "raw requests, token": _child(code_dir, RAW, {**common, "TOKEN": TOKEN}),
+        "raw requests + import structlog": _child(code_dir, FLOOR, {**common, "TOKEN": TOKEN}),
+        "official SDK, AK/SK": _child(_sdk_folder(python_version), SDK, {**common, "AK": AK, "SK": SK}),
+    }
+    samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cases}
+    with tempfile.TemporaryDirectory() as home:
+        for code in cases.values():  # once each, unmeasured: the SDK folder compiles its bytecode here
+            _run_child(python, code, home)
+        for _ in range(COLD_RUNS):  # interleaved, so drift in the machine's load hits every case alike
+            for name, code in cases.items():
+                samples[name].append(_run_child(python, code, home))
+    result = {
+        name: {
+            "median_ms": round(statistics.median(t for t, _ in runs) * 1000, 1),
+            "min_ms": round(min(t for t, _ in runs) * 1000, 1),
+            "peak_rss_mb": round(statistics.median(r for _, r in runs) / 1024, 1),
+        }
+        for name, runs in samples.items()
+    }
+    token, raw = result["function, token"]["median_ms"], result["raw requests, token"]["median_ms"]
+    aksk, sdk = result["function, AK/SK"]["median_ms"], result["official SDK, AK/SK"]["median_ms"]
+    result["ratios_of_fastest"] = {
+        "token path / raw requests": round(
+            result["function, token"]["min_ms"] / result["raw requests, token"]["min_ms"], 2
+        ),
+        "structlog floor / raw requests": round(
+            result["raw requests + import structlog"]["min_ms"] / result["raw requests, token"]["min_ms"], 2
+        ),
+    }
+    floor = result["raw requests + import structlog"]["median_ms"]
+    result["ratios"] = {
+        "structlog floor / raw requests": round(floor / raw, 2),
+        "token path / structlog floor": round(token / floor, 2),
+        "token path / raw requests": round(token / raw, 2),
+        "AK/SK path / official SDK": round(aksk / sdk, 2),
+    }
+    return result
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def warm(url: str) -> dict[str, Any]:
+    import requests
+
+    from handler import handler
+
+    settings = {
+        "KPS_ENDPOINT": url,
+        "KPS_REGION": "cn-north-4",
+        "KPS_AUTH_TOKEN": TOKEN,
+        "KPS_COUNT_BEFORE_DELETE": "false",
+    }
+    context = FakeContext(user_data=settings, timeout_seconds=3600)
+    event = {"project_id": PROJECT}
+    session = requests.Session()
+    url = f"{url}/v3/{PROJECT}/failed-tasks"
+
+    def bare() -> None:
+        session.delete(url, headers={"X-Auth-Token": TOKEN}).raise_for_status()
+
+    def function() -> None:
+        assert handler(event, context)["ok"]
+
+    wall: dict[str, list[float]] = {"bare": [], "function": []}
+    cpu: dict[str, list[float]] = {"bare": [], "function": []}
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # log lines cost their write too
+        for _ in range(200):
+            bare()
+            function()
+        for _ in range(WARM_RUNS):
+            for name, call in (("bare", bare), ("function", function)):
+                started, started_cpu = time.perf_counter(), time.thread_time()
+                call()
+                cpu[name].append((time.thread_time() - started_cpu) * 1e6)
+                wall[name].append((time.perf_counter() - started) * 1e6)
+    result: dict[str, Any] = {
+        name: {
+            "median_us": round(statistics.median(v), 1),
+            "p99_us": round(_percentile(v, 0.99), 1),
+            "cpu_median_us": round(statistics.median(cpu[name]), 1),
+        }
+        for name, v in wall.items()
+    }
+    # Each function call is paired with the bare call just before it, so drift in the machine's load
+    # cancels out; the CPU figure counts only this thread's own work.
+    paired = [f - b for f, b in zip(wall["function"], wall["bare"])]
+    result["overhead_median_us"] = round(statistics.median(paired), 1)
+    result["overhead_p99_us"] = round(result["function"]["p99_us"] - result["bare"]["p99_us"], 1)
+    result["overhead_cpu_median_us"] = round(result["function"]["cpu_median_us"] - result["bare"]["cpu_median_us"], 1)
+    return result
+
+
+def fan_out() -> dict[str, Any]:
+    from handler import handler
+
+    targets = [{"project_id": f"{i:032x}"} for i in range(1, FAN_OUT_TARGETS + 1)]
+    result: dict[str, Any] = {"targets": FAN_OUT_TARGETS, "emulator_latency_ms": FAN_OUT_LATENCY * 1000}
+    for concurrency in ("8", "32"):
+        with emulator(FAN_OUT_LATENCY) as url:
+            result[f"concurrency_{concurrency}"] = _fan_out_once(handler, url, targets, concurrency)
+    return result
+
+
+def _fan_out_once(handler: Any, url: str, targets: list[dict[str, str]], concurrency: str) -> dict[str, Any]:
+    settings = {
+        "KPS_ENDPOINT": url,
+        "KPS_REGION": "cn-north-4",
+        "KPS_AUTH_TOKEN": TOKEN,
+        "KPS_CONCURRENCY": concurrency,
+    }
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        started = time.perf_counter()
+        payload = handler({"targets": targets}, FakeContext(user_data=settings, timeout_seconds=600))
+        wall = time.perf_counter() - started
+    assert payload["ok"] and len(payload["results"]) == FAN_OUT_TARGETS, payload["status"]
+    return {
+        "wall_s": round(wall, 3),
+        "sequential_sum_s": round(sum(r["duration_ms"] for r in payload["results"]) / 1000, 3),
+        "calls_per_target": payload["results"][0]["attempts"],
+    }
+
+
+def main() -> int:
+    package = ROOT / "dist" / ZIP_NAME
+    if not package.exists():
+        raise SystemExit("run make package first (make bench does)")
+    python_version = RUNTIMES[template_runtime()]
+    python = runtime_python(python_version) or sys.executable
+    python_version = subprocess.run(
+        [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory() as unpacked, emulator() as url:
+        with zipfile.ZipFile(package) as archive:
+            archive.extractall(unpacked)
+        cold = cold_start(url, Path(unpacked), python, ".".join(python_version.split(".")[:2]))
+        warm_figures = warm(url)
+    fan = fan_out()
+    results = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cold_start_python": python_version,
+            "warm_python": platform.python_version(),
+        },
+        "cold_start": cold,
+        "warm": warm_figures,
+        "fan_out": fan,
+        "package": {"zip_bytes": package.stat().st_size},
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    return 0
+
+
+def table(r: dict[str, Any]) -> str:
+    cold, warm_, fan = r["cold_start"], r["warm"], r["fan_out"]
+    rss = cold["function, token"]["peak_rss_mb"]
+    rows = [
+        (
+            "cold start, token path (median)",
+            f"{cold['function, token']['median_ms']} ms",
+            f"raw requests {cold['raw requests, token']['median_ms']} ms",
+            f"{cold['ratios']['token path / raw requests']}x",
+            "<= 1.3x",
+        ),
+        (
+            "  floor: raw requests + import structlog",
+            f"{cold['raw requests + import structlog']['median_ms']} ms",
+            f"raw requests {cold['raw requests, token']['median_ms']} ms",
+            f"{cold['ratios']['structlog floor / raw requests']}x",
+            "(mandated)",
+        ),
+        (
+            "  token path, fastest runs (min)",
+            f"{cold['function, token']['min_ms']} ms",
+            f"raw requests {cold['raw requests, token']['min_ms']} ms",
+            f"{cold['ratios_of_fastest']['token path / raw requests']}x",
+            "",
+        ),
+        (
+            "cold start, AK/SK path (median)",
+            f"{cold['function, AK/SK']['median_ms']} ms",
+            f"official SDK {cold['official SDK, AK/SK']['median_ms']} ms",
+            f"{cold['ratios']['AK/SK path / official SDK']}x",
+            "< 1x",
+        ),
+        (
+            "warm invocation (median / p99)",
+            f"{warm_['function']['median_us']} / {warm_['function']['p99_us']} us",
+            f"bare delete {warm_['bare']['median_us']} / {warm_['bare']['p99_us']} us",
+            f"+{warm_['overhead_median_us']} us (CPU +{warm_['overhead_cpu_median_us']})",
+            "<= 300 us",
+        ),
+        (
+            f"fan-out, {fan['targets']} targets x {fan['emulator_latency_ms']:.0f} ms, 32 at once",
+            f"{fan['concurrency_32']['wall_s']} s",
+            f"sequential {fan['concurrency_32']['sequential_sum_s']} s",
+            f"{fan['concurrency_32']['sequential_sum_s'] / fan['concurrency_32']['wall_s']:.0f}x faster",
+            "<= 1.5 s",
+        ),
+        (
+            "fan-out, default concurrency 8",
+            f"{fan['concurrency_8']['wall_s']} s",
+            f"sequential {fan['concurrency_8']['sequential_sum_s']} s",
+            "",
+            "",
+        ),
+        (
+            "peak RSS, cold invocation",
+            f"{rss} MB",
+            f"raw requests {cold['raw requests, token']['peak_rss_mb']} MB",
+            "",
+            "<= 50 MB",
+        ),
+        ("deployment zip", f"{r['package']['zip_bytes'] / 1e6:.2f} MB", "", "", "<= 10 MB"),
+    ]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
+    header = ("figure", "measured", "baseline", "ratio", "target")
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    machine = r["machine"]
+    lines.append(
+        f"\n{machine['cpus']} CPUs, {machine['platform']}; cold starts on Python "
+        f"{machine['cold_start_python']}, warm runs on {machine['warm_python']}; {r['date']}"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
