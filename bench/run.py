@@ -31,7 +31,7 @@ from devtools.__main__ import DEMO_AK as AK  # noqa: E402
 from devtools.__main__ import DEMO_SK as SK  # noqa: E402
 from devtools.__main__ import DEMO_TOKEN as TOKEN  # noqa: E402
 from devtools.context import FakeContext  # noqa: E402
-from devtools.package import RUNTIMES, ZIP_NAME, runtime_python, template_runtime  # noqa: E402
+from devtools.package import RUNTIMES, ZIP_NAME, pip_install_for, runtime_python, template_runtime  # noqa: E402
 
 COLD_RUNS = 25
 WARM_RUNS = 2000
@@ -125,27 +125,7 @@ def _run_child(python: str, code: str, home: str) -> tuple[float, int]:
 def _sdk_folder(python_version: str) -> Path:
     folder = ROOT / ".bench" / f"huaweicloudsdkkps-{SDK_VERSION}-py{python_version}"
     if not folder.exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--only-binary=:all:",
-                "--platform",
-                "manylinux2014_x86_64",
-                "--implementation",
-                "cp",
-                "--python-version",
-                python_version,
-                "--target",
-                str(folder),
-                f"huaweicloudsdkkps=={SDK_VERSION}",
-            ],
-            check=True,
-        )
+        pip_install_for(python_version, folder, f"huaweicloudsdkkps=={SDK_VERSION}")
     return folder
 
 

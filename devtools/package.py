@@ -75,7 +75,8 @@ def _compile(staging: Path, python: str) -> None:
     )
 
 
-def _install(staging: Path, python_version: str) -> None:
+def pip_install_for(python_version: str, target: Path, *requirements: str) -> None:
+    """Installs binary wheels for another Python version on Linux x86_64 into a folder."""
     subprocess.run(
         [
             sys.executable,
@@ -84,8 +85,6 @@ def _install(staging: Path, python_version: str) -> None:
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "--no-deps",
-            "--no-compile",
             "--only-binary=:all:",
             "--platform",
             PLATFORM,
@@ -94,12 +93,16 @@ def _install(staging: Path, python_version: str) -> None:
             "--python-version",
             python_version,
             "--target",
-            str(staging),
-            "-r",
-            str(ROOT / "requirements.txt"),
+            str(target),
+            *requirements,
         ],
         check=True,
     )
+
+
+def _install(staging: Path, python_version: str) -> None:
+    """Exactly requirements.txt: it pins the whole closure, so no resolution and no extras."""
+    pip_install_for(python_version, staging, "--no-deps", "--no-compile", "-r", str(ROOT / "requirements.txt"))
 
 
 def _wanted(relative: Path, cache_tag: str) -> bool:

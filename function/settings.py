@@ -33,21 +33,13 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw.strip())
+def _between(convert: Callable[[str], float], low: float, high: float, what: str) -> Callable[[str], Any]:
+    """A parser for a number in [low, high]; ``what`` names the kind in the error message."""
+
+    def parse(raw: str) -> Any:
+        value = convert(raw.strip())
         if not low <= value <= high:
-            raise ValueError(f"expected a whole number from {low} to {high}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _seconds_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw.strip())
-        if not low <= value <= high:
-            raise ValueError(f"expected seconds from {low:g} to {high:g}, got {raw!r}")
+            raise ValueError(f"expected {what} from {low:g} to {high:g}, got {raw!r}")
         return value
 
     return parse
@@ -80,13 +72,6 @@ def _regions(raw: str) -> frozenset[str]:
     if not entries:
         raise ValueError("the list names no region")
     return frozenset(_region(entry) for entry in entries)
-
-
-def _fraction(raw: str) -> float:
-    value = float(raw.strip())
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"expected a number from 0 to 1, got {raw!r}")
-    return value
 
 
 def _log_level(raw: str) -> str:
@@ -199,7 +184,12 @@ SETTINGS: tuple[Setting, ...] = (
         lambda raw: parse_endpoint(raw, "KPS_IAM_ENDPOINT"),
         "The IAM endpoint a sweep lists projects from (`GET /v3/auth/projects`).",
     ),
-    Setting("KPS_CONCURRENCY", "8", _int_between(1, MAX_CONCURRENCY), "Targets cleaned at once (1 to 32)."),
+    Setting(
+        "KPS_CONCURRENCY",
+        "8",
+        _between(int, 1, MAX_CONCURRENCY, "a whole number"),
+        "Targets cleaned at once (1 to 32).",
+    ),
     Setting(
         "KPS_DRY_RUN",
         "false",
@@ -212,7 +202,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse_bool,
         "List before deleting so `failed_task_count` says how many were cleared; `false` skips the listing.",
     ),
-    Setting("KPS_LIST_PAGE_SIZE", "1000", _int_between(1, 1000), "`limit` of each ListFailedTask page (1 to 1000)."),
+    Setting(
+        "KPS_LIST_PAGE_SIZE",
+        "1000",
+        _between(int, 1, 1000, "a whole number"),
+        "`limit` of each ListFailedTask page (1 to 1000).",
+    ),
     Setting(
         "KPS_RAISE_ON_FAILURE",
         "false",
@@ -226,17 +221,22 @@ SETTINGS: tuple[Setting, ...] = (
         _project_ids,
         "Comma-separated allow-list of project IDs. When set, any other target is rejected `ProjectNotAllowed`.",
     ),
-    Setting("KPS_MAX_ATTEMPTS", "4", _int_between(1, 10), "Attempts per KPS call, retries included (1 to 10)."),
+    Setting(
+        "KPS_MAX_ATTEMPTS",
+        "4",
+        _between(int, 1, 10, "a whole number"),
+        "Attempts per KPS call, retries included (1 to 10).",
+    ),
     Setting(
         "KPS_TIMEOUT_SECONDS",
         "10",
-        _seconds_between(0.1, 300),
+        _between(float, 0.1, 300, "seconds"),
         "Timeout of one attempt, in seconds; never more than the invocation has left.",
     ),
     Setting(
         "KPS_BACKOFF_BASE_SECONDS",
         "0.5",
-        _seconds_between(0, 30),
+        _between(float, 0, 30, "seconds"),
         "Base of the exponential backoff with full jitter between attempts (capped at 8 s a wait).",
     ),
     Setting("HUAWEICLOUD_SDK_AK", "", _str, "Access key for AK/SK signing (first credential source).", secret=True),
@@ -249,7 +249,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "LOG_SAMPLE_RATE",
         "0",
-        _fraction,
+        _between(float, 0, 1, "a fraction"),
         "Fraction of invocations (0 to 1) logged at `DEBUG` whatever `LOG_LEVEL` says.",
     ),
     Setting("LOG_EVENT", "false", parse_bool, "`true`: log the incoming event (secrets redacted)."),
