@@ -9,12 +9,13 @@ import contextvars
 import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor  # free: structlog's asyncio has imported it already
 from typing import Any
 
 from . import logs, metrics
 from .budget import Deadline
 from .credentials import Credentials, resolve_credentials
-from .errors import Rejected
+from .errors import Rejected, SweepFailed
 from .payload import apig_response, build_payload
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
 from .targets import dry_run_requested, ignored_fields, resolve_targets
@@ -77,8 +78,6 @@ def _clean_all(
     Each task runs in a copy of the invocation's context, so its log lines carry the invocation's keys."""
     if len(targets) <= 1:
         return [_clean_one(t, settings, credentials, deadline, dry_run) for t in targets]
-    from concurrent.futures import ThreadPoolExecutor  # only a fan-out pays for it
-
     with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
         futures = [
             pool.submit(contextvars.copy_context().run, _clean_one, t, settings, credentials, deadline, dry_run)
@@ -108,8 +107,6 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
 
 
 def _request_error(exc: Exception) -> dict[str, str]:
-    from .sweep import SweepFailed
-
     if isinstance(exc, Rejected):
         return {"code": exc.code, "message": exc.message}
     if isinstance(exc, SweepFailed):

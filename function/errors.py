@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # Code -> the status an API Gateway caller receives. Bad input is the caller's to fix (4xx);
 # configuration is the operator's (500).
 REJECTION_STATUS = {
@@ -22,6 +24,16 @@ FAILURE_STATUS = {
     "ProjectListingFailed": 502,
     "DeadlineExceeded": 504,
 }
+
+
+class SweepFailed(Exception):
+    """IAM could not list the projects for a sweep: nothing was cleaned. Lives here, not beside the
+    sweep, so that handling it never imports the HTTP stack."""
+
+    def __init__(self, reply: Any) -> None:
+        error = reply.error or {}
+        super().__init__(f"listing projects in IAM failed: {error.get('code')}: {error.get('message')}")
+        self.reply = reply
 
 
 class Rejected(Exception):

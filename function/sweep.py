@@ -7,22 +7,14 @@ non-regional projects such as ``MOS`` have no KPS and are skipped, as are projec
 
 from __future__ import annotations
 
-from .api import ApiClient, Reply, RetryPolicy
+from .api import ApiClient, RetryPolicy
 from .budget import Deadline
 from .credentials import Credentials
+from .errors import SweepFailed
 from .logs import logger as log
 from .settings import PROJECT_ID, REGION, Settings, Target
 
 PROJECTS_PATH = "/v3/auth/projects"
-
-
-class SweepFailed(Exception):
-    """IAM could not list the projects: nothing was cleaned."""
-
-    def __init__(self, reply: Reply) -> None:
-        error = reply.error or {}
-        super().__init__(f"listing projects in IAM failed: {error.get('code')}: {error.get('message')}")
-        self.reply = reply
 
 
 def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadline) -> list[Target]:
