@@ -6,7 +6,6 @@ Every outcome, a rejection or a bug included, ends in the normalized payload (``
 from __future__ import annotations
 
 import contextvars
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor  # free: structlog's asyncio has imported it already
@@ -14,6 +13,7 @@ from typing import Any
 
 from . import logs, metrics
 from .budget import Deadline
+from .context import context_value
 from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
 from .payload import apig_response, build_payload
@@ -33,21 +33,10 @@ class _Instance:
     cold_start = True
 
 
-def _context_value(context: Any, method: str, fallback_env: str = "") -> str:
-    getter = getattr(context, method, None)
-    try:
-        value = getter() if getter is not None else ""
-    except Exception:  # noqa: BLE001 - identity is best effort
-        value = ""
-    if not isinstance(value, str) or not value:
-        value = os.environ.get(fallback_env, "") if fallback_env else ""
-    return value
-
-
 def _known_secrets(source: SettingSource, context: Any) -> list[str]:
     """Every credential that could be in play, registered before the first line is logged."""
     from_settings = [source.get(s.name) for s in SETTINGS if s.secret]
-    return from_settings + [_context_value(context, m) for m in _AGENCY_SECRETS]
+    return from_settings + [context_value(context, m) for m in _AGENCY_SECRETS]
 
 
 def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
@@ -133,8 +122,8 @@ def _start_logging(
         level,
         _known_secrets(source, context),
         service=settings.service_name if settings else default_of("SERVICE_NAME"),
-        function_name=_context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
-        function_version=_context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
+        function_name=context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
+        function_version=context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
         function_request_id=request_id,
         cold_start=cold_start,
         trigger=incoming.trigger,
@@ -146,7 +135,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     """The function's whole behaviour; ``handler.handler`` only calls this."""
     started = time.monotonic()
     cold_start, _Instance.cold_start = _Instance.cold_start, False
-    request_id = _context_value(context, "getRequestID")
+    request_id = context_value(context, "getRequestID")
     source = SettingSource(context)
     incoming = read_event(event)
     settings: Settings | None = None

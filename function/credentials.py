@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
+from .context import context_value
 from .errors import Rejected
 from .settings import Settings
 
@@ -28,10 +29,6 @@ class Credentials(NamedTuple):
     @property
     def kind(self) -> str:
         return "aksk" if self.ak else "token"
-
-    def secrets(self) -> list[str]:
-        """Every value that must never be logged."""
-        return [s for s in (self.ak, self.sk, self.security_token, self.token) if s]
 
     def authorize(self, method: str, endpoint: str, path: str, query: list[tuple[str, str]]) -> tuple[str, dict]:
         """Returns the URL to call and the headers that authenticate it."""
@@ -62,18 +59,6 @@ class Credentials(NamedTuple):
         return request.url, dict(request.header_params)
 
 
-def _from_context(context: Any, method: str) -> str:
-    """A context value, or "" when the runtime lacks the method, fails, or has no value."""
-    getter = getattr(context, method, None)
-    if getter is None:
-        return ""
-    try:
-        value = getter()
-    except Exception:  # noqa: BLE001 - an absent agency is not an error
-        return ""
-    return value if isinstance(value, str) else ""
-
-
 def resolve_credentials(settings: Settings, context: Any) -> Credentials:
     if settings.ak or settings.sk:
         if not (settings.ak and settings.sk):
@@ -81,10 +66,10 @@ def resolve_credentials(settings: Settings, context: Any) -> Credentials:
         return Credentials("HUAWEICLOUD_SDK_AK", ak=settings.ak, sk=settings.sk, security_token=settings.security_token)
     if settings.auth_token:
         return Credentials("KPS_AUTH_TOKEN", token=settings.auth_token)
-    ak, sk = _from_context(context, "getSecurityAccessKey"), _from_context(context, "getSecuritySecretKey")
+    ak, sk = context_value(context, "getSecurityAccessKey"), context_value(context, "getSecuritySecretKey")
     if ak and sk:
-        return Credentials("agency keys", ak=ak, sk=sk, security_token=_from_context(context, "getSecurityToken"))
-    token = _from_context(context, "getToken")
+        return Credentials("agency keys", ak=ak, sk=sk, security_token=context_value(context, "getSecurityToken"))
+    token = context_value(context, "getToken")
     if token:
         return Credentials("agency token", token=token)
     raise Rejected("NoCredentials", "no HUAWEICLOUD_SDK_AK/SK, no KPS_AUTH_TOKEN and no agency on the function")
