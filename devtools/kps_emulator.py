@@ -78,6 +78,7 @@ class _State:
     faults: deque[Fault] = field(default_factory=deque)
     denied: set[str] = field(default_factory=set)
     latency: float = 0.0
+    page_cap: int = 1000
     log: list[LoggedRequest] = field(default_factory=list)
 
 
@@ -146,6 +147,11 @@ class KpsEmulator:
     def set_iam_projects(self, projects: list[dict[str, Any]]) -> None:
         with self._lock:
             self._state.iam_projects = list(projects)
+
+    def cap_pages(self, size: int) -> None:
+        """Serve at most ``size`` tasks a page, whatever ``limit`` asks for."""
+        with self._lock:
+            self._state.page_cap = size
 
     def set_latency(self, seconds: float) -> None:
         with self._lock:
@@ -280,7 +286,7 @@ class KpsEmulator:
             return 400, _kps_error("KPS.0002", "parameter error")
         with self._lock:
             tasks = self._state.tasks.get(project_id, [])
-            page = [dict(t) for t in tasks[offset : offset + limit]]
+            page = [dict(t) for t in tasks[offset : offset + min(limit, self._state.page_cap)]]
             return 200, {"total": len(tasks), "tasks": page}
 
 

@@ -43,7 +43,9 @@ def _invalid_answer(reply: Reply) -> Reply:
 
 
 def list_failed_tasks(client: ApiClient, project_id: str, page_size: int) -> Listing:
-    """Follows limit/offset until a short or empty page; counts what it read, keeps a bounded sample."""
+    """Follows limit/offset until ``total`` is read (or, without a total, a short page), stopping at an
+    empty page; counts what it read and keeps a bounded sample. Trusting ``total`` over the page length
+    keeps the count right if KPS serves smaller pages than the ``limit`` asked for."""
     count, attempts, sample = 0, 0, []
     reply = Reply(True, None, None, 0)
     for _ in range(MAX_PAGES):
@@ -56,7 +58,7 @@ def list_failed_tasks(client: ApiClient, project_id: str, page_size: int) -> Lis
         room = SAMPLE_SIZE - len(sample)
         sample += [{k: t.get(k) for k in SAMPLE_FIELDS} for t in tasks[:room] if isinstance(t, dict)]
         total = reply.data.get("total")
-        if len(tasks) < page_size or (isinstance(total, int) and count >= total):
+        if not tasks or (count >= total if isinstance(total, int) else len(tasks) < page_size):
             break
     return Listing(reply, count, sample, attempts)
 

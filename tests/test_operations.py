@@ -220,3 +220,11 @@ def test_an_iam_answer_without_projects_fails_the_sweep(account, invoke):
     assert run.payload["error"]["code"] == "ProjectListingFailed"
     assert "InvalidResponse" in run.payload["error"]["message"]
     assert deletes(account) == []
+
+
+def test_pages_smaller_than_the_limit_are_followed_by_the_total(kps, invoke):
+    kps.seed(PROJECT, 7)  # 10 in all
+    kps.cap_pages(4)
+    [result] = invoke({"project_id": PROJECT, "dry_run": True}).payload["results"]
+    assert result["failed_task_count"] == 10
+    assert lists(kps) == [(f"/v3/{PROJECT}/failed-tasks", offset) for offset in ("0", "4", "8")]
