@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -28,16 +29,16 @@ FIRST_KEYS = ("level", "timestamp", "message", "service")
 LIBRARY_LOGGERS = ("urllib3", "requests", "huaweicloudsdkcore")
 
 
-class _Invocation:
-    """What the processors need to know about the current invocation."""
-
-    level = LEVELS["info"]
-    library_level = 0
-    secrets: tuple[str, ...] = ()
+# What the processors need to know about the current invocation. Context variables, like structlog's
+# bound keys, so that invocations running at once in one instance (and their worker threads, which run
+# in copies of the invocation's context) each keep their own.
+_LEVEL: ContextVar[int] = ContextVar("kps_log_level", default=LEVELS["info"])
+_SECRETS: ContextVar[tuple[str, ...]] = ContextVar("kps_log_secrets", default=())
+_library_level = [0]  # the stdlib loggers' level is process-wide
 
 
 def scrub(text: str) -> str:
-    for secret in _Invocation.secrets:
+    for secret in _SECRETS.get():
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -83,7 +84,7 @@ def redact(value: Any, depth: int = 0) -> Any:
 
 
 def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
-    if LEVELS.get(method_name, 20) < _Invocation.level:
+    if LEVELS.get(method_name, 20) < _LEVEL.get():
         raise structlog.DropEvent
     return event_dict
 
@@ -175,19 +176,12 @@ def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
 
 def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
-    if LEVELS[level.lower()] != _Invocation.library_level:  # setLevel clears every logger's cache: only on change
-        _Invocation.library_level = LEVELS[level.lower()]
+    number = LEVELS[level.lower()]
+    if number != _library_level[0]:  # setLevel clears every logger's cache: only on change
+        _library_level[0] = number
         for name in LIBRARY_LOGGERS:
-            logging.getLogger(name).setLevel(_Invocation.library_level)
-    _Invocation.level = LEVELS[level.lower()]
-    _Invocation.secrets = _secret_values(secrets)
+            logging.getLogger(name).setLevel(number)
+    _LEVEL.set(number)
+    _SECRETS.set(_secret_values(secrets))
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**keys)
-
-
-def add_secrets(secrets: Iterable[str]) -> None:
-    _Invocation.secrets = _secret_values((*_Invocation.secrets, *secrets))
-
-
-def bind(**keys: Any) -> None:
     structlog.contextvars.bind_contextvars(**keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from conftest import PROJECT, apig_event, load_event
@@ -140,3 +141,34 @@ def test_target_lines_from_worker_threads_carry_the_invocation_keys(kps, invoke)
     done = run.lines("target done")
     assert len(done) == 2
     assert {line["function_request_id"] for line in done} == {"fan-out-request"}
+
+
+def test_invocations_running_at_once_keep_their_own_level_and_secrets(kps, capsys, settings):
+    """FunctionGraph can run several requests in one instance at once: nothing is shared but the output."""
+    import threading
+
+    from handler import handler
+
+    other_token = "MIIT-other-invocation-token-5566778899"
+    kps.add_token(other_token)
+    kps.set_latency(0.3)
+    debug = FakeContext(user_data={**settings, "LOG_LEVEL": "DEBUG"}, request_id="debug-run")
+    quiet = FakeContext(
+        user_data={**settings, "KPS_AUTH_TOKEN": other_token, "LOG_EVENT": "true"}, request_id="info-run"
+    )
+    capsys.readouterr()
+    threads = [
+        threading.Thread(target=handler, args=({"project_id": PROJECT}, debug)),
+        threading.Thread(target=handler, args=({"project_id": PROJECT, "note": other_token}, quiet)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    debug_lines = [line for line in lines if line["level"] == "debug"]
+    assert debug_lines and {line["function_request_id"] for line in debug_lines} == {"debug-run"}
+    assert {line["function_request_id"] for line in lines} == {"debug-run", "info-run"}
+    assert other_token not in out and settings["KPS_AUTH_TOKEN"] not in out
+    assert len([r for r in kps.requests if r.method == "DELETE"]) == 2
