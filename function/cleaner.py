@@ -95,6 +95,14 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
     return dry_run, _clean_all(list(wanted), settings, credentials, deadline, dry_run)
 
 
+def _asked_for_dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
+    """For a refused request's payload: whether it was a dry run, if that much could be read."""
+    try:
+        return dry_run_requested(incoming.field_sets, settings)
+    except Rejected:
+        return False
+
+
 def _request_error(exc: Exception) -> dict[str, str]:
     if isinstance(exc, Rejected):
         return {"code": exc.code, "message": exc.message}
@@ -151,6 +159,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
             dry_run, results = _run(event, context, incoming, settings)
         except Exception as exc:  # noqa: BLE001 - every outcome, a bug included, ends in the payload
             error = _request_error(exc)
+            dry_run = _asked_for_dry_run(incoming, settings)
     payload = build_payload(
         trigger=incoming.trigger,
         request_id=request_id,

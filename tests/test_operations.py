@@ -228,3 +228,11 @@ def test_pages_smaller_than_the_limit_are_followed_by_the_total(kps, invoke):
     [result] = invoke({"project_id": PROJECT, "dry_run": True}).payload["results"]
     assert result["failed_task_count"] == 10
     assert lists(kps) == [(f"/v3/{PROJECT}/failed-tasks", offset) for offset in ("0", "4", "8")]
+
+
+def test_a_refused_dry_run_still_says_it_was_one(kps, invoke, settings):
+    settings["KPS_ALLOWED_PROJECT_IDS"] = OTHER_PROJECT
+    run = invoke(apig_event({"project_id": PROJECT, "dry_run": True}))
+    assert (run.payload["status"], run.payload["dry_run"]) == ("rejected", True)
+    assert invoke({"project_id": "nope", "dry_run": "maybe"}).payload["dry_run"] is False
+    assert kps.requests == []
