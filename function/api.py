@@ -68,15 +68,18 @@ class RetryPolicy(NamedTuple):
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         return cls(settings.max_attempts, settings.timeout_seconds, settings.backoff_base_seconds)
 
+    def longest_wait(self, attempt: int) -> float:
+        """The backoff's bound after ``attempt``: base * 2^(attempt-1), capped."""
+        return min(BACKOFF_CAP_SECONDS, self.backoff_base * 2 ** (attempt - 1))
+
     def worst_case_seconds(self) -> float:
         """The longest one call can take when every attempt times out and every wait is the longest
         (a Retry-After can ask for more; the deadline still bounds it)."""
-        waits = sum(min(BACKOFF_CAP_SECONDS, self.backoff_base * 2 ** (n - 1)) for n in range(1, self.max_attempts))
-        return self.max_attempts * self.timeout + waits
+        return self.max_attempts * self.timeout + sum(self.longest_wait(n) for n in range(1, self.max_attempts))
 
     def backoff(self, attempt: int) -> float:
-        """Full jitter: a random wait up to base * 2^(attempt-1), capped."""
-        return random.uniform(0, min(BACKOFF_CAP_SECONDS, self.backoff_base * 2 ** (attempt - 1)))
+        """Full jitter: a random wait up to the bound."""
+        return random.uniform(0, self.longest_wait(attempt))
 
 
 class Reply(NamedTuple):
@@ -91,6 +94,11 @@ class Reply(NamedTuple):
 
 def _error(code: str, message: str, retryable: bool) -> dict:
     return {"code": code, "message": message, "retryable": retryable}
+
+
+def invalid_response(reply: Reply, message: str) -> Reply:
+    """A 2xx answer without the data it should hold: a failure that retrying will not mend."""
+    return reply._replace(ok=False, error=_error("InvalidResponse", message, False))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -146,13 +154,12 @@ class ApiClient:
         credentials: Credentials,
         policy: RetryPolicy,
         deadline: Deadline,
-        session: requests.Session | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._credentials = credentials
         self._policy = policy
         self._deadline = deadline
-        self._session = session or shared_session()
+        self._session = shared_session()
         self._proxies = proxies_for(endpoint)
 
     def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None) -> Reply:

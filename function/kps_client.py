@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-from .api import ApiClient, Reply, RetryPolicy
+from .api import ApiClient, Reply, RetryPolicy, invalid_response
 from .budget import Deadline
 from .credentials import Credentials
 from .logs import logger as log
@@ -32,16 +32,6 @@ class Listing(NamedTuple):
     attempts: int
 
 
-def _invalid_answer(reply: Reply) -> Reply:
-    return Reply(
-        False,
-        reply.http_status,
-        reply.kps_request_id,
-        reply.attempts,
-        {"code": "InvalidResponse", "message": "ListFailedTask answered without a tasks list", "retryable": False},
-    )
-
-
 def list_failed_tasks(client: ApiClient, project_id: str, page_size: int) -> Listing:
     """Follows limit/offset until ``total`` is read (or, without a total, a short page), stopping at an
     empty page; counts what it read and keeps a bounded sample. Trusting ``total`` over the page length
@@ -53,7 +43,8 @@ def list_failed_tasks(client: ApiClient, project_id: str, page_size: int) -> Lis
         attempts += reply.attempts
         tasks = reply.data.get("tasks") if reply.ok and isinstance(reply.data, dict) else None
         if not reply.ok or not isinstance(tasks, list):
-            return Listing(reply if not reply.ok else _invalid_answer(reply), None, sample, attempts)
+            failure = reply if not reply.ok else invalid_response(reply, "ListFailedTask answered without a tasks list")
+            return Listing(failure, None, sample, attempts)
         count += len(tasks)
         room = SAMPLE_SIZE - len(sample)
         sample += [{k: t.get(k) for k in SAMPLE_FIELDS} for t in tasks[:room] if isinstance(t, dict)]

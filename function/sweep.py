@@ -7,7 +7,7 @@ non-regional projects such as ``MOS`` have no KPS and are skipped, as are projec
 
 from __future__ import annotations
 
-from .api import ApiClient, RetryPolicy
+from .api import ApiClient, RetryPolicy, invalid_response
 from .budget import Deadline
 from .credentials import Credentials
 from .errors import SweepFailed
@@ -23,10 +23,7 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
     )
     projects = reply.data.get("projects") if reply.ok and isinstance(reply.data, dict) else None
     if not isinstance(projects, list):
-        if reply.ok:
-            error = {"code": "InvalidResponse", "message": "IAM answered without a projects list", "retryable": False}
-            reply = reply._replace(ok=False, error=error)
-        raise SweepFailed(reply)
+        raise SweepFailed(reply if not reply.ok else invalid_response(reply, "IAM answered without a projects list"))
     targets: list[Target] = []
     skipped: list[str] = []
     for project in projects:
