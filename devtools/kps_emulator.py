@@ -57,11 +57,6 @@ class LoggedRequest:
     ended: float | None = None
     dropped: bool = False
 
-    @property
-    def project_id(self) -> str | None:
-        match = TASKS_PATH.fullmatch(self.path) or TASK_PATH.fullmatch(self.path)
-        return match.group(1) if match else None
-
 
 @dataclass
 class _Key:
@@ -242,6 +237,8 @@ class KpsEmulator:
         one = TASK_PATH.fullmatch(req.path)
         many = TASKS_PATH.fullmatch(req.path)
         project = one or many
+        if project is not None and not PROJECT_ID.fullmatch(project.group(1)):
+            return 400, _kps_error("KPS.0002", "parameter error")
         with self._lock:
             denied = project is not None and project.group(1) in self._state.denied
         if denied:
@@ -257,15 +254,11 @@ class KpsEmulator:
         )
 
     def _delete_all(self, project_id: str) -> tuple[int, dict[str, Any] | None]:
-        if not PROJECT_ID.fullmatch(project_id):
-            return 400, _kps_error("KPS.0002", "parameter error")
         with self._lock:
             self._state.tasks.pop(project_id, None)
         return 200, None
 
     def _delete_one(self, project_id: str, task_id: str) -> tuple[int, dict[str, Any] | None]:
-        if not PROJECT_ID.fullmatch(project_id):
-            return 400, _kps_error("KPS.0002", "parameter error")
         with self._lock:
             tasks = self._state.tasks.get(project_id, [])
             kept = [t for t in tasks if t["task_id"] != task_id]
@@ -275,8 +268,6 @@ class KpsEmulator:
         return 200, None
 
     def _list(self, project_id: str, query: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
-        if not PROJECT_ID.fullmatch(project_id):
-            return 400, _kps_error("KPS.0002", "parameter error")
         try:
             limit = int(query.get("limit", "1000"))
             offset = int(query.get("offset", "0"))
