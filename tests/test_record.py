@@ -8,6 +8,9 @@ from collections import Counter
 
 import pytest
 from conftest import OTHER_PROJECT, PROJECT, REGION, deletes
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from function import record
 
@@ -145,3 +148,26 @@ def test_a_fault_in_the_record_never_undoes_the_result(kps, invoke, monkeypatch)
     assert (result["ok"], result["outcome"], result["failed_task_count"]) == (True, "deleted", 3)
     [line] = run.lines("record failed")
     assert (line["error_type"], line["project_id"]) == ("ValueError", PROJECT)
+
+
+hostile_text = st.one_of(st.none(), st.text(max_size=400), st.integers(), st.lists(st.integers(), max_size=2))
+raw_tasks = st.lists(st.fixed_dictionaries(dict.fromkeys(record.TASK_FIELDS, hostile_text)), max_size=80)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(raw_tasks)
+def test_lines_partition_the_tasks_and_stay_bounded(raws):
+    """Whatever KPS sends: every task lands in exactly one line, and no line's tasks pass the byte bound."""
+    tasks = [record.task_of(raw) for raw in raws]
+    lines = list(record._chunks(tasks))
+    placed = [entry for _, line in lines for entry in line]
+    assert sorted(map(repr, ({k: e[k] for k in record.TASK_FIELDS} for e in placed))) == sorted(map(repr, tasks))
+    for key, line in lines:
+        assert 1 <= len(line) <= record.TASKS_PER_LINE or (not tasks and not line)
+        assert len(json.dumps(line)) <= record.LINE_TASK_BYTES + 2 * len(line)
+        assert all((e["operate_type"], e["task_error_code"]) == key for e in line)
+    for task in tasks:
+        assert all(
+            v is None or (len(v) <= record.MAX_STRING and len(json.dumps(v)) <= record.MAX_ENCODED)
+            for v in task.values()
+        )
