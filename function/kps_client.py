@@ -140,7 +140,7 @@ def clean_target(
         unknown = "not listed (KPS_COUNT_BEFORE_DELETE=false): the deleted set is unknown"
         warning, attempts = None, 0
     elif not listing.reply.ok:  # counting is a courtesy: the cleanup goes ahead without it
-        code = (listing.reply.error or {}).get("code")
+        code = record.bounded((listing.reply.error or {}).get("code"))
         warning = f"the listing failed ({code}): the count is unknown; deleted anyway"
         unknown = f"the listing failed ({code}): the deleted set is unknown"
         attempts = listing.attempts
