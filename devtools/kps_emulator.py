@@ -37,7 +37,7 @@ class Fault:
     """What the emulator does instead of its normal answer, for the next ``times`` requests."""
 
     status: int | None = None
-    body: Any = None
+    body: Any = None  # JSON-able, or bytes sent as they are
     html: bool = False
     retry_after: str | None = None
     delay: float = 0.0
@@ -412,6 +412,8 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, body: Any, extra: dict[str, str]) -> None:
             if body is None:
                 payload, content_type = b"", None
+            elif isinstance(body, bytes):  # a fault's raw body, sent as is (one json.dumps could not write)
+                payload, content_type = body, "application/json;charset=UTF-8"
             elif isinstance(body, str):
                 payload, content_type = body.encode(), "text/html; charset=utf-8"
             else:

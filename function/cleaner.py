@@ -16,7 +16,7 @@ from .budget import Deadline
 from .context import context_value
 from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
-from .payload import apig_response, build_payload
+from .payload import apig_response, build_payload, internal_error_result
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
 from .targets import dry_run_requested, ignored_fields, resolve_targets
 from .triggers import TriggerEvent, read_event
@@ -52,9 +52,22 @@ def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
 def _clean_one(
     target: Target, settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
 ) -> dict[str, Any]:
-    from .kps_client import clean_target
+    """Whatever happens while cleaning this target, a bug or a reply nothing could parse included,
+    ends as this target's result: the other targets' results, DELETEs done included, stand."""
+    started = time.monotonic()
+    try:
+        from .kps_client import clean_target
 
-    result = clean_target(target, settings, credentials, deadline, dry_run)
+        result = clean_target(target, settings, credentials, deadline, dry_run)
+    except Exception as exc:  # one target's fault is that target's error, never the invocation's
+        log.exception(
+            "target failed unexpectedly",
+            project_id=target.project_id,
+            region=target.region,
+            error_type=type(exc).__name__,
+            error_message=str(exc)[:500],
+        )
+        result = internal_error_result(target, started, exc)
     fields = {k: v for k, v in result.items() if k != "sample"}
     log.log(20 if result["ok"] else 40, "target done", **fields)
     return result

@@ -84,7 +84,8 @@ def redact(value: Any, depth: int = 0) -> Any:
 
 
 def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
-    if LEVELS.get(method_name, 20) < _LEVEL.get():
+    """The record of what was deleted (``record=True``) is kept whatever the level."""
+    if LEVELS.get(method_name, 20) < _LEVEL.get() and event_dict.get("record") is not True:
         raise structlog.DropEvent
     return event_dict
 

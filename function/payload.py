@@ -22,23 +22,71 @@ def target_result(
     failed_task_count: int | None = None,
     attempts: int | None = None,
     sample: list[dict[str, Any]] | None = None,
+    warning: str | None = None,
 ) -> dict[str, Any]:
     """One target's result from KPS's last answer; ``sample`` appears when the tasks were listed."""
-    result = {
-        "project_id": target.project_id,
-        "region": target.region,
-        "ok": reply.ok,
-        "outcome": outcome if reply.ok else "failed",
-        "http_status": reply.http_status,
-        "kps_request_id": reply.kps_request_id,
-        "failed_task_count": failed_task_count,
-        "attempts": reply.attempts if attempts is None else attempts,
-        "error": None if reply.ok else reply.error,
-        "duration_ms": round((time.monotonic() - started) * 1000, 1),
-    }
+    result = _result(
+        target,
+        started,
+        ok=reply.ok,
+        outcome=outcome if reply.ok else "failed",
+        http_status=reply.http_status,
+        kps_request_id=reply.kps_request_id,
+        failed_task_count=failed_task_count,
+        attempts=reply.attempts if attempts is None else attempts,
+        error=None if reply.ok else reply.error,
+        warning=warning,
+    )
     if sample is not None:
         result["sample"] = sample
     return result
+
+
+def internal_error_result(target: Target, started: float, exc: BaseException) -> dict[str, Any]:
+    """A target whose cleaning raised (a bug, or a reply nothing parsed safely): its own failure, never
+    the invocation's. Its KPS calls' figures are lost with the exception; a DELETE may have been sent."""
+    message = f"unexpected {type(exc).__name__} while cleaning this target (a DELETE may have been sent); see the logs"
+    return _result(
+        target,
+        started,
+        ok=False,
+        outcome="failed",
+        http_status=None,
+        kps_request_id=None,
+        failed_task_count=None,
+        attempts=0,
+        error={"code": "InternalError", "message": message, "retryable": False},
+        warning=None,
+    )
+
+
+def _result(
+    target: Target,
+    started: float,
+    *,
+    ok: bool,
+    outcome: str,
+    http_status: int | None,
+    kps_request_id: str | None,
+    failed_task_count: int | None,
+    attempts: int,
+    error: dict[str, Any] | None,
+    warning: str | None,
+) -> dict[str, Any]:
+    """Every result has every key, in this order."""
+    return {
+        "project_id": target.project_id,
+        "region": target.region,
+        "ok": ok,
+        "outcome": outcome,
+        "http_status": http_status,
+        "kps_request_id": kps_request_id,
+        "failed_task_count": failed_task_count,
+        "attempts": attempts,
+        "error": error,
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        "warning": warning,
+    }
 
 
 def build_payload(

@@ -203,6 +203,13 @@ SETTINGS: tuple[Setting, ...] = (
         "List before deleting so `failed_task_count` says how many were cleared; `false` skips the listing.",
     ),
     Setting(
+        "KPS_RECORD_DELETED",
+        "true",
+        parse_bool,
+        "`true`: log which tasks each DELETE removed (`tasks deleted` lines; `would delete` for a dry run); "
+        "`false` logs no record.",
+    ),
+    Setting(
         "KPS_LIST_PAGE_SIZE",
         "1000",
         _between(int, 1, 1000, "a whole number"),
@@ -291,6 +298,7 @@ class Settings(NamedTuple):
     concurrency: int
     dry_run: bool
     count_before_delete: bool
+    record_deleted: bool
     list_page_size: int
     raise_on_failure: bool
     allowed_project_ids: frozenset[str] | None

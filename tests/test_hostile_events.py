@@ -26,6 +26,7 @@ RESULT_KEYS = {
     "attempts",
     "error",
     "duration_ms",
+    "warning",
 }
 EXAMPLES = 2000
 

@@ -60,7 +60,8 @@ def test_the_count_before_delete_is_what_was_cleared(kps, invoke):
     [result] = run.payload["results"]
     assert (result["outcome"], result["failed_task_count"], result["attempts"]) == ("deleted", 3, 2)
     assert [r.method for r in kps.requests] == ["GET", "DELETE"]
-    assert "sample" not in result
+    assert [t["task_id"] for t in result["sample"]] == [f"00000000-0000-0000-0000-00000000000{i}" for i in (1, 2, 3)]
+    assert result["warning"] is None
 
 
 def test_counting_can_be_switched_off(kps, invoke, settings):
@@ -68,6 +69,7 @@ def test_counting_can_be_switched_off(kps, invoke, settings):
     [result] = invoke({"project_id": PROJECT}).payload["results"]
     assert (result["failed_task_count"], result["attempts"]) == (None, 1)
     assert [r.method for r in kps.requests] == ["DELETE"]
+    assert "sample" not in result
 
 
 def test_a_failed_count_does_not_stop_the_cleanup(kps, invoke, settings):
