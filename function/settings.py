@@ -239,6 +239,14 @@ SETTINGS: tuple[Setting, ...] = (
         _between(float, 0, 30, "seconds"),
         "Base of the exponential backoff with full jitter between attempts (capped at 8 s a wait).",
     ),
+    Setting(
+        "KPS_HTTP_BUDGET_SECONDS",
+        "55",
+        _between(float, 1, 60, "seconds"),
+        "Time budget of an API Gateway invocation (1 to 60 s): it answers within the smaller of this and the "
+        "invocation's remaining time, so the caller gets the payload (504 `DeadlineExceeded` if KPS was too slow) "
+        "before the gateway's backend timeout (at most 60 s) answers for it.",
+    ),
     Setting("HUAWEICLOUD_SDK_AK", "", _str, "Access key for AK/SK signing (first credential source).", secret=True),
     Setting("HUAWEICLOUD_SDK_SK", "", _str, "Secret key paired with `HUAWEICLOUD_SDK_AK`.", secret=True),
     Setting(
@@ -297,6 +305,7 @@ class Settings(NamedTuple):
     max_attempts: int
     timeout_seconds: float
     backoff_base_seconds: float
+    http_budget_seconds: float
     ak: str
     sk: str
     security_token: str

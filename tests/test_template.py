@@ -106,3 +106,12 @@ def test_the_timeout_exceeds_the_worst_case_retry_budget(template):
     budget = calls * RetryPolicy.from_settings(settings).worst_case_seconds()
     assert function["timeout"] > budget, f"timeout {function['timeout']} s, worst case {budget} s"
     assert 3 <= function["timeout"] <= 900
+
+
+def test_the_gateway_waits_longer_than_the_http_budget(template):
+    """API Gateway gives up after its backend timeout: the function must answer before, with its own payload."""
+    function = functions(template)[0]
+    settings = load_settings(SettingSource(None, {k: str(v) for k, v in function["environmentVariables"].items()}))
+    backend_timeout_ms = triggers(template)["APIG"]["eventData"]["timeout"]
+    assert backend_timeout_ms <= 60000, "API Gateway's backend timeout is at most 60 s"
+    assert backend_timeout_ms > settings.http_budget_seconds * 1000
