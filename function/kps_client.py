@@ -59,7 +59,8 @@ def clean_target(
 ) -> dict[str, Any]:
     """Dry run: list and count. Otherwise: count first (unless switched off), then delete all."""
     started = time.monotonic()
-    client = ApiClient(endpoint_for(target, settings), credentials, RetryPolicy.from_settings(settings), deadline)
+    scoped = credentials.for_project(target.project_id)
+    client = ApiClient(endpoint_for(target, settings), scoped, RetryPolicy.from_settings(settings), deadline)
     if dry_run:
         listing = list_failed_tasks(client, target.project_id, settings.list_page_size)
         return target_result(
