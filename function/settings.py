@@ -177,7 +177,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Several targets, `region:project_id,region:project_id`, or `all` to sweep every project the credentials "
         "can see. Used when the event names no project.",
     ),
-    Setting("KPS_REGIONS", "", _regions, "Comma-separated regions a sweep (`all`) is limited to."),
+    Setting(
+        "KPS_REGIONS",
+        "",
+        _regions,
+        "Comma-separated regions a sweep (`all`) is limited to, within the regions that offer KPS "
+        "(`function/regions.py`).",
+    ),
     Setting(
         "KPS_IAM_ENDPOINT",
         "https://iam.myhuaweicloud.com",
