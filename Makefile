@@ -13,7 +13,7 @@ help:
 	@echo "make test      ruff + pytest here, then pytest on Python 3.9, 3.10, 3.12 when present (the CI gate)"
 	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
-	@echo "make package   build dist/kps-failed-task-cleaner.zip for the runtime in template.yml"
+	@echo "make package   build dist/package/ (template.yml's codeUri) and the same files as dist/kps-failed-task-cleaner.zip"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
 	@echo "make bench     cold start, warm overhead, fan-out, memory, size; writes bench/results.json"
 	@echo "make format    apply ruff's formatter and fixes"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from devtools.package import RUNTIMES, ZIP_NAME
+from devtools.package import DIST, FOLDER_NAME, RUNTIMES
 from function.api import RetryPolicy
 from function.settings import PROJECT_ID, SETTINGS, SettingSource, load_settings
 
@@ -86,7 +86,9 @@ def test_the_function_agrees_with_the_code(template):
     module, attribute = function["handler"].split(".")
     assert callable(getattr(importlib.import_module(module), attribute))
     assert function["runtime"] in RUNTIMES, "make package builds for this runtime"
-    assert function["codeType"] == "zip" and function["code"]["codeUri"] == f"./dist/{ZIP_NAME}"
+    assert function["codeType"] == "zip"
+    # The fgs component zips the folder codeUri names (startZip: fs.readdirSync(codeUri)): the one make package builds.
+    assert function["code"]["codeUri"] == "./" + (DIST / FOLDER_NAME).relative_to(ROOT).as_posix()
     assert function["agencyName"]
 
 
