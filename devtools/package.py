@@ -107,8 +107,10 @@ def pip_install_for(python_version: str, target: Path, *requirements: str) -> No
 
 
 def _install(staging: Path, python_version: str) -> None:
-    """Exactly requirements.txt: it pins the whole closure, so no resolution and no extras."""
-    pip_install_for(python_version, staging, "--no-deps", "--no-compile", "-r", str(ROOT / "requirements.txt"))
+    """Exactly requirements.txt: it pins the whole closure, so no resolution and no extras; every file must
+    match a hash in it. Its markers are read for the runtime's Python version (pip's --python-version)."""
+    requirements = str(ROOT / "requirements.txt")
+    pip_install_for(python_version, staging, "--no-deps", "--no-compile", "--require-hashes", "-r", requirements)
 
 
 def _wanted(relative: Path, cache_tag: str) -> bool:
