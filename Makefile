@@ -17,6 +17,7 @@ help:
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make package   build dist/package/ (template.yml's codeUri) and the same files as dist/kps-failed-task-cleaner.zip"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
+	@echo "make expose    PROJECT_ID=.. APIG_INSTANCE_ID=.. APIG_GROUP_ID=..: HTTP triggers on a dedicated API Gateway"
 	@echo "make bench     cold start, warm overhead, fan-out, memory, size; writes bench/results.json"
 	@echo "make lock      regenerate requirements.txt and requirements-dev.txt (pins with hashes) from the .in files"
 	@echo "make format    apply ruff's formatter and fixes"
@@ -57,6 +58,18 @@ package: venv
 deploy: package
 	@command -v s >/dev/null || { echo "Serverless Devs is missing: npm install -g @serverless-devs/s (see README, Deploy)"; exit 1; }
 	s deploy -t template.yml
+
+# make expose REGION=cn-north-4 PROJECT_ID=<32 hex> APIG_INSTANCE_ID=<id> APIG_GROUP_ID=<id>
+# (HUAWEICLOUD_SDK_AK/SK in the environment): the DEDICATEDGATEWAY triggers, created or updated.
+REGION           ?= cn-north-4
+FUNCTION         ?= kps-failed-task-cleaner
+APIG_ENV_NAME    ?= RELEASE
+APIG_ENV_ID      ?= DEFAULT_ENVIRONMENT_RELEASE_ID
+APIG_TIMEOUT_MS  ?= 60000
+expose: venv
+	$(PY) -m devtools.expose --region "$(REGION)" --project-id "$(PROJECT_ID)" --function "$(FUNCTION)" \
+	  --instance-id "$(APIG_INSTANCE_ID)" --group-id "$(APIG_GROUP_ID)" --env-name "$(APIG_ENV_NAME)" \
+	  --env-id "$(APIG_ENV_ID)" --timeout-ms "$(APIG_TIMEOUT_MS)"
 
 lock: venv
 	$(LOCK) --no-deps requirements.in -o requirements.txt

@@ -219,7 +219,8 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         parse_bool,
         "`true`: a non-HTTP invocation that does not succeed raises after logging its payload, so FunctionGraph's "
-        "error metrics, alarms and async retries see it. HTTP callers still get their response.",
+        "error metrics and alarms see it (async invocations are retried; timer runs are synchronous and are not). "
+        "HTTP callers still get their response.",
     ),
     Setting(
         "KPS_ALLOWED_PROJECT_IDS",

@@ -117,3 +117,13 @@ def test_the_gateway_waits_longer_than_the_http_budget(template):
     backend_timeout_ms = triggers(template)["APIG"]["eventData"]["timeout"]
     assert backend_timeout_ms <= 60000, "API Gateway's backend timeout is at most 60 s"
     assert backend_timeout_ms > settings.http_budget_seconds * 1000
+
+
+def test_the_shared_gateway_group_is_a_variable_the_readme_says_must_exist():
+    """The fgs component prompts "Create now?" for a missing group: the operator names an existing one."""
+    raw = yaml.safe_load((ROOT / "template.yml").read_text())
+    [apig] = [s for s in raw["services"].values() if s["props"]["trigger"]["triggerTypeCode"] == "APIG"]
+    assert apig["props"]["trigger"]["eventData"]["groupName"] == "${vars.apigGroupName}"
+    assert raw["vars"]["apigGroupName"]
+    readme = (ROOT / "README.md").read_text()
+    assert "`apigGroupName`" in readme and "must already exist" in readme
