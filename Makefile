@@ -2,27 +2,32 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt | cksum | cut -d' ' -f1)
+# Locks: universal (markers per Python version, 3.9 and up), with hashes. See README, Runtime dependencies.
+LOCK   := $(PY) -m uv pip compile --quiet --universal --python-version 3.9 --generate-hashes --custom-compile-command "make lock"
 EVENT  ?= events/apig.json
 AUTH   ?= agency-keys
 
-.PHONY: help venv run test test-compat lint format invoke emulator package deploy bench clean
+.PHONY: help venv run test test-compat lint format invoke emulator package deploy expose lock bench clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
 	@echo "make test      ruff + pytest here, then pytest on Python 3.9, 3.10, 3.12 when present (the CI gate)"
 	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
-	@echo "make package   build dist/kps-failed-task-cleaner.zip for the runtime in template.yml"
+	@echo "make package   build dist/package/ (template.yml's codeUri) and the same files as dist/kps-failed-task-cleaner.zip"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
+	@echo "make expose    PROJECT_ID=.. APIG_INSTANCE_ID=.. APIG_GROUP_ID=..: HTTP triggers on a dedicated API Gateway"
 	@echo "make bench     cold start, warm overhead, fan-out, memory, size; writes bench/results.json"
+	@echo "make lock      regenerate requirements.txt and requirements-dev.txt (pins with hashes) from the .in files"
 	@echo "make format    apply ruff's formatter and fixes"
 	@echo "make clean     remove the virtual environment and caches"
 
-$(STAMP): requirements.txt requirements-dev.txt
+# requirements-dev.txt locks the whole closure (the runtime pins included): installed as locked, hashes checked.
+$(STAMP): requirements-dev.txt
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.txt
 	touch $@
 
 venv: $(STAMP)
@@ -53,6 +58,22 @@ package: venv
 deploy: package
 	@command -v s >/dev/null || { echo "Serverless Devs is missing: npm install -g @serverless-devs/s (see README, Deploy)"; exit 1; }
 	s deploy -t template.yml
+
+# make expose REGION=cn-north-4 PROJECT_ID=<32 hex> APIG_INSTANCE_ID=<id> APIG_GROUP_ID=<id>
+# (HUAWEICLOUD_SDK_AK/SK in the environment): the DEDICATEDGATEWAY triggers, created or updated.
+REGION           ?= cn-north-4
+FUNCTION         ?= kps-failed-task-cleaner
+APIG_ENV_NAME    ?= RELEASE
+APIG_ENV_ID      ?= DEFAULT_ENVIRONMENT_RELEASE_ID
+APIG_TIMEOUT_MS  ?= 60000
+expose: venv
+	$(PY) -m devtools.expose --region "$(REGION)" --project-id "$(PROJECT_ID)" --function "$(FUNCTION)" \
+	  --instance-id "$(APIG_INSTANCE_ID)" --group-id "$(APIG_GROUP_ID)" --env-name "$(APIG_ENV_NAME)" \
+	  --env-id "$(APIG_ENV_ID)" --timeout-ms "$(APIG_TIMEOUT_MS)"
+
+lock: venv
+	$(LOCK) --no-deps requirements.in -o requirements.txt
+	$(LOCK) --override requirements-overrides.txt requirements-dev.in -o requirements-dev.txt
 
 bench: package
 	$(PY) bench/run.py

@@ -3,7 +3,7 @@
 # each in its own virtual environment under .venv-compat/. A missing interpreter is reported, not fatal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stamp=$(cat requirements.txt requirements-compat.txt | cksum | cut -d' ' -f1)
+stamp=$(cksum < requirements-dev.txt | cut -d' ' -f1)
 for version in 3.9 3.10 3.12; do
   python=""
   for candidate in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$version".*/bin/python 2>/dev/null | sort -V | tail -n 1) \
@@ -18,7 +18,8 @@ for version in 3.9 3.10 3.12; do
   if [ ! -f "$venv/.installed-$stamp" ]; then
     rm -rf "$venv"
     "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-compat.txt
+    # The same lock as .venv: its markers give each Python version the newest releases that install there.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.txt
     touch "$venv/.installed-$stamp"
   fi
   echo "compat: Python $("$venv/bin/python" -c 'import platform; print(platform.python_version())')"

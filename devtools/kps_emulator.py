@@ -30,6 +30,8 @@ IAM_PROJECTS_PATH = "/v3/auth/projects"
 AUTH_HEADER = re.compile(r"SDK-HMAC-SHA256\s+Access=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_CLOCK_SKEW = dt.timedelta(minutes=15)
+# ListFailedTask's operate_type values, as the KPS API reference lists them.
+OPERATE_TYPES = ("FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND")
 
 
 @dataclass
@@ -198,7 +200,7 @@ class KpsEmulator:
         authorization = req.header("authorization")
         if authorization is None:
             return None, (401, _gateway_error("x-auth-token not found"))
-        return "aksk", self._verify_signature(req, authorization)
+        return "aksk", self._verify_signature(req, authorization) or _project_scope(req, authorization)
 
     def _verify_signature(self, req: _Received, authorization: str) -> tuple[int, dict[str, Any]] | None:
         match = AUTH_HEADER.fullmatch(authorization.strip())
@@ -304,6 +306,23 @@ class _Received:
         return self.headers.get(name.lower())
 
 
+def _project_scope(req: _Received, authorization: str) -> tuple[int, dict[str, Any]] | None:
+    """A signed KPS call names its project in a signed X-Project-Id equal to the path's (what the SDK's
+    BasicCredentials sends; the signing guide requires it for sub-projects). Without it the gateway
+    cannot scope the call (APIGW.0301, as for a token without a project scope); naming another project
+    is not authorized there (APIGW.0302)."""
+    path = TASK_PATH.fullmatch(req.path) or TASKS_PATH.fullmatch(req.path)
+    if path is None:
+        return None
+    signed = AUTH_HEADER.fullmatch(authorization.strip()).group(2).split(";")  # type: ignore[union-attr]
+    project = req.header("x-project-id")
+    if project is None or "x-project-id" not in signed:
+        return 401, _gateway_error("x-project-id not found or not signed")
+    if project != path.group(1):
+        return 403, _gateway_error("The IAM user is not authorized to access the API", code="APIGW.0302")
+    return None
+
+
 def _signature(req: _Received, signed_headers: list[str], date: str, secret_key: str) -> str:
     """SDK-HMAC-SHA256, written from the API signing guide."""
     segments = unquote(req.path).split("/")
@@ -324,7 +343,7 @@ def _signature(req: _Received, signed_headers: list[str], date: str, secret_key:
 def _failed_task(index: int, now_ms: int) -> dict[str, Any]:
     return {
         "task_id": str(uuid.UUID(int=index + 1)),
-        "operate_type": "ATTACH" if index % 2 == 0 else "DETACH",
+        "operate_type": OPERATE_TYPES[index % len(OPERATE_TYPES)],
         "task_time": str(now_ms - index * 60_000),
         "task_error_code": "KPS.6002" if index % 3 else None,
         "task_error_msg": "failed to connect to the server on port 22",

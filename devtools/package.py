@@ -1,10 +1,13 @@
-"""Builds dist/kps-failed-task-cleaner.zip for the runtime template.yml declares, reproducibly.
+"""Builds dist/package/ (the deployable tree) and dist/kps-failed-task-cleaner.zip from that same tree, for the
+runtime template.yml declares, reproducibly.
 
-Wheels for that Python version on Linux x86_64 (binary only, exactly requirements.txt, no
-dependency resolution) go into a staging folder beside handler.py and function/. Everything is
-compiled to bytecode by that Python version, hash-checked-free (FunctionGraph's code directory is
-read-only: without shipped .pyc files every cold start compiles every module from source). Entries
-are sorted, dated 1980-01-01 and given fixed permissions, so the same sources give the same bytes.
+The folder is what template.yml's ``codeUri`` names: Serverless Devs' fgs component zips the folder itself
+(``startZip`` in its ``src/utils/util.ts`` lists ``codeUri`` with ``fs.readdirSync``), so a path to a zip fails.
+The zip, made from the same files, is for the console and OBS. Wheels for that Python version on Linux x86_64
+(binary only, exactly requirements.txt with its hashes, no dependency resolution) go beside handler.py and
+function/. Everything is compiled to bytecode by that Python version, hash-checked-free (FunctionGraph's code
+directory is read-only: without shipped .pyc files every cold start compiles every module from source). Zip
+entries are sorted, dated 1980-01-01 and given fixed permissions, so the same sources give the same bytes.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yml"
+DIST = ROOT / "dist"
 ZIP_NAME = "kps-failed-task-cleaner.zip"
+FOLDER_NAME = "package"
 RUNTIMES = {"Python3.9": "3.9", "Python3.10": "3.10", "Python3.12": "3.12"}
 PLATFORM = "manylinux2014_x86_64"
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -101,8 +107,10 @@ def pip_install_for(python_version: str, target: Path, *requirements: str) -> No
 
 
 def _install(staging: Path, python_version: str) -> None:
-    """Exactly requirements.txt: it pins the whole closure, so no resolution and no extras."""
-    pip_install_for(python_version, staging, "--no-deps", "--no-compile", "-r", str(ROOT / "requirements.txt"))
+    """Exactly requirements.txt: it pins the whole closure, so no resolution and no extras; every file must
+    match a hash in it. Its markers are read for the runtime's Python version (pip's --python-version)."""
+    requirements = str(ROOT / "requirements.txt")
+    pip_install_for(python_version, staging, "--no-deps", "--no-compile", "--require-hashes", "-r", requirements)
 
 
 def _wanted(relative: Path, cache_tag: str) -> bool:
@@ -132,18 +140,39 @@ def _files(staging: Path, cache_tag: str) -> dict[str, Path]:
     }
 
 
-def _write_zip(files: dict[str, Path], target: Path) -> None:
+def _write_folder(files: dict[str, Path], folder: Path) -> None:
+    """The deployable tree, replaced whole: nothing from an earlier build stays behind."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    for name, source in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / name)
+        (folder / name).chmod(0o644)
+
+
+def tree_files(folder: Path) -> list[str]:
+    """The folder's files as zip entry names, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _write_zip(folder: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w") as archive:
-        for name in sorted(files):
+        for name in tree_files(folder):
             entry = zipfile.ZipInfo(name, date_time=EPOCH)
             entry.external_attr = 0o100644 << 16
             entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, files[name].read_bytes(), compresslevel=9)
+            archive.writestr(entry, (folder / name).read_bytes(), compresslevel=9)
 
 
-def build(target: Path | None = None) -> Path:
-    target = target or ROOT / "dist" / ZIP_NAME
+class Package(NamedTuple):
+    folder: Path  # what template.yml's codeUri names
+    zip: Path  # the same files, for the console or OBS
+
+
+def build(dist: Path = DIST) -> Package:
+    """``dist/package/`` and ``dist/kps-failed-task-cleaner.zip``, the zip written from the folder."""
+    package = Package(dist / FOLDER_NAME, dist / ZIP_NAME)
     python_version = RUNTIMES[template_runtime()]
     python = runtime_python(python_version)
     if python is None:
@@ -156,22 +185,27 @@ def build(target: Path | None = None) -> Path:
         _add_sources(Path(staging))
         if python is not None:
             _compile(Path(staging), python)
-        _write_zip(_files(Path(staging), "cpython-" + python_version.replace(".", "")), target)
-    return target
+        _write_folder(_files(Path(staging), "cpython-" + python_version.replace(".", "")), package.folder)
+    _write_zip(package.folder, package.zip)
+    return package
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=ROOT / "dist" / ZIP_NAME)
-    target = build(parser.parse_args().output)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    with zipfile.ZipFile(target) as archive:
-        count = len(archive.namelist())
+    parser.add_argument("--dist", type=Path, default=DIST, help="where package/ and the zip go (default dist/)")
+    package = build(parser.parse_args().dist)
+    digest = hashlib.sha256(package.zip.read_bytes()).hexdigest()
+    size = sum((package.folder / name).stat().st_size for name in tree_files(package.folder))
     print(
-        f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {target.stat().st_size:,} bytes, "
-        f"{count} files, Python {RUNTIMES[template_runtime()]} linux x86_64, sha256 {digest}"
+        f"{_shown(package.folder)}/: {len(tree_files(package.folder))} files, {size:,} bytes unpacked "
+        f"(template.yml codeUri)\n{_shown(package.zip)}: {package.zip.stat().st_size:,} bytes, same files, "
+        f"Python {RUNTIMES[template_runtime()]} linux x86_64, sha256 {digest}"
     )
     return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":

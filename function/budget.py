@@ -14,14 +14,18 @@ class Deadline:
         self._end = None if seconds_left is None else time.monotonic() + seconds_left - SAFETY_MARGIN_SECONDS
 
     @classmethod
-    def from_context(cls, context: Any) -> Deadline:
-        """Unlimited when the context cannot tell (a local run without a deadline)."""
+    def from_context(cls, context: Any, cap: float | None = None) -> Deadline:
+        """Unlimited when the context cannot tell (a local run without a deadline); never more than
+        ``cap`` seconds when one is given (an API Gateway caller stops waiting before the function does)."""
         getter = getattr(context, "getRemainingTimeInMilliSeconds", None)
         try:
             millis = float(getter()) if getter is not None else None
         except Exception:  # noqa: BLE001 - a context that cannot tell means no deadline
             millis = None
-        return cls(None if millis is None else millis / 1000.0)
+        seconds = None if millis is None else millis / 1000.0
+        if cap is not None:
+            seconds = cap if seconds is None else min(seconds, cap)
+        return cls(seconds)
 
     def remaining(self) -> float:
         """Seconds left for work; may be negative once the budget is spent."""

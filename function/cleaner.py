@@ -16,7 +16,7 @@ from .budget import Deadline
 from .context import context_value
 from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
-from .payload import apig_response, build_payload, internal_error_result
+from .payload import ALLOW, HTTP_METHODS, apig_response, build_payload, internal_error_result
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
 from .targets import dry_run_requested, ignored_fields, resolve_targets
 from .triggers import TriggerEvent, read_event
@@ -93,14 +93,14 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
         log.info("event received", **_loggable_event(event, incoming))
     if incoming.error is not None:
         raise incoming.error
-    dry_run = dry_run_requested(incoming.field_sets, settings)
+    dry_run = _dry_run(incoming, settings)
     wanted = resolve_targets(incoming.field_sets, settings)
     ignored = ignored_fields(incoming.field_sets)
     if ignored:
         log.info("ignored fields", fields=ignored)
     credentials = resolve_credentials(settings, context)
     log.debug("credentials chosen", auth=credentials.source)
-    deadline = Deadline.from_context(context)
+    deadline = Deadline.from_context(context, settings.http_budget_seconds if incoming.is_http else None)
     if wanted == SWEEP:
         from .sweep import sweep_targets
 
@@ -108,8 +108,26 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
     return dry_run, _clean_all(list(wanted), settings, credentials, deadline, dry_run)
 
 
+def _dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
+    """Over HTTP the method decides: GET only reads (a GET asking ``dry_run: false`` is refused rather
+    than quietly not deleting), POST and DELETE clean, anything else is refused 405. Elsewhere a dry
+    run when the setting or any message asks for one."""
+    forced = HTTP_METHODS.get(incoming.http_method) if incoming.is_http else False
+    if forced is None:
+        raise Rejected("MethodNotAllowed", f"method {incoming.http_method or '(none)'} is not allowed; use {ALLOW}")
+    requested = dry_run_requested(incoming.field_sets, settings)
+    reads_only = settings._replace(dry_run=False)
+    if forced and any(
+        f.get("dry_run") is not None and not dry_run_requested([f], reads_only) for f in incoming.field_sets
+    ):
+        raise Rejected("InvalidEvent", "GET is a dry run; send POST or DELETE to clean (dry_run: false)")
+    return forced or requested
+
+
 def _asked_for_dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     """For a refused request's payload: whether it was a dry run, if that much could be read."""
+    if incoming.is_http and HTTP_METHODS.get(incoming.http_method):
+        return True
     try:
         return dry_run_requested(incoming.field_sets, settings)
     except Rejected:

@@ -2,7 +2,8 @@
 
 Order, the first present wins: ``HUAWEICLOUD_SDK_AK``/``SK`` (+ ``SECURITY_TOKEN``), ``KPS_AUTH_TOKEN``,
 the agency's temporary keys from the context, the agency's token. AK/SK requests are signed by
-huaweicloudsdkcore's own signer (imported only on that path: it costs start-up time).
+huaweicloudsdkcore's own signer (imported only on that path: it costs start-up time); a KPS call also signs
+``X-Project-Id``, its target's project.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ class Credentials(NamedTuple):
     sk: str = ""
     security_token: str = ""
     token: str = ""
+    project_id: str = ""  # the project a regional call acts on: signed as X-Project-Id
 
     def __repr__(self) -> str:
         return f"Credentials(source={self.source!r}, kind={self.kind!r})"
+
+    def for_project(self, project_id: str) -> Credentials:
+        """Scoped to one project of a regional service, as the SDK's ``BasicCredentials(ak, sk, project_id)``."""
+        return self._replace(project_id=project_id)
 
     @property
     def kind(self) -> str:
@@ -46,6 +52,11 @@ class Credentials(NamedTuple):
         headers = {"X-Sdk-Date": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")}
         if self.security_token:
             headers["X-Security-Token"] = self.security_token
+        # huaweicloudsdkcore 3.1.219 auth/credentials.py: BasicCredentials.sign_request sets X-Project-Id before
+        # signing (GlobalCredentials, for IAM, sets X-Domain-Id instead); the signing guide requires it for
+        # resources in sub-projects. IAM calls are not scoped to a project and go without it.
+        if self.project_id:
+            headers["X-Project-Id"] = self.project_id
         request = SdkRequest(
             method=method,
             schema=parts.scheme,

@@ -12,6 +12,7 @@ REJECTION_STATUS = {
     "InvalidRegion": 400,
     "MissingProjectId": 400,
     "ProjectNotAllowed": 403,
+    "MethodNotAllowed": 405,
     "MissingRegion": 500,
     "NoCredentials": 500,
     "InsecureEndpoint": 500,

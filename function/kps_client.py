@@ -119,7 +119,8 @@ def clean_target(
     """Dry run: list and count. Otherwise: count first (unless switched off), then delete all, and
     record what was deleted when the DELETE succeeded."""
     started = time.monotonic()
-    client = ApiClient(endpoint_for(target, settings), credentials, RetryPolicy.from_settings(settings), deadline)
+    scoped = credentials.for_project(target.project_id)
+    client = ApiClient(endpoint_for(target, settings), scoped, RetryPolicy.from_settings(settings), deadline)
     listing = None
     if dry_run or settings.count_before_delete:
         listing = list_failed_tasks(client, target, settings.list_page_size)

@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import FAILURE_STATUS, REJECTION_STATUS
 
+# API Gateway methods -> whether the method forces a dry run. Anything else is refused 405.
+HTTP_METHODS = {"GET": True, "POST": False, "DELETE": False}
+ALLOW = ", ".join(HTTP_METHODS)
+
 if TYPE_CHECKING:  # the payload needs only their shape; importing api would pull requests in
     from .api import Reply
     from .settings import Target
@@ -131,10 +135,14 @@ def http_status(payload: dict[str, Any]) -> int:
 
 
 def apig_response(payload: dict[str, Any]) -> dict[str, Any]:
-    """The only shape API Gateway accepts from a function; anything else becomes a 500."""
+    """The only shape API Gateway accepts from a function; anything else becomes a 500. A 405 says
+    which methods are allowed (RFC 9110, 15.5.6)."""
+    headers = {"Content-Type": "application/json"}
+    if (payload["error"] or {}).get("code") == "MethodNotAllowed":
+        headers["Allow"] = ALLOW
     return {
         "statusCode": http_status(payload),
-        "headers": {"Content-Type": "application/json"},
+        "headers": headers,
         "body": json.dumps(payload, separators=(",", ":")),
         "isBase64Encoded": False,
     }

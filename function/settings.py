@@ -177,7 +177,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Several targets, `region:project_id,region:project_id`, or `all` to sweep every project the credentials "
         "can see. Used when the event names no project.",
     ),
-    Setting("KPS_REGIONS", "", _regions, "Comma-separated regions a sweep (`all`) is limited to."),
+    Setting(
+        "KPS_REGIONS",
+        "",
+        _regions,
+        "Comma-separated regions a sweep (`all`) is limited to, within the regions that offer KPS "
+        "(`function/regions.py`).",
+    ),
     Setting(
         "KPS_IAM_ENDPOINT",
         "https://iam.myhuaweicloud.com",
@@ -220,7 +226,8 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         parse_bool,
         "`true`: a non-HTTP invocation that does not succeed raises after logging its payload, so FunctionGraph's "
-        "error metrics, alarms and async retries see it. HTTP callers still get their response.",
+        "error metrics and alarms see it (async invocations are retried; timer runs are synchronous and are not). "
+        "HTTP callers still get their response.",
     ),
     Setting(
         "KPS_ALLOWED_PROJECT_IDS",
@@ -245,6 +252,14 @@ SETTINGS: tuple[Setting, ...] = (
         "0.5",
         _between(float, 0, 30, "seconds"),
         "Base of the exponential backoff with full jitter between attempts (capped at 8 s a wait).",
+    ),
+    Setting(
+        "KPS_HTTP_BUDGET_SECONDS",
+        "55",
+        _between(float, 1, 60, "seconds"),
+        "Time budget of an API Gateway invocation (1 to 60 s): it answers within the smaller of this and the "
+        "invocation's remaining time, so the caller gets the payload (504 `DeadlineExceeded` if KPS was too slow) "
+        "before the gateway's backend timeout (at most 60 s) answers for it.",
     ),
     Setting("HUAWEICLOUD_SDK_AK", "", _str, "Access key for AK/SK signing (first credential source).", secret=True),
     Setting("HUAWEICLOUD_SDK_SK", "", _str, "Secret key paired with `HUAWEICLOUD_SDK_AK`.", secret=True),
@@ -305,6 +320,7 @@ class Settings(NamedTuple):
     max_attempts: int
     timeout_seconds: float
     backoff_base_seconds: float
+    http_budget_seconds: float
     ak: str
     sk: str
     security_token: str

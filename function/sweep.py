@@ -1,8 +1,10 @@
-"""Sweep: every enabled regional project the credentials can see in IAM becomes a target.
+"""Sweep: every enabled regional project the credentials can see in IAM, in a region that offers KPS,
+becomes a target.
 
 A project's name is its region (``cn-north-4``) or, for a sub-project, ``{region}_{suffix}``;
-non-regional projects such as ``MOS`` have no KPS and are skipped, as are projects outside
-``KPS_REGIONS`` or the allow-list.
+non-regional projects such as ``MOS`` have no KPS and are skipped, and so are projects in regions
+without KPS (``regions.REGIONS_WITH_KPS``: trying them would fail every night) and projects outside
+``KPS_REGIONS`` or the allow-list. The ``projects swept`` line names what was skipped and why.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from .budget import Deadline
 from .credentials import Credentials
 from .errors import SweepFailed
 from .logs import logger as log
+from .regions import REGIONS_WITH_KPS
 from .settings import PROJECT_ID, REGION, Settings, Target
 
 PROJECTS_PATH = "/v3/auth/projects"
@@ -26,6 +29,7 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
         raise SweepFailed(reply if not reply.ok else invalid_response(reply, "IAM answered without a projects list"))
     targets: list[Target] = []
     skipped: list[str] = []
+    no_kps: list[str] = []
     for project in projects:
         if not isinstance(project, dict) or project.get("enabled") is False:
             continue
@@ -34,10 +38,19 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
         if not isinstance(project_id, str) or not PROJECT_ID.fullmatch(project_id) or not REGION.fullmatch(region):
             skipped.append(name[:64])
             continue
+        if region not in REGIONS_WITH_KPS:
+            no_kps.append(name[:64])
+            continue
         if settings.regions is not None and region not in settings.regions:
             continue
         if settings.allowed_project_ids is not None and project_id not in settings.allowed_project_ids:
             continue
         targets.append(Target(project_id, region))
-    log.info("projects swept", listed=len(projects), targets=len(targets), skipped_non_regional=skipped[:20])
+    log.info(
+        "projects swept",
+        listed=len(projects),
+        targets=len(targets),
+        skipped_non_regional=skipped[:20],
+        skipped_no_kps_in_region=no_kps[:20],
+    )
     return targets

@@ -22,6 +22,7 @@ class TriggerEvent(NamedTuple):
     correlation_id: str | None = None
     is_http: bool = False
     error: Rejected | None = None
+    http_method: str = ""  # API Gateway only, upper-cased
 
 
 def _invalid(message: str) -> Rejected:
@@ -101,7 +102,8 @@ def _read_apig(event: dict) -> TriggerEvent:
         **_parameters(event, "queryStringParameters"),
         **_parameters(event, "pathParameters"),
     }
-    return TriggerEvent("apig", [fields], _text(event["requestContext"].get("requestId")), is_http=True)
+    method = str(event.get("httpMethod") or "").upper()[:16]
+    return TriggerEvent("apig", [fields], _text(event["requestContext"].get("requestId")), True, http_method=method)
 
 
 def _is_eventgrid(event: dict) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import requests
 from conftest import (
     AGENCY_AK,
     AGENCY_SK,
     AGENCY_TOKEN,
     AK,
+    OTHER_PROJECT,
     PROJECT,
     SECURITY_TOKEN,
     SK,
@@ -16,6 +18,7 @@ from conftest import (
 )
 
 from devtools.context import FakeContext
+from function.credentials import Credentials
 
 pytestmark = pytest.mark.usefixtures("delete_only")  # these tests look at the DELETE call alone
 
@@ -140,3 +143,81 @@ def test_settings_fall_back_to_the_environment(kps, invoke, bare, monkeypatch):
     run = invoke(load_event("direct.json"), user_data=bare)
     assert run.payload["status"] == "succeeded"
     assert only_request(kps).headers["x-auth-token"] == TOKEN
+
+
+# --- X-Project-Id: every signed KPS call names its project, signed ---------------------------------
+
+
+def signed_headers(request) -> list[str]:
+    return request.headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+
+
+@pytest.mark.parametrize("count_before_delete", ["true", "false"])
+def test_every_signed_kps_call_signs_x_project_id_equal_to_its_target(kps, invoke, bare, count_before_delete):
+    kps.seed(OTHER_PROJECT, 2)
+    keys = {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_COUNT_BEFORE_DELETE": count_before_delete}
+    targets = [{"project_id": PROJECT}, {"project_id": OTHER_PROJECT}]
+    run = invoke({"targets": targets}, user_data={**bare, **keys})
+    assert run.payload["status"] == "succeeded"
+    assert len(kps.requests) == (4 if count_before_delete == "true" else 2)
+    for request in kps.requests:
+        assert request.auth == "aksk" and request.status == 200
+        assert request.headers["x-project-id"] == request.path.split("/")[2]
+        assert "x-project-id" in signed_headers(request)
+    assert {r.headers["x-project-id"] for r in kps.requests} == {PROJECT, OTHER_PROJECT}
+
+
+def test_the_agency_keys_sign_x_project_id_too(kps, invoke, bare):
+    invoke(load_event("direct.json"), user_data=bare, **AGENCY_KEYS)
+    request = only_request(kps)
+    assert request.headers["x-project-id"] == PROJECT and "x-project-id" in signed_headers(request)
+
+
+def test_token_calls_carry_no_x_project_id(kps, invoke, bare):
+    """The token is already scoped to a project; X-Project-Id belongs to AK/SK signing."""
+    invoke(load_event("direct.json"), user_data={**bare, "KPS_AUTH_TOKEN": TOKEN})
+    assert "x-project-id" not in only_request(kps).headers
+
+
+def test_iam_calls_carry_no_x_project_id(kps, invoke, bare):
+    """IAM is global: the SDK's GlobalCredentials sends X-Domain-Id, never X-Project-Id."""
+    kps.set_iam_projects([{"id": PROJECT, "name": "cn-north-4", "enabled": True}])
+    run = invoke(
+        {"targets": "all"},
+        user_data={**bare, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_IAM_ENDPOINT": kps.url},
+    )
+    assert run.payload["status"] == "succeeded"
+    iam, delete = kps.requests
+    assert iam.path == "/v3/auth/projects" and "x-project-id" not in iam.headers
+    assert delete.headers["x-project-id"] == PROJECT
+
+
+def _signed(kps, project_id: str, *, path_project: str = PROJECT, extra: dict | None = None):
+    url, headers = Credentials("test", ak=AK, sk=SK, project_id=project_id).authorize(
+        "DELETE", kps.url, f"/v3/{path_project}/failed-tasks", []
+    )
+    return requests.delete(url, headers={**headers, **(extra or {})})
+
+
+def test_the_emulator_refuses_a_signed_kps_call_without_x_project_id(kps):
+    answer = _signed(kps, "")
+    assert answer.status_code == 401
+    assert answer.json()["error_code"] == "APIGW.0301"
+    assert "x-project-id" in answer.json()["error_msg"]
+    assert kps.failed_tasks(PROJECT) != []
+
+
+def test_the_emulator_refuses_an_unsigned_x_project_id(kps):
+    """Added after signing, the header is not covered by the signature: refused like a missing one."""
+    answer = _signed(kps, "", extra={"X-Project-Id": PROJECT})
+    assert answer.status_code == 401 and answer.json()["error_code"] == "APIGW.0301"
+    assert kps.failed_tasks(PROJECT) != []
+
+
+def test_the_emulator_refuses_a_signed_call_naming_another_project(kps):
+    answer = _signed(kps, OTHER_PROJECT)
+    assert (answer.status_code, answer.json()["error_code"]) == (403, "APIGW.0302")
+    assert set(answer.json()) == {"error_code", "error_msg", "request_id"}
+    assert kps.failed_tasks(PROJECT) != []
+    assert _signed(kps, PROJECT).status_code == 200
+    assert kps.failed_tasks(PROJECT) == []

@@ -59,7 +59,7 @@ def test_auth_failures_are_gateway_errors(kps):
 
 
 def test_a_signature_is_bound_to_method_path_and_query(kps):
-    signer = Credentials("test", ak=AK, sk=SK)
+    signer = Credentials("test", ak=AK, sk=SK, project_id=PROJECT)
     url, headers = signer.authorize("GET", kps.url, f"/v3/{PROJECT}/failed-tasks", [("limit", "2"), ("offset", "0")])
     assert requests.get(url, headers=headers).status_code == 200
     assert requests.delete(url, headers=headers).status_code == 401

@@ -1,4 +1,5 @@
-"""The deployment zip: reproducible, lean, and working on its own in the runtime's Python."""
+"""The deployable tree and its zip: the same files, reproducible, lean, and working on their own in the
+runtime's Python."""
 
 from __future__ import annotations
 
@@ -12,19 +13,42 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT, SECURITY_TOKEN, load_event
 
-from devtools.package import RUNTIMES, build, runtime_python, template_runtime
+from devtools.package import RUNTIMES, ZIP_NAME, Package, build, runtime_python, template_runtime, tree_files
 
 RUNTIME_VERSION = RUNTIMES[template_runtime()]
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("first") / "kps-failed-task-cleaner.zip")
+def built(tmp_path_factory) -> Package:
+    return build(tmp_path_factory.mktemp("first") / "dist")
+
+
+@pytest.fixture(scope="module")
+def package(built) -> Path:
+    return built.zip
 
 
 def test_two_builds_give_the_same_bytes(package, tmp_path):
-    again = build(tmp_path / "kps-failed-task-cleaner.zip")
+    again = build(tmp_path / "dist").zip
     assert hashlib.sha256(again.read_bytes()).hexdigest() == hashlib.sha256(package.read_bytes()).hexdigest()
+
+
+def test_the_folder_and_the_zip_hold_exactly_the_same_files(built):
+    """The fgs component uploads the folder (codeUri), the console the zip: they must be one and the same."""
+    assert built.folder.name == "package" and built.zip.name == ZIP_NAME and built.zip.parent == built.folder.parent
+    with zipfile.ZipFile(built.zip) as archive:
+        assert archive.namelist() == tree_files(built.folder)
+        for name in archive.namelist():
+            assert archive.read(name) == (built.folder / name).read_bytes(), name
+    assert (built.folder / "handler.py").is_file() and (built.folder / "function" / "cleaner.py").is_file()
+    assert not list(built.folder.rglob("*.zip")), "no zip inside the tree: it would be deployed inside the zip"
+
+
+def test_a_rebuild_leaves_nothing_stale_in_the_folder(tmp_path):
+    stale = tmp_path / "dist" / "package" / "function" / "removed_module.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("raise SystemExit('stale')\n")
+    assert not build(tmp_path / "dist").folder.joinpath("function", "removed_module.py").exists()
 
 
 def test_the_zip_holds_the_function_and_its_dependencies_only(package):

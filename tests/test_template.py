@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from devtools.package import RUNTIMES, ZIP_NAME
+from devtools.package import DIST, FOLDER_NAME, RUNTIMES
 from function.api import RetryPolicy
 from function.settings import PROJECT_ID, SETTINGS, SettingSource, load_settings
 
@@ -86,7 +86,9 @@ def test_the_function_agrees_with_the_code(template):
     module, attribute = function["handler"].split(".")
     assert callable(getattr(importlib.import_module(module), attribute))
     assert function["runtime"] in RUNTIMES, "make package builds for this runtime"
-    assert function["codeType"] == "zip" and function["code"]["codeUri"] == f"./dist/{ZIP_NAME}"
+    assert function["codeType"] == "zip"
+    # The fgs component zips the folder codeUri names (startZip: fs.readdirSync(codeUri)): the one make package builds.
+    assert function["code"]["codeUri"] == "./" + (DIST / FOLDER_NAME).relative_to(ROOT).as_posix()
     assert function["agencyName"]
 
 
@@ -106,3 +108,22 @@ def test_the_timeout_exceeds_the_worst_case_retry_budget(template):
     budget = calls * RetryPolicy.from_settings(settings).worst_case_seconds()
     assert function["timeout"] > budget, f"timeout {function['timeout']} s, worst case {budget} s"
     assert 3 <= function["timeout"] <= 900
+
+
+def test_the_gateway_waits_longer_than_the_http_budget(template):
+    """API Gateway gives up after its backend timeout: the function must answer before, with its own payload."""
+    function = functions(template)[0]
+    settings = load_settings(SettingSource(None, {k: str(v) for k, v in function["environmentVariables"].items()}))
+    backend_timeout_ms = triggers(template)["APIG"]["eventData"]["timeout"]
+    assert backend_timeout_ms <= 60000, "API Gateway's backend timeout is at most 60 s"
+    assert backend_timeout_ms > settings.http_budget_seconds * 1000
+
+
+def test_the_shared_gateway_group_is_a_variable_the_readme_says_must_exist():
+    """The fgs component prompts "Create now?" for a missing group: the operator names an existing one."""
+    raw = yaml.safe_load((ROOT / "template.yml").read_text())
+    [apig] = [s for s in raw["services"].values() if s["props"]["trigger"]["triggerTypeCode"] == "APIG"]
+    assert apig["props"]["trigger"]["eventData"]["groupName"] == "${vars.apigGroupName}"
+    assert raw["vars"]["apigGroupName"]
+    readme = (ROOT / "README.md").read_text()
+    assert "`apigGroupName`" in readme and "must already exist" in readme

@@ -1,0 +1,162 @@
+"""Over API Gateway the method means something, and the caller gets the function's own answer in time."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PROJECT, apig_event, deletes
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devtools.context import FakeContext
+from function.errors import REJECTION_STATUS
+from function.payload import HTTP_METHODS
+from function.settings import SettingSource, load_settings
+
+OTHER_METHODS = ["PUT", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "ANY", "", "get ", "FOO"]
+
+
+def test_get_is_a_dry_run_that_never_deletes(kps, invoke):
+    run = invoke(apig_event({"project_id": PROJECT}, method="GET"))
+    assert run.result["statusCode"] == 200
+    assert run.payload["dry_run"] is True
+    assert run.payload["results"][0]["outcome"] == "would_delete"
+    assert run.payload["results"][0]["failed_task_count"] == 3
+    assert [r.method for r in kps.requests] == ["GET"]
+    assert len(kps.failed_tasks(PROJECT)) == 3
+
+
+@pytest.mark.parametrize("asked", [False, "false", "0", "off"])
+def test_a_get_asking_to_delete_is_refused_not_quietly_read(kps, invoke, asked):
+    for event in (
+        apig_event({"project_id": PROJECT, "dry_run": asked}, method="GET"),
+        apig_event(method="GET", query={"project_id": PROJECT, "dry_run": str(asked).lower()}),
+    ):
+        run = invoke(event)
+        assert run.result["statusCode"] == 400
+        assert run.payload["error"]["code"] == "InvalidEvent"
+        assert "GET is a dry run" in run.payload["error"]["message"]
+        assert run.payload["dry_run"] is True
+    assert kps.requests == []
+
+
+def test_get_with_dry_run_true_is_the_same_dry_run(kps, invoke):
+    run = invoke(apig_event({"project_id": PROJECT, "dry_run": True}, method="get"))
+    assert run.result["statusCode"] == 200 and run.payload["dry_run"] is True
+    assert deletes(kps) == []
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE", "post", "Delete"])
+def test_post_and_delete_clean(kps, invoke, method):
+    run = invoke(apig_event({"project_id": PROJECT}, method=method))
+    assert run.result["statusCode"] == 200
+    assert run.payload["dry_run"] is False
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+    assert kps.failed_tasks(PROJECT) == []
+
+
+def test_post_and_delete_still_honour_a_requested_dry_run(kps, invoke):
+    for method in ("POST", "DELETE"):
+        run = invoke(apig_event({"project_id": PROJECT, "dry_run": True}, method=method))
+        assert run.payload["dry_run"] is True
+    assert deletes(kps) == []
+
+
+@pytest.mark.parametrize("method", OTHER_METHODS)
+def test_other_methods_are_refused_405_with_allow_and_nothing_sent(kps, invoke, method):
+    run = invoke(apig_event({"project_id": PROJECT}, method=method))
+    assert run.result["statusCode"] == 405
+    assert run.result["headers"]["Allow"] == "GET, POST, DELETE"
+    assert run.result["headers"]["Content-Type"] == "application/json"
+    assert run.payload["status"] == "rejected"
+    assert run.payload["error"]["code"] == "MethodNotAllowed"
+    assert kps.requests == []
+
+
+def test_a_missing_method_is_refused_too(kps, invoke):
+    event = apig_event({"project_id": PROJECT})
+    event["httpMethod"] = None
+    run = invoke(event)
+    assert run.result["statusCode"] == 405 and kps.requests == []
+
+
+def test_only_405_carries_allow(kps, invoke):
+    for event in (apig_event({"project_id": "nope"}), apig_event({"project_id": PROJECT})):
+        assert "Allow" not in invoke(event).result["headers"]
+
+
+def test_the_method_means_nothing_outside_api_gateway(kps, invoke):
+    """A direct event that happens to carry httpMethod (but no requestContext) is not an HTTP call."""
+    run = invoke({"project_id": PROJECT, "httpMethod": "PUT"})
+    assert run.payload["status"] == "succeeded"
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+
+
+def test_method_not_allowed_is_a_rejection_code():
+    assert REJECTION_STATUS["MethodNotAllowed"] == 405
+    assert set(HTTP_METHODS) == {"GET", "POST", "DELETE"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(method=st.text(max_size=12), dry_run=st.sampled_from([None, True, False, "true", "false", "yes", 3, "maybe"]))
+def test_no_method_and_no_dry_run_value_deletes_unless_post_or_delete(method, dry_run):
+    """Whatever the method and the dry_run field, a DELETE reaches KPS only for POST/DELETE asking no dry run."""
+    from devtools.kps_emulator import KpsEmulator
+    from handler import handler
+
+    with KpsEmulator() as kps:
+        kps.add_token("t")
+        kps.seed(PROJECT, 1)
+        fields = {"project_id": PROJECT} if dry_run is None else {"project_id": PROJECT, "dry_run": dry_run}
+        user_data = {"KPS_ENDPOINT": kps.url, "KPS_REGION": "cn-north-4", "KPS_AUTH_TOKEN": "t"}
+        result = handler(apig_event(fields, method=method), FakeContext(user_data=user_data))
+        payload = json.loads(result["body"])
+        deleted = [r for r in kps.requests if r.method == "DELETE"]
+    cleans = method.upper() in ("POST", "DELETE") and dry_run in (None, False, "false")
+    assert bool(deleted) == cleans
+    if method.upper() not in HTTP_METHODS:
+        assert result["statusCode"] == 405 and kps.requests == []
+    elif method.upper() == "GET":
+        assert payload["dry_run"] is True
+
+
+# --- the HTTP time budget ----------------------------------------------------------------------
+
+
+def test_a_slow_kps_over_http_answers_504_within_the_http_budget(kps, invoke, settings):
+    """30 s left in the invocation, a 1 s HTTP budget, KPS taking 3 s: the caller gets the function's 504."""
+    kps.set_latency(3)
+    user_data = {**settings, "KPS_HTTP_BUDGET_SECONDS": "1", "KPS_TIMEOUT_SECONDS": "10"}
+    context = FakeContext(user_data=user_data, timeout_seconds=30)
+    run = invoke(apig_event({"project_id": PROJECT}), context=context)
+    assert run.result["statusCode"] == 504
+    [result] = run.payload["results"]
+    assert result["error"]["code"] == "DeadlineExceeded"
+    assert run.payload["duration_ms"] < 3000, "the HTTP budget, not the invocation's 30 s, bounded the call"
+    assert context.getRemainingTimeInMilliSeconds() > 25_000
+
+
+def test_other_triggers_keep_the_invocation_budget(kps, invoke, settings):
+    """The HTTP budget applies to API Gateway alone: a direct call with time left waits for a slow KPS."""
+    kps.set_latency(1.2)
+    user_data = {**settings, "KPS_HTTP_BUDGET_SECONDS": "1", "KPS_COUNT_BEFORE_DELETE": "false"}
+    run = invoke({"project_id": PROJECT}, context=FakeContext(user_data=user_data, timeout_seconds=30))
+    assert run.payload["status"] == "succeeded"
+
+
+def test_the_invocation_time_still_wins_when_it_is_shorter(kps, invoke, settings):
+    kps.set_latency(3)
+    context = FakeContext(user_data={**settings, "KPS_HTTP_BUDGET_SECONDS": "55"}, timeout_seconds=1.5)
+    run = invoke(apig_event({"project_id": PROJECT}), context=context)
+    assert run.result["statusCode"] == 504
+    assert context.getRemainingTimeInMilliSeconds() > 0, "answered before the invocation's time ran out"
+
+
+@pytest.mark.parametrize("raw", ["0", "0.5", "61", "120", "-1", "soon"])
+def test_the_budget_is_between_1_and_60_seconds(raw):
+    from function.errors import Rejected
+
+    with pytest.raises(Rejected, match="KPS_HTTP_BUDGET_SECONDS"):
+        load_settings(SettingSource(None, {"KPS_HTTP_BUDGET_SECONDS": raw}))
+    assert load_settings(SettingSource(None, {})).http_budget_seconds == 55

@@ -1,0 +1,66 @@
+"""A sweep goes only where KPS is offered: other regions' projects are skipped, with the reason logged."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import OTHER_PROJECT, PROJECT, deletes
+
+from function.regions import REGIONS_WITH_KPS
+from function.settings import REGION
+
+NO_KPS_PROJECT = "1234567890abcdef1234567890abcdef"
+NO_KPS_SUB = "fedcba0987654321fedcba0987654321"
+FAR_PROJECT = "00112233445566778899aabbccddeeff"
+
+
+def test_the_list_is_the_sdks_thirty_regions_all_well_formed():
+    """huaweicloudsdkkps 3.1.219 v3/region/kps_region.py: 30 regions, every one kms.{region}.myhuaweicloud.com."""
+    assert len(REGIONS_WITH_KPS) == 30
+    assert all(REGION.fullmatch(region) for region in REGIONS_WITH_KPS)
+    assert {"cn-north-4", "ap-southeast-1", "la-south-2", "my-kualalumpur-1", "cn-north-12"} <= REGIONS_WITH_KPS
+    assert "eu-west-101" not in REGIONS_WITH_KPS
+
+
+@pytest.fixture
+def account(kps, settings):
+    kps.seed(OTHER_PROJECT, 1)
+    kps.seed(NO_KPS_PROJECT, 1)
+    kps.set_iam_projects(
+        [
+            {"id": PROJECT, "name": "cn-north-4", "enabled": True},
+            {"id": NO_KPS_PROJECT, "name": "eu-west-101", "enabled": True},
+            {"id": NO_KPS_SUB, "name": "eu-west-101_ops", "enabled": True},
+            {"id": OTHER_PROJECT, "name": "cn-north-4_ops", "enabled": True},
+            {"id": FAR_PROJECT, "name": "ap-southeast-1", "enabled": True},
+            {"id": "0" * 32, "name": "MOS", "enabled": True},
+        ]
+    )
+    settings["KPS_IAM_ENDPOINT"] = kps.url
+    return kps
+
+
+def test_a_sweep_skips_regions_without_kps_and_says_why(account, invoke):
+    run = invoke({"targets": "all"})
+    assert run.payload["status"] == "succeeded", "no region without KPS turns the night partial"
+    assert [r["project_id"] for r in run.payload["results"]] == [PROJECT, OTHER_PROJECT, FAR_PROJECT]
+    assert not [r for r in account.requests if NO_KPS_PROJECT in r.path or NO_KPS_SUB in r.path]
+    assert account.failed_tasks(NO_KPS_PROJECT) != []
+    [swept] = run.lines("projects swept")
+    assert swept["skipped_no_kps_in_region"] == ["eu-west-101", "eu-west-101_ops"]
+    assert swept["skipped_non_regional"] == ["MOS"]
+    assert (swept["listed"], swept["targets"]) == (6, 3)
+
+
+def test_kps_regions_still_narrows_the_sweep(account, invoke, settings):
+    settings["KPS_REGIONS"] = "ap-southeast-1,eu-west-101"
+    run = invoke({"targets": "all"})
+    assert [r["project_id"] for r in run.payload["results"]] == [FAR_PROJECT]
+    assert deletes(account) == [f"/v3/{FAR_PROJECT}/failed-tasks"]
+    assert run.lines("projects swept")[0]["skipped_no_kps_in_region"] == ["eu-west-101", "eu-west-101_ops"]
+
+
+def test_explicit_targets_are_not_filtered(kps, invoke):
+    """Only a sweep guesses where KPS is: a target named explicitly is tried, whatever its region."""
+    run = invoke({"project_id": PROJECT, "region": "eu-west-101"})
+    assert run.payload["status"] == "succeeded"
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
