@@ -12,7 +12,7 @@ AUTH   ?= agency-keys
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
-	@echo "make test      ruff + pytest here, then pytest on Python 3.9, 3.10, 3.12 when present (the CI gate)"
+	@echo "make test      ruff, then pytest on this Python and on 3.9, 3.10, 3.12 when present, two at a time (the CI gate)"
 	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make package   build dist/package/ (template.yml's codeUri) and the same files as dist/kps-failed-task-cleaner.zip"
@@ -40,10 +40,9 @@ lint: venv
 	$(PY) -m ruff format --check .
 
 test: lint
-	$(PY) -m pytest -q
 	bash devtools/compat.sh
 
-test-compat:
+test-compat: venv
 	bash devtools/compat.sh
 
 invoke: venv
@@ -83,5 +82,5 @@ format: venv
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) .venv-compat .bench .pytest_cache .ruff_cache .hypothesis dist
+	rm -rf $(VENV) .venv-compat .test-logs .bench .pytest_cache .ruff_cache .hypothesis dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
