@@ -183,7 +183,8 @@ class _Watched(HTTPConnection):
                         break
                     continue
                 # A duplicate, because TLS detaches the socket object it wraps: shutting down the
-                # duplicate still stops the handshake and every later read.
+                # duplicate still reaches the connection. CPython bounds a handshake by the socket
+                # timeout counted from the handshake's start; this bounds it by the attempt's end.
                 current.watch(sock.dup(), owned=True)
                 return sock
         finally:

@@ -29,3 +29,39 @@ class ConnectRecorder:
 
     def close(self) -> None:
         self._sock.close()
+
+
+class Trickler:
+    """Accepts connections and sends each one ``data`` a byte every ``every`` seconds, reading nothing:
+    a server that is never silent long enough for a per-read timeout."""
+
+    def __init__(self, data: bytes, every: float) -> None:
+        self._data, self._every = data, every
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            for index in range(len(self._data)):
+                if self._stop.wait(self._every):
+                    return
+                try:
+                    conn.sendall(self._data[index : index + 1])
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()

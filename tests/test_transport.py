@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, apig_event
-from servers import ConnectRecorder
+from servers import ConnectRecorder, Trickler
 
 from devtools.context import FakeContext
 from devtools.kps_emulator import KpsEmulator
@@ -60,6 +60,24 @@ def test_a_server_that_trickles_or_stalls_for_30_s_cannot_hold_a_3_s_invocation(
     assert left_ms > 0, "returned before the invocation's time ran out"
     shown = {k: v for k, v in fault.items() if k != "body"}
     print(f"hostile | trickle/stall {shown} | returned with {left_ms} ms of {BUDGET_SECONDS * 1000:.0f} left")
+
+
+@pytest.mark.usefixtures("delete_only")
+def test_a_tls_handshake_trickled_for_30_s_cannot_hold_a_3_s_invocation(invoke, settings):
+    """The server announces a 16 KB handshake record and sends it a byte each 0.1 s: the handshake
+    happens before the request exists, on a socket TLS has taken over. (CPython already bounds a
+    handshake as a whole by the socket timeout; this holds the bound to it.)"""
+    record = b"\x16\x03\x03\x40\x00" + b"\x00" * 300
+    server = Trickler(record, every=0.1)
+    settings["KPS_ENDPOINT"] = f"https://127.0.0.1:{server.port}"
+    try:
+        run, left_ms = _invoke_within(invoke, settings, apig_event({"project_id": PROJECT}))
+    finally:
+        server.close()
+    [result] = run.payload["results"]
+    assert server.accepted == 1
+    assert (run.result["statusCode"], result["error"]["code"], result["attempts"]) == (504, "DeadlineExceeded", 1)
+    assert left_ms > 0
 
 
 @pytest.mark.usefixtures("delete_only")
