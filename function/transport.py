@@ -119,7 +119,8 @@ class _Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="kps-watchdog", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif self._heap[0][2] is exchange:  # woken only when the next end moves earlier
+                self._wake.notify()
 
     def _run(self) -> None:
         with self._wake:
