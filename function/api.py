@@ -39,7 +39,7 @@ MAX_CODE = 64
 MAX_MESSAGE = 500
 MAX_REQUEST_ID = 128
 _CHUNK = 64 * 1024
-_TAGS = re.compile(r"<[^>]*>")
+_TAGS = re.compile(r"<[^<>]*>")  # not [^>]: a run of "<" without ">" would take quadratic time
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -172,7 +172,7 @@ def _request_id(headers: Any, data: Any) -> str | None:
     value = headers.get("X-Request-Id")
     if not value and isinstance(data, dict):
         value = data.get("request_id")
-    return clean_text(value, MAX_REQUEST_ID) or None if isinstance(value, str) else None
+    return (clean_text(value, MAX_REQUEST_ID) or None) if isinstance(value, str) else None
 
 
 def _failure(exc: requests.RequestException, current: transport.Exchange, seconds: float) -> dict:
