@@ -8,6 +8,7 @@ keeps a request log the tests read; and can be scripted to misbehave (``inject``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -376,6 +377,11 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the request log is the record."""
+
+        def handle(self) -> None:
+            # A client may reset a kept-alive connection (a refused reply it stopped reading): no traceback.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                super().handle()
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
