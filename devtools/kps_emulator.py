@@ -8,11 +8,14 @@ keeps a request log the tests read; and can be scripted to misbehave (``inject``
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -36,7 +39,15 @@ OPERATE_TYPES = ("FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND")
 
 @dataclass
 class Fault:
-    """What the emulator does instead of its normal answer, for the next ``times`` requests."""
+    """What the emulator does instead of its normal answer, for the next ``times`` requests.
+
+    ``body`` may be bytes, sent as they are (JSON too deep to build as objects). ``headers`` are added
+    to the answer, faulty or normal (``Set-Cookie``, a redirect's ``Location``). ``trickle`` sends the
+    answer's ``"headers"`` (status line included) or ``"body"`` one byte every ``trickle_every``
+    seconds. ``stall`` accepts the request and never answers, until the client hangs up.
+    ``stream_bytes`` answers a task page of about that many bytes, written as it is sent (never held
+    in memory), chunked or, with ``declare_length``, with its Content-Length.
+    """
 
     status: int | None = None
     body: Any = None  # JSON-able, or bytes sent as they are
@@ -45,6 +56,12 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
+    trickle: str | None = None
+    trickle_every: float = 0.1
+    stall: bool = False
+    stream_bytes: int = 0
+    declare_length: bool = False
 
 
 @dataclass
@@ -54,6 +71,7 @@ class LoggedRequest:
     query: dict[str, str]
     headers: dict[str, str]
     started: float
+    client_port: int = 0  # one port per connection: tells a reused connection from a new one
     auth: str | None = None
     status: int | None = None
     ended: float | None = None
@@ -379,6 +397,11 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the request log is the record."""
 
+        def handle(self) -> None:
+            # A client may reset a kept-alive connection (a refused reply it stopped reading): no traceback.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                super().handle()
+
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             received = _Received(
@@ -393,9 +416,10 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
                 query=received.query,
                 headers=received.headers,
                 started=time.monotonic(),
+                client_port=self.client_address[1],
             )
             emulator._record(entry)
-            status, body, extra = self._answer(received, entry)
+            status, body, extra, fault = self._answer(received, entry)
             if entry.dropped:
                 self.close_connection = True
                 entry.ended = time.monotonic()
@@ -403,32 +427,42 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
             entry.status = status  # recorded before the answer leaves, so the log is complete when the client returns
             entry.ended = time.monotonic()
             try:
-                self._send(status, body, extra)
+                self._send(status, body, {**extra, **(fault.headers if fault else {})}, fault)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up waiting (a timeout); nothing to answer
 
-        def _answer(self, received: _Received, entry: LoggedRequest) -> tuple[int, Any, dict[str, str]]:
+        def _answer(self, received: _Received, entry: LoggedRequest) -> tuple[int, Any, dict[str, str], Fault | None]:
             with emulator._lock:
                 latency = emulator._state.latency
             emulator._sleep(latency)
             fault = emulator._next_fault()
             if fault is not None:
                 emulator._sleep(fault.delay)
-                if fault.drop:
+                if fault.stall:
+                    self._wait_for_hangup()
+                if fault.drop or fault.stall:
                     entry.dropped = True
-                    return 0, None, {}
+                    return 0, None, {}, fault
                 if fault.status is not None:
                     extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                     body = HTML_PAGE.format(status=fault.status) if fault.html else fault.body
-                    return fault.status, body, extra
+                    return fault.status, body, extra, fault
             kind, error = emulator._authenticate(received)
             entry.auth = kind
             if error is not None:
-                return error[0], error[1], {}
+                return error[0], error[1], {}, fault
             status, body = emulator._route(received)
-            return status, body, {}
+            return status, body, {}, fault
 
-        def _send(self, status: int, body: Any, extra: dict[str, str]) -> None:
+        def _wait_for_hangup(self) -> None:
+            while not emulator._stopping.is_set():
+                if select.select([self.request], [], [], 0.05)[0] and not self.request.recv(1, socket.MSG_PEEK):
+                    return
+
+        def _send(self, status: int, body: Any, extra: dict[str, str], fault: Fault | None) -> None:
+            if fault is not None and fault.stream_bytes:
+                self._send_page_stream(status, fault, extra)
+                return
             if body is None:
                 payload, content_type = b"", None
             elif isinstance(body, bytes):  # a fault's raw body, sent as is (one json.dumps could not write)
@@ -437,15 +471,47 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
                 payload, content_type = body.encode(), "text/html; charset=utf-8"
             else:
                 payload, content_type = json.dumps(body).encode(), "application/json;charset=UTF-8"
-            self.send_response(status)
-            self.send_header("X-Request-Id", uuid.uuid4().hex)
-            if content_type:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            headers = {"X-Request-Id": uuid.uuid4().hex, **({"Content-Type": content_type} if content_type else {})}
+            head = self._head(status, {**headers, "Content-Length": str(len(payload)), **extra})
+            trickle, every = (fault.trickle, fault.trickle_every) if fault is not None else (None, 0.0)
+            self._write(head, every if trickle == "headers" else 0)
+            self._write(payload, every if trickle == "body" else 0)
+
+        def _head(self, status: int, headers: dict[str, str]) -> bytes:
+            lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('Unknown',))[0]}"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+        def _write(self, data: bytes, every: float) -> None:
+            """All at once, or one byte every ``every`` seconds."""
+            if not every:
+                self.wfile.write(data)
+                return
+            for index in range(len(data)):
+                if emulator._stopping.wait(every):
+                    return
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+
+        def _send_page_stream(self, status: int, fault: Fault, extra: dict[str, str]) -> None:
+            """A page of ``fault.stream_bytes`` bytes or so, generated block by block as it leaves."""
+            unit = (json.dumps(_failed_task(0, 0)) + ",").encode()
+            prefix, suffix = b'{"total": 1, "tasks": [', b"{}]}"
+            units = max(0, (fault.stream_bytes - len(prefix) - len(suffix)) // len(unit))
+            headers = {"Content-Type": "application/json;charset=UTF-8", **extra}
+            if fault.declare_length:
+                headers["Content-Length"] = str(len(prefix) + units * len(unit) + len(suffix))
+            else:
+                headers["Transfer-Encoding"] = "chunked"
+            self.wfile.write(self._head(status, headers))
+            block = 256
+            pieces = (unit * min(block, units - n) for n in range(0, units, block))  # ~80 KB each, made lazily
+            for piece in itertools.chain([prefix], pieces, [suffix]):
+                if emulator._stopping.is_set():
+                    return
+                self.wfile.write(piece if fault.declare_length else b"%x\r\n%s\r\n" % (len(piece), piece))
+            if not fault.declare_length:
+                self.wfile.write(b"0\r\n\r\n")
 
         do_GET = do_DELETE = do_POST = do_PUT = do_PATCH = _serve
 

@@ -6,57 +6,47 @@ the function instance, so warm invocations reuse its connections.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
-import functools
-import os
+import json
 import random
 import re
+import socket
 import time
 from typing import Any, NamedTuple
 
 import requests
+from urllib3.exceptions import NameResolutionError
 
+from . import transport
 from .budget import Deadline
 from .credentials import Credentials
-from .settings import MAX_CONCURRENCY, Settings
+from .logs import scrub
+from .settings import Settings
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MIN_ATTEMPT_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 8.0
-USER_AGENT = "kps-failed-task-cleaner/1.0"
-_TAGS = re.compile(r"<[^>]*>")
+# The largest reply read. A full ListFailedTask page (1,000 tasks) is ~310 KB as the emulator writes it
+# and ~970 KB with every field at a generous length (512-character messages, 128-character names):
+# 2 MiB leaves room for that and keeps a hostile reply's parsed form bounded (see MAX_JSON_SEPARATORS).
+MAX_REPLY_BYTES = 2 * 1024 * 1024
+# Parsed JSON costs up to ~25 times its text (a million empty objects); counting the separators first
+# bounds the number of values, so no reply within the size can grow past a few tens of MB.
+# A full page with long fields has ~17,000.
+MAX_JSON_SEPARATORS = 100_000
+MAX_CODE = 64
+MAX_MESSAGE = 500
+MAX_REQUEST_ID = 128
+_CHUNK = 64 * 1024
+_TAGS = re.compile(r"<[^<>]*>")  # not [^>]: a run of "<" without ">" would take quadratic time
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
-
-
-@functools.lru_cache(maxsize=1)
-def shared_session() -> requests.Session:
-    """One session per instance: keeps TLS connections open across warm invocations. Its pools hold
-    as many connections per host as targets may run at once. With ``trust_env`` requests would scan
-    the whole environment and look for ~/.netrc on every request (about 1 ms each): the proxies are
-    resolved once per endpoint instead (``proxies_for``), the CA bundle variables read once here, and
-    ~/.netrc never, which also keeps it from adding its own Authorization header."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.headers["User-Agent"] = USER_AGENT
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=MAX_CONCURRENCY)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
-
-
-def proxies_for(endpoint: str) -> dict[str, str]:
-    """HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY as requests applies them, resolved once per endpoint
-    and proxy environment."""
-    names = (*PROXY_VARIABLES, *(name.upper() for name in PROXY_VARIABLES))
-    return _proxies(endpoint, tuple(os.environ.get(name, "") for name in names))
-
-
-@functools.lru_cache(maxsize=64)
-def _proxies(endpoint: str, _environment: tuple[str, ...]) -> dict[str, str]:
-    return requests.utils.get_environ_proxies(endpoint)
+def clean_text(value: Any, limit: int) -> str:
+    """Server text as it may enter the payload and the logs: secrets in play masked (before cutting,
+    so no fragment survives), one line, no control characters, at most ``limit`` characters."""
+    return " ".join(_CONTROL.sub(" ", scrub(str(value))).split())[:limit]
 
 
 class RetryPolicy(NamedTuple):
@@ -116,35 +106,89 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _json(response: requests.Response) -> Any:
+class _Unreadable(Exception):
+    """A reply refused before or while it is read: the message says why."""
+
+
+class _Failed(Exception):
+    """An attempt that ends without a reply to read: the target error, and what is known of the reply."""
+
+    def __init__(self, status: int | None, request_id: str | None, error: dict) -> None:
+        super().__init__(error["code"])
+        self.status, self.request_id, self.error = status, request_id, error
+
+
+def _read_body(response: requests.Response) -> bytes:
+    """The body, refused as soon as it is known to be too large; compression was not asked for, and
+    is refused rather than inflated (a few KB can inflate to GB)."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise _Unreadable(f"the reply is compressed ({clean_text(encoding, 32)}) although it was not asked to be")
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+        raise _Unreadable(f"the reply declares {int(declared)} bytes, more than the {MAX_REPLY_BYTES} read")
+    body = bytearray()
+    for chunk in response.iter_content(_CHUNK):
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise _Unreadable(f"the reply is larger than the {MAX_REPLY_BYTES} bytes read; the rest was not read")
+    return bytes(body)
+
+
+def _parse(body: bytes) -> Any:
+    """JSON, or None for another body (an HTML page, an empty DELETE answer). Raises ``_Unreadable``
+    for JSON too large or too deep to parse safely."""
+    if body.count(b",") + body.count(b":") > MAX_JSON_SEPARATORS:
+        raise _Unreadable(f"the reply holds more than {MAX_JSON_SEPARATORS} JSON values")
     try:
-        return response.json()
+        return json.loads(body)
+    except RecursionError:
+        raise _Unreadable("the reply's JSON is nested too deep") from None
     except ValueError:
         return None
 
 
-def _error_from(response: requests.Response, data: Any) -> dict:
-    """KPS and gateway errors keep their own codes; other bodies (HTML pages) become HTTP.<status>."""
-    retryable = response.status_code in RETRYABLE_STATUS
+def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
+    """KPS and gateway errors keep their own codes; other bodies (HTML pages) become HTTP.<status>;
+    a redirect is a failure, never followed. Whatever the server wrote is cleaned and cut
+    (``clean_text``) before it enters the payload."""
+    status = response.status_code
+    retryable = status in RETRYABLE_STATUS
     if isinstance(data, dict):
         nested = data.get("error") if isinstance(data.get("error"), dict) else {}
         code = data.get("error_code") or nested.get("code")
         message = data.get("error_msg") or nested.get("message") or ""
-        if isinstance(code, str) and code:
-            return _error(code, str(message)[:500], retryable)
-    text = " ".join(_TAGS.sub(" ", response.text).split())[:200]
-    return _error(
-        f"HTTP.{response.status_code}",
-        f"HTTP {response.status_code} {response.reason or ''}".strip() + (f": {text}" if text else ""),
-        retryable,
-    )
+        code = clean_text(code, MAX_CODE) if isinstance(code, str) else ""
+        if code:
+            return _error(code, clean_text(message, MAX_MESSAGE), retryable)
+    text = clean_text(_TAGS.sub(" ", body.decode("utf-8", "replace")), 200)
+    if response.is_redirect:
+        text = f"redirect to {clean_text(response.headers['Location'], 200)} not followed"
+    summary = clean_text(f"HTTP {status} {response.reason or ''}", 100)
+    return _error(f"HTTP.{status}", summary + (f": {text}" if text else ""), retryable)
 
 
-def _request_id(response: requests.Response, data: Any) -> str | None:
-    value = response.headers.get("X-Request-Id")
+def _request_id(headers: Any, data: Any) -> str | None:
+    value = headers.get("X-Request-Id")
     if not value and isinstance(data, dict):
         value = data.get("request_id")
-    return value if isinstance(value, str) and value else None
+    return (clean_text(value, MAX_REQUEST_ID) or None) if isinstance(value, str) else None
+
+
+def _failure(exc: requests.RequestException, current: transport.Exchange, seconds: float) -> dict:
+    """What went wrong on the way, as a target error. Whatever the exception, an exchange the
+    watchdog ended is a timeout."""
+    if current.expired or isinstance(exc, requests.Timeout):
+        return _error("Timeout", f"no complete answer within {seconds:.2f} s", True)
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    if isinstance(reason, NameResolutionError):
+        cause = reason.__cause__
+        if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN:
+            return _error("ConnectionError", "name resolution failed for now (EAI_AGAIN)", True)
+        return _error("EndpointNotFound", "the endpoint's host name does not resolve", False)
+    if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        return _error("ConnectionError", f"connection failed or dropped ({type(exc).__name__})", True)
+    return _error("RequestError", type(exc).__name__, False)
 
 
 class ApiClient:
@@ -159,8 +203,8 @@ class ApiClient:
         self._credentials = credentials
         self._policy = policy
         self._deadline = deadline
-        self._session = shared_session()
-        self._proxies = proxies_for(endpoint)
+        self._session = transport.shared_session()
+        self._proxies = transport.proxies_for(endpoint)
 
     def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None) -> Reply:
         """Retries 429, 5xx, timeouts and dropped connections; never waits past the deadline."""
@@ -183,32 +227,50 @@ class ApiClient:
                 return self._out_of_time(attempt, reply)
             time.sleep(wait)
 
-    def _attempt(self, method: str, path: str, query: list[tuple[str, str]], timeout: float, attempt: int) -> Reply:
+    def _attempt(self, method: str, path: str, query: list[tuple[str, str]], seconds: float, attempt: int) -> Reply:
         url, headers = self._credentials.authorize(method, self._endpoint, path, query)
         try:
-            # No redirects: a redirect must never carry the credentials to another place.
-            response = self._session.request(
-                method, url, headers=headers, timeout=timeout, allow_redirects=False, proxies=self._proxies
-            )
-        except requests.Timeout:
-            return Reply(False, None, None, attempt, _error("Timeout", f"no answer within {timeout:.2f} s", True))
-        except requests.ConnectionError as exc:
-            return Reply(
-                False,
-                None,
-                None,
-                attempt,
-                _error("ConnectionError", f"connection failed or dropped ({type(exc).__name__})", True),
-            )
-        except requests.RequestException as exc:
-            return Reply(False, None, None, attempt, _error("RequestError", type(exc).__name__, False))
-        data = _json(response) if response.content else None
-        request_id = _request_id(response, data)
-        if 200 <= response.status_code < 300:
-            return Reply(True, response.status_code, request_id, attempt, data=data)
-        error = _error_from(response, data)
+            response, body, data = self._fetch(method, url, headers, seconds)
+        except _Failed as failed:
+            return Reply(False, failed.status, failed.request_id, attempt, failed.error)
+        status, request_id = response.status_code, _request_id(response.headers, data)
+        if 200 <= status < 300:
+            return Reply(True, status, request_id, attempt, data=data)
+        error = _error_from(response, body, data)
         wait = _retry_after(response.headers.get("Retry-After")) if error["retryable"] else None
-        return Reply(False, response.status_code, request_id, attempt, error, retry_after=wait)
+        return Reply(False, status, request_id, attempt, error, retry_after=wait)
+
+    def _fetch(self, method: str, url: str, headers: dict, seconds: float) -> tuple[requests.Response, bytes, Any]:
+        """The whole exchange (resolution, connect, TLS, headers, body) within ``seconds`` of wall
+        clock; then the body's JSON. Raises ``_Failed`` with the target error."""
+        with transport.exchange(seconds) as current:
+            try:
+                # No redirects: a redirect must never carry the credentials to another place.
+                response = self._session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    timeout=seconds,
+                    allow_redirects=False,
+                    proxies=self._proxies,
+                    stream=True,
+                )
+            except requests.RequestException as exc:
+                raise _Failed(None, None, _failure(exc, current, seconds)) from None
+            with contextlib.closing(response):  # closes the connection unless the body was read whole
+                status, request_id = response.status_code, _request_id(response.headers, None)
+                try:
+                    body = _read_body(response)
+                except _Unreadable as exc:
+                    raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
+                except requests.RequestException as exc:
+                    raise _Failed(status, request_id, _failure(exc, current, seconds)) from None
+                if current.expired:  # a body that seemed to end because the watchdog shut its socket
+                    raise _Failed(status, request_id, _failure(requests.Timeout(), current, seconds))
+        try:
+            return response, body, _parse(body) if body else None
+        except _Unreadable as exc:
+            raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
 
     @staticmethod
     def _out_of_time(attempts: int, last: Reply | None) -> Reply:

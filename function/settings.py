@@ -245,7 +245,8 @@ SETTINGS: tuple[Setting, ...] = (
         "KPS_TIMEOUT_SECONDS",
         "10",
         _between(float, 0.1, 300, "seconds"),
-        "Timeout of one attempt, in seconds; never more than the invocation has left.",
+        "Wall-clock bound of one whole attempt (resolution, connect, TLS, headers, body), in seconds; "
+        "never more than the invocation has left.",
     ),
     Setting(
         "KPS_BACKOFF_BASE_SECONDS",

@@ -48,6 +48,8 @@ MATRIX = {
     "504 HTML page, then ok": Row({"status": 504, "html": True}, "succeeded", 2, None, 200),
     "dropped connection, then ok": Row({"drop": True}, "succeeded", 2, None, 200),
     "read timeout, then ok": Row({"delay": 1.0}, "succeeded", 2, None, 200),
+    "trickled headers, then ok": Row({"trickle": "headers", "trickle_every": 0.05}, "succeeded", 2, None, 200),
+    "accepted, never answered, then ok": Row({"stall": True}, "succeeded", 2, None, 200),
     "429 every time": Row({"status": 429, "body": THROTTLED, "times": 9}, "failed", 4, "APIGW.0308", 502),
     "500 every time": Row({"status": 500, "body": KPS_DOWN, "times": 9}, "failed", 4, "KPS.0003", 502),
     "502 HTML every time": Row({"status": 502, "html": True, "times": 9}, "failed", 4, "HTTP.502", 502),
@@ -55,6 +57,29 @@ MATRIX = {
     # The ambiguous failure: KPS carried out the DELETE, the answer came too late. Reported as failed
     # (retryable); trying again is safe because deleting all failed tasks is idempotent.
     "read timeout every time": Row({"delay": 1.0, "times": 9}, "failed", 4, "Timeout", 502, deleted=True),
+    # Each byte inside the per-read timeout: only the attempt's wall-clock bound ends these.
+    "trickled headers every time": Row(
+        {"trickle": "headers", "trickle_every": 0.05, "times": 9}, "failed", 4, "Timeout", 502, deleted=True
+    ),
+    "trickled body every time": Row(
+        {"trickle": "body", "trickle_every": 0.05, "status": 200, "body": {"pad": "x" * 200}, "times": 9},
+        "failed",
+        4,
+        "Timeout",
+        502,
+    ),
+    "accepted, never answered, every time": Row({"stall": True, "times": 9}, "failed", 4, "Timeout", 502),
+    # The DELETE went through; its answer is refused unread (retrying would get the same).
+    "200 with 300 MB streamed": Row({"stream_bytes": 300_000_000}, "failed", 1, "InvalidResponse", 502, deleted=True),
+    "200 announcing 300 MB": Row(
+        {"stream_bytes": 300_000_000, "declare_length": True}, "failed", 1, "InvalidResponse", 502, deleted=True
+    ),
+    "200 nested 100,000 deep": Row(
+        {"status": 200, "body": b"[" * 100_000 + b"]" * 100_000}, "failed", 1, "InvalidResponse", 502
+    ),
+    "302 redirect elsewhere": Row(
+        {"status": 302, "headers": {"Location": "http://127.0.0.1:9/elsewhere"}}, "failed", 1, "HTTP.302", 502
+    ),
     "400 parameter error": Row(
         {"status": 400, "body": {"error_code": "KPS.0002", "error_msg": "parameter error"}},
         "failed",
@@ -94,7 +119,7 @@ def test_fault_matrix(kps, invoke, settings, name):
     assert (kps.failed_tasks(PROJECT) == []) is deleted
     assert taken < 30, f"{name}: answered after {taken:.2f}s, past the invocation's 30 s"
     print(
-        f"fault matrix | {name:32} | {run.payload['status']:9} | attempts {result['attempts']} | {taken * 1000:7.1f} ms"
+        f"fault matrix | {name:38} | {run.payload['status']:9} | attempts {result['attempts']} | {taken * 1000:7.1f} ms"
     )
 
 

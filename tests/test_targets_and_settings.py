@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, RUNTIME_PROJECT, apig_event, deletes
+from servers import ConnectRecorder
 
 from devtools.__main__ import settings_table
 from function.settings import SETTINGS
@@ -117,30 +115,6 @@ def test_the_readme_settings_table_is_the_one_the_code_reads():
     readme = (ROOT / "README.md").read_text()
     assert settings_table() in readme
     assert all(f"| `{s.name}` |" in readme for s in SETTINGS)
-
-
-class ConnectRecorder:
-    """A minimal HTTPS proxy that records CONNECT targets and refuses them: no traffic leaves."""
-
-    def __init__(self) -> None:
-        self.targets: list[str] = []
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                request = conn.recv(4096).decode("latin-1")
-                self.targets.append(request.split(" ")[1] if " " in request else request)
-                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 @pytest.mark.usefixtures("delete_only")

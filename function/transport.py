@@ -1,0 +1,275 @@
+"""One HTTP exchange under one wall-clock deadline, on a session that carries nothing between calls.
+
+``requests``' timeout bounds each socket read, not the exchange: a server that sends a byte just
+inside it keeps a call going for ever, and name resolution has no bound at all. Here every attempt
+runs as an ``Exchange`` with an end time. A single watchdog thread per instance shuts down the
+sockets of an exchange whose time is up, which wakes any blocked read or write at once (shutdown(2)
+acts on the connection, whichever descriptor or thread is using it); names are resolved in a worker
+thread waited for no longer than the exchange has left. One shared thread and a heap cost a few
+microseconds an attempt, where a ``threading.Timer`` would start a thread on every call (warm
+invocations reuse pooled connections, so nothing is added to them but that registration).
+
+The hooks are two methods of urllib3's connection classes (``_new_conn``, ``request``), installed
+through the session's own adapter: requests still does everything else (proxies, TLS, pooling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import heapq
+import http.cookiejar
+import ipaddress
+import itertools
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import requests
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
+
+from .settings import MAX_CONCURRENCY
+
+USER_AGENT = "kps-failed-task-cleaner/1.0"
+
+
+class Exchange:
+    """One attempt's deadline, and the sockets to shut down when it passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._done = False
+        self._sockets: list[socket.socket] = []
+        self._owned: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def watch(self, sock: socket.socket, *, owned: bool = False) -> None:
+        """``owned`` sockets (duplicates made for the watch) are closed when the exchange ends."""
+        with self._lock:
+            (self._owned if owned else self._sockets).append(sock)
+            late = self.expired
+        if late:
+            _shutdown(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            sockets = self._sockets + self._owned
+        for sock in sockets:
+            _shutdown(sock)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+            owned, self._owned, self._sockets = self._owned, [], []
+        for sock in owned:
+            sock.close()
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        """getaddrinfo in a daemon thread, waited for no longer than the exchange has left: the
+        resolver's own timeouts (5 s a try in glibc) know nothing of ours. A lookup that outlives the
+        wait finishes on its own and is dropped."""
+        box: dict[str, Any] = {}
+
+        def lookup() -> None:
+            try:
+                box["found"] = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=lookup, name="kps-resolve", daemon=True)
+        worker.start()
+        worker.join(max(0.0, self.remaining()))
+        if "error" in box:
+            raise box["error"]
+        if "found" not in box:
+            raise TimeoutError(f"resolving {host} took longer than the attempt had left")
+        return list(dict.fromkeys(str(info[4][0]) for info in box["found"]))
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """Expires exchanges at their end; one daemon thread for the whole instance, started on first use."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Exchange]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, exchange: Exchange) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (exchange.end, next(self._order), exchange))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="kps-watchdog", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is exchange:  # woken only when the next end moves earlier
+                self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    heapq.heappop(self._heap)[2].expire()
+                self._wake.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_WATCHDOG = _Watchdog()
+_CURRENT: contextvars.ContextVar[Exchange | None] = contextvars.ContextVar("kps_exchange", default=None)
+
+
+@contextlib.contextmanager
+def exchange(seconds: float) -> Any:
+    """Runs the requests made inside under one deadline of ``seconds``; yields the ``Exchange``."""
+    current = Exchange(seconds)
+    token = _CURRENT.set(current)
+    _WATCHDOG.add(current)
+    try:
+        yield current
+    finally:
+        _CURRENT.reset(token)
+        current.finish()
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+class _Watched(HTTPConnection):
+    """Registers every socket an exchange uses, and resolves names under the exchange's clock."""
+
+    def _new_conn(self) -> socket.socket:
+        current = _CURRENT.get()
+        if current is None:
+            return super()._new_conn()
+        host = self._dns_host
+        try:
+            addresses = [host] if _is_address(host) else current.resolve(host, self.port)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, str(exc)) from exc
+        failure: Exception | None = None
+        try:
+            for address in addresses:  # in the resolver's order, as urllib3 would, while time is left
+                self._dns_host = address
+                if isinstance(self.timeout, (int, float)):  # each address within what is left
+                    self.timeout = min(self.timeout, max(current.remaining(), 0.001))
+                try:
+                    sock = super()._new_conn()
+                except NewConnectionError as exc:
+                    failure = exc
+                    if current.remaining() <= 0:
+                        break
+                    continue
+                # A duplicate, because TLS detaches the socket object it wraps: shutting down the
+                # duplicate still reaches the connection. CPython bounds a handshake by the socket
+                # timeout counted from the handshake's start; this bounds it by the attempt's end.
+                current.watch(sock.dup(), owned=True)
+                return sock
+        finally:
+            self._dns_host = host
+        raise failure or NewConnectionError(self, f"no address for {host}")
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        current = _CURRENT.get()
+        if current is not None and self.sock is not None:  # a pooled connection, used again
+            current.watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPS(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _Watched
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, on the watched connection classes (direct and through a proxy)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Nothing a server sets is kept, so nothing reaches the next invocation."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def shared_session() -> requests.Session:
+    """One session per instance: keeps TLS connections open across warm invocations. Its pools hold
+    as many connections per host as targets may run at once. With ``trust_env`` requests would scan
+    the whole environment and look for ~/.netrc on every request (about 1 ms each): the proxies are
+    resolved once per endpoint instead (``proxies_for``), the CA bundle variables read once here,
+    and ~/.netrc never, which also keeps it from adding its own Authorization header. It keeps no
+    cookies, and asks for uncompressed replies (their size is bounded as they are read)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.cookies.set_policy(_NoCookies())
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.headers["User-Agent"] = USER_AGENT
+    session.headers["Accept-Encoding"] = "identity"
+    adapter = _Adapter(pool_connections=4, pool_maxsize=MAX_CONCURRENCY)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
+
+
+def proxies_for(endpoint: str) -> dict[str, str]:
+    """HTTPS_PROXY/ALL_PROXY/NO_PROXY as requests applies them, resolved once per endpoint and proxy
+    environment. A plain ``http://`` endpoint (loopback only) never goes through a proxy: the request
+    and its credentials would travel in clear text to the proxy's host."""
+    if not endpoint.startswith("https://"):
+        return {}
+    names = (*PROXY_VARIABLES, *(name.upper() for name in PROXY_VARIABLES))
+    return _proxies(endpoint, tuple(os.environ.get(name, "") for name in names))
+
+
+@functools.lru_cache(maxsize=64)
+def _proxies(endpoint: str, _environment: tuple[str, ...]) -> dict[str, str]:
+    return requests.utils.get_environ_proxies(endpoint)
