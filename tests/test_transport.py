@@ -339,7 +339,9 @@ def _signed(kps: KpsEmulator, ak: str, sk: str, *, token: str | None, date: str)
     from huaweicloudsdkcore.sdk_request import SdkRequest
     from huaweicloudsdkcore.signer.signer import Signer
 
-    headers = {"X-Sdk-Date": date, **({"X-Security-Token": token} if token is not None else {})}
+    headers = {"X-Sdk-Date": date, "X-Project-Id": PROJECT}
+    if token is not None:
+        headers["X-Security-Token"] = token
     request = SdkRequest(
         method="DELETE",
         schema="http",
