@@ -168,6 +168,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         duration_ms=(time.monotonic() - started) * 1000,
         error=error,
     )
+    payload = logs.scrub_value(payload)  # a KPS or IAM message may echo a credential
     if payload["status"] == "rejected":
         log.warning("rejected", code=error["code"], reason=error["message"])  # type: ignore[index]
     metrics.emit(payload)
@@ -178,5 +179,5 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         codes = sorted(
             {(r["error"] or {}).get("code") for r in results if not r["ok"]} | {(error or {}).get("code")} - {None}
         )
-        raise CleanupFailed(f"kps-failed-task-cleaner {payload['status']}: {', '.join(codes)}")
+        raise CleanupFailed(logs.scrub(f"kps-failed-task-cleaner {payload['status']}: {', '.join(codes)}"))
     return payload

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from .errors import Rejected
+from .logs import shorten
 from .settings import PROJECT_ID, REGION, SWEEP, Settings, Target, parse_bool
 from .triggers import Fields
 
@@ -18,9 +19,8 @@ Wanted = Union[list[Target], str]  # explicit targets, or SWEEP: every project I
 
 
 def _shown(value: Any) -> str:
-    """A short, safe rendering of a caller's value for an error message."""
-    text = repr(value)
-    return text if len(text) <= 48 else text[:45] + "..."
+    """A short, safe rendering of a caller's value for an error message: masked, then cut."""
+    return shorten(repr(value), 48)
 
 
 def _project_id(value: Any) -> str:
@@ -115,8 +115,9 @@ def resolve_targets(field_sets: list[Fields], settings: Settings) -> Wanted:
 
 
 def ignored_fields(field_sets: list[Fields], most: int = 20) -> list[str]:
-    """Names a caller sent that mean nothing here (often a typo worth a warning), a bounded few."""
-    names = sorted({str(k)[:64] for fields in field_sets for k in fields if k not in KNOWN_FIELDS})
+    """Names a caller sent that mean nothing here (often a typo worth a warning), a bounded few,
+    masked before they are cut."""
+    names = sorted({shorten(str(k), 64) for fields in field_sets for k in fields if k not in KNOWN_FIELDS})
     return names[:most]
 
 
