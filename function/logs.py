@@ -57,17 +57,22 @@ LIBRARY_LOGGERS = ("urllib3", "requests", "huaweicloudsdkcore")
 
 
 class _Scrubber(NamedTuple):
-    """An invocation's secrets, compiled once: whole values, and their first and last characters
-    (to find what is left of a secret that something upstream cut off at a string's edge)."""
+    """A set of secrets, compiled once: whole values, and their first and last characters (to find
+    what is left of a secret that something upstream cut off at a string's edge). Short texts recur on
+    every line and every invocation (keys, names, ids): what was worked out for them is remembered,
+    per set of secrets, a bounded number."""
 
     secrets: tuple[str, ...]
     whole: re.Pattern[str] | None = None
     heads: re.Pattern[str] | None = None
     tails: re.Pattern[str] | None = None
     longest: int = 0
+    values: dict[str, str] = {}  # noqa: RUF012 - each instance gets its own from _compile
+    names: dict[Any, tuple[str, bool]] = {}  # noqa: RUF012
 
 
-_NO_SECRETS = _Scrubber(())
+_NO_SECRETS = _Scrubber((), values={}, names={})
+MEMO_TEXT, MEMO_SIZE = 128, 1024
 
 # What the processors need to know about the current invocation. Context variables, like structlog's
 # bound keys, so that invocations running at once in one instance (and their worker threads, which run
@@ -90,6 +95,8 @@ def _compile(secrets: tuple[str, ...]) -> _Scrubber:
         alternatives(s[:MIN_FRAGMENT] for s in secrets),
         alternatives(s[-MIN_FRAGMENT:] for s in secrets),
         max(len(s) for s in secrets),
+        {},
+        {},
     )
 
 
@@ -98,19 +105,28 @@ def scrub(text: str) -> str:
     scrubber = _SCRUBBER.get()
     if scrubber.whole is None:
         return text
-    text = scrubber.whole.sub(REDACTED, text)
-    return _mask_edges(text, scrubber)
+    memo = scrubber.values
+    known = memo.get(text)
+    if known is not None:
+        return known
+    masked = _mask_edges(scrubber.whole.sub(REDACTED, text), scrubber)
+    if len(text) <= MEMO_TEXT and len(memo) < MEMO_SIZE:
+        memo[text] = masked
+    return masked
 
 
 def _mask_edges(text: str, scrubber: _Scrubber) -> str:
     window = scrubber.longest - 1
-    match = scrubber.heads.search(text, max(0, len(text) - window))  # type: ignore[union-attr]
+    heads, tails = scrubber.heads, scrubber.tails
+    match = heads.search(text, max(0, len(text) - window))  # type: ignore[union-attr]
     while match:  # text ends with a secret's beginning
         if any(s.startswith(text[match.start() :]) for s in scrubber.secrets):
             text = text[: match.start()] + REDACTED
             break
-        match = scrubber.heads.search(text, match.start() + 1)  # type: ignore[union-attr]
-    ends = [m.end() for m in scrubber.tails.finditer(text, 0, min(len(text), window))]  # type: ignore[union-attr]
+        match = heads.search(text, match.start() + 1)  # type: ignore[union-attr]
+    if tails.search(text, 0, window) is None:  # type: ignore[union-attr]
+        return text
+    ends = [m.end() for m in tails.finditer(text, 0, window)]  # type: ignore[union-attr]
     for end in reversed(ends):  # text starts with a secret's end: the longest first
         if any(s.endswith(text[:end]) for s in scrubber.secrets):
             return REDACTED + text[end:]
@@ -124,42 +140,48 @@ def shorten(text: str, most: int) -> str:
     return text if len(text) <= most else text[: max(0, most - 3)] + "..."
 
 
-@functools.lru_cache(maxsize=2048)
-def _secret_name(name: str) -> bool:
-    return SECRET_NAME.search(name) is not None
-
-
 def _is_secret(name: str) -> bool:
-    """Cached for the short names that recur on every line; a hostile long one is checked uncached."""
-    return _secret_name(name) if len(name) <= 64 else SECRET_NAME.search(name) is not None
+    return SECRET_NAME.search(name) is not None
 
 
 _SCALARS = frozenset({type(None), bool, int})
 
 
-def _finite(value: float) -> float | str:
-    """Strict JSON has no NaN or Infinity: they become the strings Python names them."""
-    return value if math.isfinite(value) else str(value)
+def _name(key: Any) -> tuple[str, bool]:
+    """A key as logged, and whether its name looks secret. A key is the caller's own text, never cut
+    upstream: whole secrets are masked in it, then it is cut."""
+    scrubber = _SCRUBBER.get()
+    known = scrubber.names.get(key)
+    if known is not None:
+        return known
+    raw = str(key)
+    text = scrubber.whole.sub(REDACTED, raw) if scrubber.whole is not None else raw
+    name = (text if len(text) <= MAX_KEY else text[:MAX_KEY] + "...(truncated)", _is_secret(raw))
+    if len(raw) <= MEMO_TEXT and len(scrubber.names) < MEMO_SIZE:
+        scrubber.names[key] = name
+    return name
 
 
-def _key(raw: str) -> str:
-    text = scrub(raw)
-    return text if len(text) <= MAX_KEY else text[:MAX_KEY] + "...(truncated)"
+def _text(value: str) -> str:
+    text = scrub(value)
+    return text if len(text) <= MAX_STRING else text[:MAX_STRING] + "...(truncated)"
 
 
 def redact(value: Any, depth: int = 0) -> Any:
     """Copies ``value`` with secret-looking fields and known secret values masked (keys included),
     non-finite numbers as strings, and size bounded."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return _finite(value) if isinstance(value, float) else value
+    if type(value) in _SCALARS or isinstance(value, int):
+        return value
+    if isinstance(value, (str, float)):  # strict JSON has no NaN or Infinity: they become strings
+        return _text(value) if isinstance(value, str) else value if math.isfinite(value) else str(value)
     if depth > MAX_DEPTH:
         return "<nested too deep>"
     if isinstance(value, dict):
         items = list(value.items())
         copied = {}
         for k, v in items[:MAX_ITEMS]:
-            raw = str(k)
-            copied[_key(raw)] = REDACTED if _is_secret(raw) else v if type(v) in _SCALARS else redact(v, depth + 1)
+            name, secret = _name(k)
+            copied[name] = REDACTED if secret else v if type(v) in _SCALARS else redact(v, depth + 1)
         if len(items) > MAX_ITEMS:
             copied["..."] = f"{len(items) - MAX_ITEMS} more"
         return copied
@@ -168,9 +190,6 @@ def redact(value: Any, depth: int = 0) -> Any:
         if len(value) > MAX_ITEMS:
             copied_list.append(f"... {len(value) - MAX_ITEMS} more")
         return copied_list
-    if isinstance(value, str):
-        text = scrub(value)
-        return text if len(text) <= MAX_STRING else text[:MAX_STRING] + "...(truncated)"
     return redact(repr(value), depth)
 
 
