@@ -80,7 +80,7 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
         log.info("event received", **_loggable_event(event, incoming))
     if incoming.error is not None:
         raise incoming.error
-    dry_run = dry_run_requested(incoming.field_sets, settings)
+    dry_run = dry_run_requested(incoming, settings)
     wanted = resolve_targets(incoming.field_sets, settings)
     ignored = ignored_fields(incoming.field_sets)
     if ignored:
@@ -98,7 +98,7 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
 def _asked_for_dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     """For a refused request's payload: whether it was a dry run, if that much could be read."""
     try:
-        return dry_run_requested(incoming.field_sets, settings)
+        return dry_run_requested(incoming, settings)
     except Rejected:
         return False
 
