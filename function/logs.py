@@ -36,7 +36,10 @@ MAX_ITEMS = 50
 # the console and an invocation's log small, whatever an event or a server sends.
 MAX_LINE = 16 * 1024
 EXCEPTION_HEAD, EXCEPTION_TAIL = 1000, 3000  # a traceback keeps its first frames and its end
-MIN_FRAGMENT = 6  # a secret's cut-off beginning or end this long at a string's edge is masked too
+MIN_SECRET = 6  # shorter values are not real keys or tokens: masking them would garble every line
+# A secret's cut-off beginning (at the end of a text) or end (at its start) this long is masked too; shorter,
+# it could be ordinary text: 8 hex characters match by chance once in 4 billion.
+MIN_FRAGMENT = 8
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 FIRST_KEYS = ("level", "timestamp", "message", "service")
 # Kept when a line has to shrink to its bound: what says which invocation, what happened, and why.
@@ -81,7 +84,7 @@ _LEVEL: ContextVar[int] = ContextVar("kps_log_level", default=LEVELS["info"])
 _SCRUBBER: ContextVar[_Scrubber] = ContextVar("kps_log_secrets", default=_NO_SECRETS)
 # The library loggers' level is process-wide: it is the lowest any invocation of this instance asked
 # for, and each record is then kept or dropped by the level of the invocation that emitted it.
-_library_level = [LEVELS["critical"] + 10]
+_library_level = [LEVELS["warning"]]
 
 
 @functools.lru_cache(maxsize=64)
@@ -157,7 +160,7 @@ def _name(key: Any) -> tuple[str, bool]:
     raw = str(key)
     text = scrubber.whole.sub(REDACTED, raw) if scrubber.whole is not None else raw
     name = (text if len(text) <= MAX_KEY else text[:MAX_KEY] + "...(truncated)", _is_secret(raw))
-    if len(raw) <= MEMO_TEXT and len(scrubber.names) < MEMO_SIZE:
+    if type(key) is str and len(raw) <= MEMO_TEXT and len(scrubber.names) < MEMO_SIZE:
         scrubber.names[key] = name
     return name
 
@@ -222,8 +225,7 @@ def _format_exception(_: Any, __: str, event_dict: dict) -> dict:
     if not isinstance(exc_info, tuple) or exc_info[1] is None:
         return event_dict
     exc = exc_info[1]
-    text = scrub("".join(traceback.format_exception(*exc_info)))
-    event_dict["exception"] = _cut_middle(text, EXCEPTION_HEAD, EXCEPTION_TAIL)
+    event_dict["exception"] = "".join(traceback.format_exception(*exc_info))  # masked and cut with the rest
     event_dict.setdefault("error_type", type(exc).__name__)
     event_dict.setdefault("error_message", _cut_middle(scrub(str(exc)), 500, 500))
     return event_dict
@@ -236,10 +238,10 @@ def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
 
 
 def _redact_processor(_: Any, __: str, event_dict: dict) -> dict:
-    exception = event_dict.pop("exception", None)  # already masked and cut in its own way
+    exception = event_dict.pop("exception", None)  # a traceback: masked, but cut in its middle
     copied = redact(event_dict)
     if exception is not None:
-        copied["exception"] = exception
+        copied["exception"] = _cut_middle(scrub(str(exception)), EXCEPTION_HEAD, EXCEPTION_TAIL)
     return copied
 
 
@@ -358,9 +360,7 @@ logger = structlog.get_logger()
 
 
 def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
-    """Values under 6 characters are not real keys or tokens; masking them everywhere would garble
-    every line."""
-    return tuple(sorted({s for s in secrets if len(s) >= MIN_FRAGMENT}))
+    return tuple(sorted({s for s in secrets if len(s) >= MIN_SECRET}))
 
 
 def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:

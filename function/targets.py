@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Union
 
 from .errors import Rejected
-from .logs import shorten
+from .logs import scrub, shorten
 from .settings import PROJECT_ID, REGION, SWEEP, Settings, Target, parse_bool
 from .triggers import REQUEST_FIELDS, Fields, TriggerEvent
 
@@ -18,8 +18,9 @@ Wanted = Union[list[Target], str]  # explicit targets, or SWEEP: every project I
 
 
 def _shown(value: Any) -> str:
-    """A short, safe rendering of a caller's value for an error message: masked, then cut."""
-    return shorten(repr(value), 48)
+    """A short, safe rendering of a caller's value for an error message: masked (before ``repr``
+    escapes anything), then cut."""
+    return shorten(repr(scrub(value) if isinstance(value, str) else value), 48)
 
 
 def _project_id(value: Any) -> str:

@@ -244,6 +244,7 @@ def test_a_secret_cut_at_either_edge_of_a_string_is_masked():
     logs.start_invocation("INFO", [TOKEN])
     assert logs.scrub("code " + TOKEN[:20]) == "code ***"
     assert logs.scrub(TOKEN[-20:] + " rest") == "*** rest"
-    assert logs.scrub(TOKEN[:5]) == TOKEN[:5], "too short to be told from ordinary text"
+    assert logs.scrub("code " + TOKEN[:8]) == "code ***"
+    assert logs.scrub("code " + TOKEN[:7]) == "code " + TOKEN[:7], "too short to be told from ordinary text"
     assert logs.redact({"k" * 300 + TOKEN: TOKEN[3:]}) == {"k" * 200 + "...(truncated)": "***"}
     assert logs.shorten("z" * 30 + TOKEN, 48) == "z" * 30 + "***"
