@@ -7,7 +7,8 @@ field set means "use the configured defaults". Nothing here decides where a requ
 The shapes (``SHAPES``) are data, taken from the example events Huawei publishes for each trigger
 (FunctionGraph developer guide, "Supported Event Sources", and the same samples in the FunctionGraph
 runtimes' event types, e.g. github.com/opentelekomcloud-community/otc-functiongraph-go-runtime,
-``go-runtime/events/*``; CloudEvents 1.0 for EventGrid's required attributes). An event is a trigger's
+``go-runtime/events/*``; for EventGrid, the EG user guide's "Events" page, usermanual-eg/eg-ug-015.html, and
+CloudEvents 1.0: id, specversion, source, type required). An event is a trigger's
 only when it has every key of that shape with the right type, so a stray key never turns a direct call
 into a trigger; an event that both matches a shape and names request fields at its top level is refused
 as ambiguous, never guessed.
