@@ -241,7 +241,9 @@ def _read(event: Any) -> TriggerEvent:
 
 
 def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() in _TRUE)
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE
+    return value is True or (type(value) is int and value == 1)
 
 
 def _embedded(text: str) -> Any:

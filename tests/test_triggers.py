@@ -250,6 +250,7 @@ def test_a_partial_shape_is_a_direct_call(kps, invoke, settings, missing):
         {"project_id": OTHER_PROJECT, "user_event": json.dumps({"dry_run": "true"})},
         {"project_id": OTHER_PROJECT, "body": base64.b64encode(b'{"dry_run": true}').decode()},
         {"project_id": OTHER_PROJECT, "messages": [json.dumps([{"x": {"dry_run": "yes"}}])]},
+        {"project_id": OTHER_PROJECT, "options": [{"dry_run": 1}]},
     ],
 )
 def test_a_dry_run_asked_anywhere_in_the_event_sends_no_delete(kps, invoke, event):
