@@ -18,7 +18,7 @@ from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
 from .payload import ALLOW, HTTP_METHODS, apig_response, build_payload, internal_error_result
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
-from .targets import dry_run_requested, ignored_fields, resolve_targets
+from .targets import dry_run_field, dry_run_requested, ignored_fields, resolve_targets
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
@@ -115,11 +115,8 @@ def _dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     forced = HTTP_METHODS.get(incoming.http_method) if incoming.is_http else False
     if forced is None:
         raise Rejected("MethodNotAllowed", f"method {incoming.http_method or '(none)'} is not allowed; use {ALLOW}")
-    requested = dry_run_requested(incoming.field_sets, settings)
-    reads_only = settings._replace(dry_run=False)
-    if forced and any(
-        f.get("dry_run") is not None and not dry_run_requested([f], reads_only) for f in incoming.field_sets
-    ):
+    requested = dry_run_requested(incoming, settings)
+    if forced and any(f.get("dry_run") is not None and not dry_run_field(f) for f in incoming.field_sets):
         raise Rejected("InvalidEvent", "GET is a dry run; send POST or DELETE to clean (dry_run: false)")
     return forced or requested
 
@@ -129,7 +126,7 @@ def _asked_for_dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     if incoming.is_http and HTTP_METHODS.get(incoming.http_method):
         return True
     try:
-        return dry_run_requested(incoming.field_sets, settings)
+        return dry_run_requested(incoming, settings)
     except Rejected:
         return False
 
@@ -199,6 +196,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         duration_ms=(time.monotonic() - started) * 1000,
         error=error,
     )
+    payload = logs.scrub_value(payload)  # a KPS or IAM message may echo a credential
     if payload["status"] == "rejected":
         log.warning("rejected", code=error["code"], reason=error["message"])  # type: ignore[index]
     metrics.emit(payload)
@@ -209,5 +207,5 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         codes = sorted(
             {(r["error"] or {}).get("code") for r in results if not r["ok"]} | {(error or {}).get("code")} - {None}
         )
-        raise CleanupFailed(f"kps-failed-task-cleaner {payload['status']}: {', '.join(codes)}")
+        raise CleanupFailed(logs.scrub(f"kps-failed-task-cleaner {payload['status']}: {', '.join(codes)}"))
     return payload

@@ -9,18 +9,18 @@ from __future__ import annotations
 from typing import Any, Union
 
 from .errors import Rejected
+from .logs import scrub, shorten
 from .settings import PROJECT_ID, REGION, SWEEP, Settings, Target, parse_bool
-from .triggers import Fields
+from .triggers import REQUEST_FIELDS, Fields, TriggerEvent
 
 MAX_TARGETS = 100
-KNOWN_FIELDS = frozenset({"project_id", "region", "dry_run", "targets"})
 Wanted = Union[list[Target], str]  # explicit targets, or SWEEP: every project IAM lists
 
 
 def _shown(value: Any) -> str:
-    """A short, safe rendering of a caller's value for an error message."""
-    text = repr(value)
-    return text if len(text) <= 48 else text[:45] + "..."
+    """A short, safe rendering of a caller's value for an error message: masked (before ``repr``
+    escapes anything), then cut."""
+    return shorten(repr(scrub(value) if isinstance(value, str) else value), 48)
 
 
 def _project_id(value: Any) -> str:
@@ -41,7 +41,8 @@ def _region(value: Any, settings: Settings) -> str | None:
     return value
 
 
-def _dry_run(fields: Fields) -> bool:
+def dry_run_field(fields: Fields) -> bool:
+    """One message's own ``dry_run``: absent is false; anything but a boolean (or its text) is refused."""
     value = fields.get("dry_run")
     if value is None or isinstance(value, bool):
         return bool(value)
@@ -53,14 +54,22 @@ def _dry_run(fields: Fields) -> bool:
     raise Rejected("InvalidEvent", f"dry_run must be true or false, got {_shown(value)}")
 
 
-def dry_run_requested(field_sets: list[Fields], settings: Settings) -> bool:
-    """A dry run when the setting or any message asks for one: the safe side wins."""
-    requested = [_dry_run(fields) for fields in field_sets]
-    return settings.dry_run or any(requested)
+def dry_run_requested(incoming: TriggerEvent, settings: Settings) -> bool:
+    """A dry run when the setting, any message, or any other part of the event asks for one: the
+    safe side wins. Each message's own ``dry_run`` must be a boolean."""
+    requested = [dry_run_field(fields) for fields in incoming.field_sets]
+    return settings.dry_run or incoming.dry_run_anywhere or any(requested)
 
 
 def _from_event_targets(value: Any, fields: Fields, settings: Settings) -> Wanted:
     if isinstance(value, str) and value.lower() == SWEEP:
+        named = [name for name in ("project_id", "region") if fields.get(name) is not None]
+        if named:  # a sweep is never narrowed, or widened, by a guess
+            raise Rejected(
+                "InvalidEvent",
+                f'targets "all" sweeps every project the credentials can see: it takes no {" or ".join(named)}'
+                " (KPS_REGIONS and KPS_ALLOWED_PROJECT_IDS narrow a sweep)",
+            )
         return SWEEP
     if not isinstance(value, list) or not value:
         raise Rejected(
@@ -115,8 +124,9 @@ def resolve_targets(field_sets: list[Fields], settings: Settings) -> Wanted:
 
 
 def ignored_fields(field_sets: list[Fields], most: int = 20) -> list[str]:
-    """Names a caller sent that mean nothing here (often a typo worth a warning), a bounded few."""
-    names = sorted({str(k)[:64] for fields in field_sets for k in fields if k not in KNOWN_FIELDS})
+    """Names a caller sent that mean nothing here (often a typo worth a warning), a bounded few,
+    masked before they are cut."""
+    names = sorted({shorten(str(k), 64) for fields in field_sets for k in fields if k not in REQUEST_FIELDS})
     return names[:most]
 
 

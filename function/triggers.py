@@ -1,7 +1,17 @@
-"""Recognises each FunctionGraph trigger's event shape and pulls out the request fields it carries.
+"""Recognises each FunctionGraph trigger by its event's full shape and pulls out the request fields
+it carries.
 
 The result is a list of field sets (one per message: Kafka and SMN deliver batches); an empty
 field set means "use the configured defaults". Nothing here decides where a request goes.
+
+The shapes (``SHAPES``) are data, taken from the example events Huawei publishes for each trigger
+(FunctionGraph developer guide, "Supported Event Sources", and the same samples in the FunctionGraph
+runtimes' event types, e.g. github.com/opentelekomcloud-community/otc-functiongraph-go-runtime,
+``go-runtime/events/*``; for EventGrid, the EG user guide's "Events" page, usermanual-eg/eg-ug-015.html, and
+CloudEvents 1.0: id, specversion, source, type required). An event is a trigger's
+only when it has every key of that shape with the right type, so a stray key never turns a direct call
+into a trigger; an event that both matches a shape and names request fields at its top level is refused
+as ambiguous, never guessed.
 """
 
 from __future__ import annotations
@@ -9,11 +19,72 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Callable, NamedTuple
+import re
+from typing import Any, Callable, NamedTuple, Union
 
 from .errors import Rejected
 
 Fields = dict  # a request's fields as the caller sent them, not yet validated
+REQUEST_FIELDS = frozenset({"project_id", "region", "dry_run", "targets"})
+MAX_VALUES = 100_000  # values an event may hold, nested JSON text included, to be read at all
+MAX_NESTING = 64
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+
+# A check: a type (or tuple of types) the value must have; a string the value must equal; a dict, a
+# nested shape; a one-item list, a non-empty list whose every item passes that check.
+Check = Union[type, tuple, str, dict, list]
+
+
+class Shape(NamedTuple):
+    trigger: str
+    required: dict[str, Check]
+    optional: frozenset[str] = frozenset()  # other keys of the real event: not request fields here
+
+
+def _is(value: Any, check: Check) -> bool:
+    if isinstance(check, str):
+        return value == check
+    if isinstance(check, dict):
+        return isinstance(value, dict) and all(k in value and _is(value[k], c) for k, c in check.items())
+    if isinstance(check, list):
+        return isinstance(value, list) and bool(value) and all(_is(item, check[0]) for item in value)
+    types = check if isinstance(check, tuple) else (check,)
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+_TIMER = Shape("timer", {"version": str, "time": str, "trigger_type": "TIMER", "trigger_name": str, "user_event": str})
+_APIG = Shape(  # shared and dedicated gateways alike
+    "apig",
+    {"requestContext": dict, "httpMethod": str, "headers": dict, "path": str},
+    frozenset({"body", "queryStringParameters", "pathParameters", "isBase64Encoded"}),
+)
+_KAFKA_METADATA = {"event_version": str, "event_time": (int, str), "trigger_type": "KAFKA", "region": str}
+SHAPES: tuple[Shape, ...] = (
+    _TIMER,
+    _APIG,
+    Shape(  # CloudEvents 1.0: the four required attributes; the rest (data, subject, time...) optional
+        "eventgrid",
+        {"specversion": str, "id": str, "source": str, "type": str},
+        frozenset({"data", "subject", "time", "datacontenttype", "dataschema"}),
+    ),
+    Shape(
+        "smn",
+        {
+            "record": [{"event_source": "smn", "smn": {"message": str, "message_id": str, "topic_urn": str}}],
+            "functionname": str,
+            "requestId": str,
+            "timestamp": str,
+        },
+    ),
+    Shape("kafka", {**_KAFKA_METADATA, "instance_id": str, "records": [{"messages": list, "topic_id": str}]}),
+    Shape(  # DMS for Kafka's older shape: one topic's messages at the top level
+        "kafka", {"messages": list, "topic_id": str}, frozenset({*_KAFKA_METADATA, "instance_id"})
+    ),
+    Shape("obs", {"Records": [{"eventName": str, "s3": dict}]}),
+    Shape("lts", {"lts": {"data": str}}),
+    Shape("cts", {"cts": {"trace_id": str, "trace_name": str, "service_type": str, "resource_type": str}}),
+)
 
 
 class TriggerEvent(NamedTuple):
@@ -23,6 +94,7 @@ class TriggerEvent(NamedTuple):
     is_http: bool = False
     error: Rejected | None = None
     http_method: str = ""  # API Gateway only, upper-cased
+    dry_run_anywhere: bool = False  # some part of the event, at any depth, asks for a dry run
 
 
 def _invalid(message: str) -> Rejected:
@@ -53,16 +125,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _is_timer(event: dict) -> bool:
-    return str(event.get("trigger_type", "")).upper() == "TIMER"
-
-
 def _read_timer(event: dict) -> TriggerEvent:
-    return TriggerEvent("timer", [_object_or_defaults(event.get("user_event"))])
-
-
-def _is_apig(event: dict) -> bool:
-    return isinstance(event.get("requestContext"), dict) and "httpMethod" in event
+    return TriggerEvent("timer", [_object_or_defaults(event["user_event"])])
 
 
 def _apig_body(event: dict) -> Fields:
@@ -106,76 +170,35 @@ def _read_apig(event: dict) -> TriggerEvent:
     return TriggerEvent("apig", [fields], _text(event["requestContext"].get("requestId")), True, http_method=method)
 
 
-def _is_eventgrid(event: dict) -> bool:
-    return "specversion" in event
-
-
 def _read_eventgrid(event: dict) -> TriggerEvent:
-    return TriggerEvent("eventgrid", [_object_or_defaults(event.get("data"))], _text(event.get("id")))
-
-
-def _smn_messages(event: dict) -> list[dict]:
-    records = event.get("record")
-    if not isinstance(records, list):
-        return []
-    return [r["smn"] for r in records if isinstance(r, dict) and isinstance(r.get("smn"), dict)]
-
-
-def _is_smn(event: dict) -> bool:
-    return bool(_smn_messages(event))
+    return TriggerEvent("eventgrid", [_object_or_defaults(event.get("data"))], _text(event["id"]))
 
 
 def _read_smn(event: dict) -> TriggerEvent:
-    messages = _smn_messages(event)
-    return TriggerEvent(
-        "smn", [_object_or_defaults(m.get("message")) for m in messages], _text(messages[0].get("message_id"))
-    )
-
-
-def _kafka_messages(event: dict) -> list[Any] | None:
-    records = event.get("records")
-    if isinstance(records, list) and any(isinstance(r, dict) and "messages" in r for r in records):
-        batches = [r.get("messages") for r in records if isinstance(r, dict)]
-    elif isinstance(event.get("messages"), list):
-        batches = [event["messages"]]  # the older shape: messages at the top level
-    else:
-        return None
-    return [m for batch in batches if isinstance(batch, list) for m in batch]
-
-
-def _is_kafka(event: dict) -> bool:
-    return str(event.get("trigger_type", "")).upper() == "KAFKA" or _kafka_messages(event) is not None
+    messages = [record["smn"] for record in event["record"]]
+    return TriggerEvent("smn", [_object_or_defaults(m["message"]) for m in messages], messages[0]["message_id"])
 
 
 def _read_kafka(event: dict) -> TriggerEvent:
-    messages = _kafka_messages(event) or []
-    return TriggerEvent("kafka", [_object_or_defaults(m) for m in messages] or [{}])
+    batches = [r["messages"] for r in event["records"]] if "records" in event else [event["messages"]]
+    return TriggerEvent("kafka", [_object_or_defaults(m) for batch in batches for m in batch] or [{}])
 
 
-def _defaults(name: str) -> Callable[[dict], TriggerEvent]:
-    return lambda event: TriggerEvent(name, [{}])
+_READERS: dict[str, Callable[[dict], TriggerEvent]] = {
+    "timer": _read_timer,
+    "apig": _read_apig,
+    "eventgrid": _read_eventgrid,
+    "smn": _read_smn,
+    "kafka": _read_kafka,
+}
 
 
-def _has_list(key: str) -> Callable[[dict], bool]:
-    return lambda event: isinstance(event.get(key), list)
+def _matching(event: dict) -> list[Shape]:
+    return [shape for shape in SHAPES if _is(event, shape.required)]
 
 
-def _has_object(key: str) -> Callable[[dict], bool]:
-    return lambda event: isinstance(event.get(key), dict)
-
-
-# Order matters: the most specific shapes first. Triggers that carry no project information
-# (OBS, LTS, CTS) run with the configured defaults.
-_READERS: tuple[tuple[Callable[[dict], bool], Callable[[dict], TriggerEvent]], ...] = (
-    (_is_timer, _read_timer),
-    (_is_apig, _read_apig),
-    (_is_eventgrid, _read_eventgrid),
-    (_is_smn, _read_smn),
-    (_is_kafka, _read_kafka),
-    (_has_list("Records"), _defaults("obs")),
-    (_has_object("lts"), _defaults("lts")),
-    (_has_object("cts"), _defaults("cts")),
-)
+def _is_apig(event: Any) -> bool:
+    return isinstance(event, dict) and _is(event, _APIG.required)
 
 
 def read_event(event: Any) -> TriggerEvent:
@@ -184,7 +207,7 @@ def read_event(event: Any) -> TriggerEvent:
     try:
         return _read(event)
     except Rejected as rejection:
-        trigger = "apig" if isinstance(event, dict) and _is_apig(event) else "direct"
+        trigger = "apig" if _is_apig(event) else "direct"
         return TriggerEvent(trigger, [], is_http=trigger == "apig", error=rejection)
 
 
@@ -200,10 +223,71 @@ def _read(event: Any) -> TriggerEvent:
         return TriggerEvent("direct", [{}])
     if not isinstance(event, dict):
         raise _invalid(f"the event must be a JSON object, got {_json_type(event)}")
-    for matches, read in _READERS:
-        if matches(event):
-            return read(event)
-    return TriggerEvent("direct", [event])
+    dry_run_anywhere = _asks_for_dry_run(event)
+    shapes = _matching(event)
+    if len(shapes) > 1:
+        names = " and ".join(sorted({f"{s.trigger} ({', '.join(s.required)})" for s in shapes}))
+        raise _invalid(f"ambiguous event: it has the shapes of {names}")
+    if not shapes:
+        return TriggerEvent("direct", [event], dry_run_anywhere=dry_run_anywhere)
+    [shape] = shapes
+    stray = sorted(REQUEST_FIELDS.intersection(event) - set(shape.required) - shape.optional)
+    if stray:
+        raise _invalid(
+            f"ambiguous event: it has the shape of a {shape.trigger} event and request fields at its top level"
+            f" ({', '.join(stray)}); send the fields inside the trigger's message, or send them alone"
+        )
+    reader = _READERS.get(shape.trigger)  # OBS, LTS, CTS carry no project information: the defaults
+    incoming = reader(event) if reader else TriggerEvent(shape.trigger, [{}])
+    return incoming._replace(dry_run_anywhere=dry_run_anywhere)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE
+    return value is True or (type(value) is int and value == 1)
+
+
+def _embedded(text: str) -> Any:
+    """JSON text inside a string (a message, a body), also base64-encoded; None if there is none."""
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        if len(text) % 4 or not _BASE64.fullmatch(text):
+            return None
+        try:
+            stripped = base64.b64decode(text, validate=True).decode("utf-8").lstrip()
+        except (binascii.Error, ValueError):
+            return None
+        if not stripped.startswith(("{", "[")):
+            return None
+    try:
+        return json.loads(stripped)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _asks_for_dry_run(event: dict) -> bool:
+    """Whether any part of the event, at any depth and inside any JSON text, asks for a dry run: the
+    safe side wins wherever the request came from, so no reading of the event can lose it. An event
+    too large or too deep to look through is refused."""
+    stack: list[tuple[Any, int]] = [(event, 0)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES or depth > MAX_NESTING:
+            raise _invalid(f"the event holds more than {MAX_VALUES} values or {MAX_NESTING} levels of nesting")
+        if isinstance(value, dict):
+            if _truthy(value.get("dry_run")):
+                return True
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str) and len(value) >= 2:
+            inner = _embedded(value)
+            if inner is not None:
+                stack.append((inner, depth + 1))
+    return False
 
 
 def _json_type(value: Any) -> str:

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from conftest import PROJECT
+from conftest import OTHER_PROJECT, PROJECT, deletes
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -78,6 +78,7 @@ field_sets = st.one_of(
     json_values,
 )
 
+SHAPES = ["timer", "eventgrid", "smn", "kafka", "kafka-old", "obs", "lts", "cts", "direct"]
 fuzzing = hypothesis_settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -92,15 +93,44 @@ def as_text(draw: st.DrawFn, value: Any) -> Any:
     return draw(st.sampled_from([json.dumps(value), json.dumps(value)[:-1], value]) | st.text(max_size=30))
 
 
+KAFKA_METADATA = {"event_version": "v1.0", "event_time": 1, "trigger_type": "KAFKA", "region": "r", "instance_id": "i"}
+SMN_ENVELOPE = {"functionname": "f", "requestId": "r", "timestamp": "t"}
+
+
+def shaped(shape: str, message: Any, event_id: str = "e") -> dict[str, Any]:
+    """An event of ``shape`` as the platform sends it (the shapes of events/*.json), carrying ``message``
+    (JSON text, or a field set for EventGrid's ``data``) where that trigger carries its fields."""
+    text = message if isinstance(message, str) else json.dumps(message)
+    encoded = base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
+    build = {
+        "timer": lambda: {
+            "version": "1",
+            "time": "t",
+            "trigger_type": "TIMER",
+            "trigger_name": "n",
+            "user_event": text,
+        },
+        "eventgrid": lambda: {"specversion": "1.0", "id": event_id, "source": "s", "type": "t", "data": message},
+        "smn": lambda: {
+            "record": [{"event_source": "smn", "smn": {"message": text, "message_id": "m", "topic_urn": "u"}}],
+            **SMN_ENVELOPE,
+        },
+        "kafka": lambda: {**KAFKA_METADATA, "records": [{"messages": [text], "topic_id": "t"}]},
+        "kafka-old": lambda: {"messages": [text], "topic_id": "t"},
+        "obs": lambda: {"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]},
+        "lts": lambda: {"lts": {"data": encoded}},
+        "cts": lambda: {"cts": {"trace_id": "i", "trace_name": "n", "service_type": "s", "resource_type": "r"}},
+    }
+    if shape in build:
+        return build[shape]()
+    return message if isinstance(message, dict) else {"note": text}  # direct
+
+
 @st.composite
-def events(draw: st.DrawFn) -> Any:  # noqa: PLR0911 - one return per trigger shape
+def events(draw: st.DrawFn) -> Any:
     fields = draw(field_sets)
     text = draw(as_text(fields))
-    shape = draw(
-        st.sampled_from(["timer", "apig", "eventgrid", "smn", "kafka", "kafka-old", "direct", "raw", "string"])
-    )
-    if shape == "timer":
-        return {"version": "v1.0", "trigger_type": "TIMER", "trigger_name": "t", "user_event": text}
+    shape = draw(st.sampled_from([*SHAPES, "apig", "raw", "string"]))
     if shape == "apig":
         encoded = draw(st.sampled_from([True, False, None, "yes"]))
         body = text if isinstance(text, str) else json.dumps(text)
@@ -118,19 +148,14 @@ def events(draw: st.DrawFn) -> Any:  # noqa: PLR0911 - one return per trigger sh
         if encoded is not None:
             event["isBase64Encoded"] = encoded
         return event
-    if shape == "eventgrid":
-        return {"specversion": "1.0", "id": draw(st.text(max_size=10)), "source": "s", "type": "t", "data": text}
-    if shape == "smn":
-        return {"record": [{"event_source": "smn", "smn": {"message": text, "message_id": "m"}}]}
-    if shape == "kafka":
-        return {"trigger_type": "KAFKA", "records": [{"messages": draw(st.lists(as_text(fields), max_size=3))}]}
-    if shape == "kafka-old":
-        return {"messages": draw(st.lists(as_text(fields), max_size=3)), "topic_id": "t"}
-    if shape == "direct":
-        return fields
     if shape == "raw":
         return draw(json_values)
-    return text
+    if shape == "string":
+        return text
+    if shape == "direct":
+        return fields
+    message = text if shape != "eventgrid" else draw(st.sampled_from([fields, text]))
+    return shaped(shape, message, draw(st.text(max_size=10)))
 
 
 def safe(request: Any) -> bool:
@@ -178,7 +203,7 @@ def test_any_event_returns_a_payload_and_only_safe_paths_leave(kps, invoke, sett
 
     run()
     assert len(seen) >= EXAMPLES
-    assert {"timer", "apig", "eventgrid", "smn", "kafka", "direct"} <= set(seen)
+    assert {"timer", "apig", "eventgrid", "smn", "kafka", "obs", "lts", "cts", "direct"} <= set(seen)
 
 
 def test_huge_and_deeply_nested_events(kps, invoke, settings):
@@ -201,3 +226,84 @@ def test_huge_and_deeply_nested_events(kps, invoke, settings):
         ("GET", f"/v3/{PROJECT}/failed-tasks"),
         ("DELETE", f"/v3/{PROJECT}/failed-tasks"),
     ]
+
+
+ASKING_EXAMPLES = 400
+DRY_RUNS = [True, "true", False, "false", None]
+ASKS = (True, "true")
+
+
+@st.composite
+def events_with_stray_keys(draw: st.DrawFn) -> tuple[dict[str, Any], bool, str | None]:
+    """An event of any shape, its fields anywhere, with keys of other shapes and request fields mixed in
+    at its top level. Returns the event, whether any part of it asks for a dry run, and the project its
+    top level names (None if none)."""
+    asked: list[bool] = []
+
+    def message() -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        project, dry_run = draw(st.sampled_from([PROJECT, OTHER_PROJECT, None])), draw(st.sampled_from(DRY_RUNS))
+        if project:
+            fields["project_id"] = project
+        if dry_run is not None:
+            fields["dry_run"] = dry_run
+        asked.append(dry_run in ASKS)
+        return fields
+
+    stray = {  # one key of some trigger's shape, carrying a message of its own where that key does
+        "messages": lambda: [json.dumps(message())],
+        "records": lambda: [{"messages": [json.dumps(message())], "topic_id": "t"}],
+        "user_event": lambda: json.dumps(message()),
+        "data": message,
+        "body": lambda: base64.b64encode(json.dumps(message()).encode()).decode(),
+        "record": lambda: [{"event_source": "smn", "smn": {"message": json.dumps(message())}}],
+        "Records": lambda: [{"eventName": "x", "s3": {}}],
+        "specversion": lambda: "1.0",
+        "trigger_type": lambda: draw(st.sampled_from(["KAFKA", "TIMER"])),
+        "topic_id": lambda: "t",
+        "lts": lambda: {"data": "eA=="},
+        "cts": lambda: {"trace_id": "i"},
+        "requestContext": lambda: {"requestId": "r"},
+        "httpMethod": lambda: "DELETE",
+    }
+    shape = draw(st.sampled_from(SHAPES))
+    event = shaped(shape, message() if shape not in ("obs", "cts") else {})  # those carry no fields
+    for key in draw(st.lists(st.sampled_from(sorted(stray)), unique=True, max_size=3)):
+        if key not in event:
+            event[key] = stray[key]()
+    top_project = draw(st.sampled_from([OTHER_PROJECT, None]))
+    if top_project and "project_id" not in event:
+        event["project_id"] = top_project
+    top_dry_run = draw(st.sampled_from(DRY_RUNS))
+    if top_dry_run is not None and "dry_run" not in event:
+        event["dry_run"] = top_dry_run
+    asks = any(asked) if "dry_run" not in event else any(asked) or event["dry_run"] in ASKS
+    named = event.get("project_id") if isinstance(event.get("project_id"), str) else None
+    return event, asks, named
+
+
+def test_stray_keys_never_lose_a_dry_run_or_move_a_named_project(kps, invoke, settings):
+    """Issue 9.2's invariants over every shape: whenever any part of the event asks for a dry run, no
+    DELETE is sent; a project named at the top level never leads to a DELETE on another project."""
+    settings.update(KPS_PROJECT_ID=PROJECT, KPS_MAX_ATTEMPTS="1")
+    outcomes: list[tuple[str, bool]] = []
+
+    @hypothesis_settings(fuzzing, max_examples=ASKING_EXAMPLES, derandomize=True)
+    @given(case=events_with_stray_keys())
+    def run(case: tuple[dict[str, Any], bool, str | None]) -> None:
+        event, asks, named = case
+        kps.clear_log()
+        payload = check(invoke(event).result)
+        sent = deletes(kps)
+        if asks:
+            assert sent == [], (event, payload)
+            assert payload["dry_run"] is True or payload["status"] == "rejected"
+        if named:
+            assert set(sent) <= {f"/v3/{named}/failed-tasks"}, (event, sent)
+        outcomes.append((payload["status"], asks))
+
+    run()
+    assert len(outcomes) >= ASKING_EXAMPLES
+    statuses = {status for status, _ in outcomes}
+    assert {"succeeded", "rejected"} <= statuses, "both readings (direct, refused as ambiguous) were tried"
+    assert any(asks for _, asks in outcomes) and not all(asks for _, asks in outcomes)

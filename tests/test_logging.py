@@ -172,3 +172,140 @@ def test_invocations_running_at_once_keep_their_own_level_and_secrets(kps, capsy
     assert {line["function_request_id"] for line in lines} == {"debug-run", "info-run"}
     assert other_token not in out and settings["KPS_AUTH_TOKEN"] not in out
     assert len([r for r in kps.requests if r.method == "DELETE"]) == 2
+
+
+def strict(line: str) -> dict:
+    """Parses one line as a strict JSON parser would: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def printed(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_non_finite_numbers_are_logged_as_strict_json(kps, invoke, settings):
+    """Issue 9.10: NaN/Infinity in a logged event made lines no strict parser accepts."""
+    settings["LOG_EVENT"] = "true"
+    event = {"project_id": PROJECT, "x": float("nan"), "y": [float("inf"), {"z": float("-inf")}], "n": 1.5}
+    run = invoke(event)
+    lines = [strict(line) for line in printed(run.out)]
+    [received] = [line for line in lines if line["message"] == "event received"]
+    assert received["incoming_event"]["x"] == "nan"
+    assert received["incoming_event"]["y"] == ["inf", {"z": "-inf"}]
+    assert received["incoming_event"]["n"] == 1.5
+
+
+def test_every_line_is_bounded_and_stays_valid_json(kps, invoke, settings):
+    """Issue 9.10: one `event received` line reached 2.5 MB."""
+    from function.logs import MAX_LINE
+
+    settings.update(LOG_EVENT="true", LOG_LEVEL="DEBUG")
+    wide = {f"field{i}": ["\u00e9" * 900] * 50 for i in range(60)}
+    cases = [
+        {"project_id": PROJECT, **wide},
+        {"project_id": PROJECT, **{"k" * 500 + str(i): {"\U0001f600" * 300: "v" * 9000} for i in range(50)}},
+        {"project_id": PROJECT, "deep": [[[[[[[[["\u2028" * 5000] * 50] * 3] * 3]]]]]]},
+    ]
+    shed = []
+    for event in cases:
+        run = invoke(event)
+        lines = printed(run.out)
+        assert lines and all(len(line) <= MAX_LINE for line in lines), max(len(line) for line in lines)
+        parsed = [strict(line) for line in lines]
+        [received] = [line for line in parsed if line["message"] == "event received"]
+        assert received.get("line_truncated", MAX_LINE + 1) > MAX_LINE
+        shed.append("line_truncated" in received)
+        assert received["function_request_id"] == run.payload["request_id"]
+        assert run.payload["status"] == "succeeded"
+    assert shed[0], "the first case, at least, had to shed detail"
+
+
+def test_a_huge_correlation_id_still_leaves_bounded_lines(kps, invoke):
+    from function.logs import MAX_LINE
+
+    event = load_event("eventgrid.json")
+    event["id"] = "\u00e9" * 200_000
+    run = invoke(event)
+    lines = printed(run.out)
+    assert all(len(line) <= MAX_LINE for line in lines)
+    assert {strict(line)["message"] for line in lines} >= {"invocation finished", "metrics"}
+
+
+def test_the_internal_error_line_keeps_the_exception_type_and_message(kps, invoke, monkeypatch):
+    """Issue 9.10: the traceback was cut before the exception's type and message."""
+    from function.logs import MAX_LINE
+
+    def ping(n: int) -> None:  # two alternating frames: Python does not fold them as repeated
+        if n:
+            pong(n - 1)
+        raise KeyError("the message at the end " + "m" * 300)
+
+    def pong(n: int) -> None:
+        ping(n)
+
+    monkeypatch.setattr(cleaner, "resolve_targets", lambda *_: ping(200))
+    run = invoke({"project_id": PROJECT})
+    [line] = run.lines("internal error")
+    assert line["error_type"] == "KeyError"
+    assert line["error_message"].startswith("'the message at the end mmm")
+    assert "KeyError: 'the message at the end " + "m" * 300 in line["exception"]
+    assert line["exception"].rstrip().endswith("m" * 300 + "'")
+    assert "Traceback (most recent call last)" in line["exception"]
+    assert "characters cut" in line["exception"]
+    assert all(len(raw) <= MAX_LINE for raw in printed(run.out))
+
+
+def test_a_huge_exception_message_keeps_its_type_and_start(kps, invoke, monkeypatch):
+    from function.logs import MAX_LINE
+
+    def broken(*_):
+        raise ValueError("start of the message " + "\u00e9" * 1_000_000)
+
+    monkeypatch.setattr(cleaner, "resolve_targets", broken)
+    run = invoke({"project_id": PROJECT})
+    [raw] = [line for line in printed(run.out) if '"internal error"' in line]
+    assert len(raw) <= MAX_LINE
+    line = strict(raw)
+    assert line["error_type"] == "ValueError"
+    assert line["error_message"].startswith("start of the message")
+
+
+def test_library_records_follow_the_level_of_the_invocation_that_emitted_them(kps, capsys, settings, monkeypatch):
+    """Issue 9.7: invocations at once shared the process-wide level of the urllib3/requests/SDK loggers.
+    An ERROR invocation starts, then a DEBUG one, while the first is still waiting on KPS."""
+    import threading
+
+    from function import logs
+    from handler import handler
+
+    kps.set_latency(0.3)
+    error_started = threading.Event()
+    real_start = logs.start_invocation
+
+    def start(level: str, *args, **keys) -> None:
+        real_start(level, *args, **keys)
+        if level == "ERROR":
+            error_started.set()
+
+    monkeypatch.setattr(logs, "start_invocation", start)
+    quiet = FakeContext(user_data={**settings, "LOG_LEVEL": "ERROR"}, request_id="error-run")
+    debug = FakeContext(user_data={**settings, "LOG_LEVEL": "DEBUG"}, request_id="debug-run")
+    two_targets = {"targets": [{"project_id": PROJECT}, {"project_id": PROJECT[:-1] + "0"}]}
+    capsys.readouterr()
+    first = threading.Thread(target=handler, args=(two_targets, quiet))
+    second = threading.Thread(target=lambda: error_started.wait(5) and handler(two_targets, debug))
+    for thread in (first, second):
+        thread.start()
+    for thread in (first, second):
+        thread.join()
+    lines = [json.loads(line) for line in printed(capsys.readouterr().out)]
+    by_run = {run: [line for line in lines if line["function_request_id"] == run] for run in ("error-run", "debug-run")}
+    assert [line for line in by_run["error-run"] if line["level"] in ("debug", "info")] == []
+    library = [line for line in by_run["debug-run"] if line.get("logger", "").startswith("urllib3")]
+    deletes_logged = [line for line in library if "DELETE /v3/" in line["message"]]
+    assert len(deletes_logged) == 2, "urllib3's records from the worker threads carry the DEBUG invocation's keys"
+    assert len([r for r in kps.requests if r.method == "DELETE"]) == 4

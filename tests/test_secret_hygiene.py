@@ -146,3 +146,105 @@ def test_reprs_of_settings_and_credentials_hide_secrets():
     assert [s for s in SECRETS if s in shown] == []
     assert "ak=***" in shown and "auth_token=***" in shown
     assert "Credentials(source='HUAWEICLOUD_SDK_AK', kind='aksk')" in shown
+
+
+# Issue 9.6: no fragment of a secret leaves, whatever cut it, whatever echoed it, keys included.
+FRAGMENT = 12
+SOURCES = {
+    "settings keys": ({"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}, {}, [AK, SK]),
+    "settings temporary keys": (TEMP_KEYS, {}, [AGENCY_AK, AGENCY_SK, SECURITY_TOKEN]),
+    "settings token": ({"KPS_AUTH_TOKEN": TOKEN}, {}, [TOKEN]),
+    "agency keys": ({}, {k: v for k, v in AGENCY.items() if k != "token"}, [AGENCY_AK, AGENCY_SK, SECURITY_TOKEN]),
+    "agency token": ({}, {"token": AGENCY_TOKEN}, [AGENCY_TOKEN]),
+}
+
+
+def fragments(secret: str) -> set[str]:
+    """Every FRAGMENT-character window of the secret, as it is and base64-encoded."""
+    forms = [secret, base64.b64encode(secret.encode()).decode()]
+    return {form[i : i + FRAGMENT] for form in forms for i in range(len(form) - FRAGMENT + 1)}
+
+
+def assert_no_fragment(text: str, secrets: list[str]) -> None:
+    found = sorted({f for secret in secrets for f in fragments(secret) if f in text})
+    assert found == [], f"fragments of a secret left: {found}"
+
+
+def echoing_error(secrets: list[str]) -> dict:
+    """A KPS error whose code and message echo the credentials; the message puts one across the 500th
+    character, where the error parser cuts."""
+    message = "." * 480 + " ".join(secrets) + " denied"
+    return {"error_code": f"KPS.9003 {secrets[0]}", "error_msg": message}
+
+
+def hostile_event(secrets: list[str]) -> dict:
+    """Secrets where the function cuts strings: a key (the `ignored fields` line cuts at 64), a long value."""
+    event = {"project_id": PROJECT, "note": "n" * 990 + secrets[-1]}
+    for index, secret in enumerate(secrets):
+        event["k" * 40 + str(index) + secret] = 1
+    return event
+
+
+@pytest.fixture
+def credential_settings(settings, kps, request):
+    user_data, context_keys, secrets = SOURCES[request.param]
+    settings.pop("KPS_AUTH_TOKEN")
+    settings.update(LOG_LEVEL="DEBUG", LOG_EVENT="true", KPS_MAX_ATTEMPTS="1", **user_data)
+    settings["KPS_COUNT_BEFORE_DELETE"] = "false"
+    return context_keys, secrets
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+def test_no_fragment_of_a_secret_in_logs_payload_or_exception(kps, invoke, settings, capsys, credential_settings):
+    context_keys, secrets = credential_settings
+    settings["KPS_RAISE_ON_FAILURE"] = "true"
+    kps.inject(status=403, body=echoing_error(secrets))
+    with pytest.raises(cleaner.CleanupFailed) as raised:
+        invoke(hostile_event(secrets), **context_keys)
+    out = capsys.readouterr()
+    assert "ignored fields" in out.out and "raising on failure" in out.out
+    assert_no_fragment(out.out + out.err + str(raised.value) + repr(raised.value), secrets)
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+def test_no_fragment_of_a_secret_in_the_api_gateway_answer(kps, invoke, credential_settings):
+    context_keys, secrets = credential_settings
+    kps.inject(status=401, body=echoing_error(secrets))
+    run = invoke(apig_event(hostile_event(secrets)), **context_keys)
+    assert run.result["statusCode"] == 502
+    assert run.payload["results"][0]["error"]["code"].startswith("KPS.9003")
+    assert_no_fragment(run.out + run.err + json.dumps(run.result), secrets)
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+@pytest.mark.parametrize("field", ["project_id", "region", "dry_run", "targets"])
+def test_no_fragment_of_a_secret_in_a_rejection(kps, invoke, credential_settings, field):
+    """The reason quotes the caller's value, cut to 48 characters: masked first, the cut keeps nothing."""
+    context_keys, secrets = credential_settings
+    event = {"project_id": PROJECT, field: "z" * 30 + secrets[0]}
+    run = invoke(event, **context_keys)
+    assert run.payload["status"] == "rejected"
+    assert kps.requests == []
+    assert_no_fragment(run.out + run.err + json.dumps(run.result), secrets)
+
+
+@pytest.mark.parametrize("credential_settings", ["settings token", "agency keys"], indirect=True)
+def test_no_fragment_of_a_secret_when_iam_echoes_it(kps, invoke, settings, credential_settings):
+    context_keys, secrets = credential_settings
+    settings["KPS_IAM_ENDPOINT"] = kps.url
+    kps.inject(status=401, body=echoing_error(secrets))
+    run = invoke({"targets": "all"}, **context_keys)
+    assert run.payload["error"]["code"] == "ProjectListingFailed"
+    assert_no_fragment(run.out + run.err + json.dumps(run.result), secrets)
+
+
+def test_a_secret_cut_at_either_edge_of_a_string_is_masked():
+    from function import logs
+
+    logs.start_invocation("INFO", [TOKEN])
+    assert logs.scrub("code " + TOKEN[:20]) == "code ***"
+    assert logs.scrub(TOKEN[-20:] + " rest") == "*** rest"
+    assert logs.scrub("code " + TOKEN[:8]) == "code ***"
+    assert logs.scrub("code " + TOKEN[:7]) == "code " + TOKEN[:7], "too short to be told from ordinary text"
+    assert logs.redact({"k" * 300 + TOKEN: TOKEN[3:]}) == {"k" * 200 + "...(truncated)": "***"}
+    assert logs.shorten("z" * 30 + TOKEN, 48) == "z" * 30 + "***"

@@ -133,14 +133,10 @@ def test_json_string_event_is_parsed(kps, invoke):
     assert deletes(kps) == [TASKS]
 
 
-@pytest.mark.parametrize(
-    ("event_file", "trigger"),
-    [("obs.json", "obs"), (None, "lts"), (None, "cts")],
-)
-def test_triggers_without_project_information_use_the_defaults(kps, invoke, settings, event_file, trigger):
+@pytest.mark.parametrize("trigger", ["obs", "lts", "cts"])
+def test_triggers_without_project_information_use_the_defaults(kps, invoke, settings, trigger):
     settings["KPS_PROJECT_ID"] = OTHER_PROJECT
-    event = load_event(event_file) if event_file else {trigger: {"data": base64.b64encode(b"x").decode()}}
-    run = invoke(event)
+    run = invoke(load_event(f"{trigger}.json"))
     assert run.payload["trigger"] == trigger
     assert deletes(kps) == [OTHER_TASKS]
 
@@ -176,3 +172,124 @@ def test_unknown_fields_are_named_in_the_logs(kps, invoke):
     run = invoke({"project_id": PROJECT, "projectid": OTHER_PROJECT})
     assert run.lines("ignored fields")[0]["fields"] == ["projectid"]
     assert deletes(kps) == [TASKS]
+
+
+SAMPLES = ["timer", "apig", "eventgrid", "smn", "kafka", "obs", "lts", "cts"]
+# One key of a trigger's shape, alone beside request fields: the event stays a direct call.
+STRAY_KEYS = {
+    "messages": [],
+    "topic_id": "kps-cleanup",
+    "records": [{"messages": [], "topic_id": "t"}],
+    "Records": [],
+    "specversion": "1.0",
+    "trigger_type": "KAFKA",
+    "user_event": "{}",
+    "lts": {},
+    "cts": {},
+    "record": [],
+    "requestContext": {"requestId": "r"},
+    "httpMethod": "DELETE",
+}
+
+
+@pytest.mark.parametrize("key", list(STRAY_KEYS))
+def test_a_stray_trigger_key_never_changes_what_a_direct_request_means(kps, invoke, settings, key):
+    """Issue 9.2: {"project_id": B, "dry_run": true, "messages": []} was read as Kafka and cleaned A."""
+    settings["KPS_PROJECT_ID"] = PROJECT
+    run = invoke({"project_id": OTHER_PROJECT, "dry_run": True, key: STRAY_KEYS[key]})
+    assert run.payload["trigger"] == "direct"
+    assert run.payload["dry_run"] is True
+    assert deletes(kps) == []
+    assert [r["project_id"] for r in run.payload["results"]] == [OTHER_PROJECT]
+    assert run.lines("ignored fields")[0]["fields"] == [key]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("field", [{"project_id": OTHER_PROJECT}, {"dry_run": False}, {"targets": "all"}])
+def test_a_trigger_event_with_request_fields_at_its_top_level_is_refused(kps, invoke, sample, field):
+    event = {**load_event(f"{sample}.json"), **field}
+    run = invoke(event)
+    assert run.payload["status"] == "rejected"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert "ambiguous" in run.payload["error"]["message"]
+    assert kps.requests == []
+    if sample == "apig":
+        assert run.result["statusCode"] == 400
+
+
+def test_kafka_region_is_part_of_its_shape_not_a_request_field(kps, invoke):
+    event = load_event("kafka.json")
+    event["region"] = "ap-southeast-1"  # the Kafka instance's region: not where to clean
+    run = invoke(event)
+    assert run.payload["status"] == "succeeded"
+    assert [r["region"] for r in run.payload["results"]] == [REGION]
+
+
+def test_an_event_with_two_trigger_shapes_is_refused(kps, invoke):
+    run = invoke({**load_event("timer.json"), **load_event("cts.json")})
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert "ambiguous" in run.payload["error"]["message"]
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize("missing", ["time", "trigger_name", "user_event", "version"])
+def test_a_partial_shape_is_a_direct_call(kps, invoke, settings, missing):
+    settings["KPS_PROJECT_ID"] = OTHER_PROJECT
+    event = load_event("timer.json")
+    del event[missing]
+    run = invoke(event)
+    assert run.payload["trigger"] == "direct"
+    assert deletes(kps) == [OTHER_TASKS]
+    assert missing not in run.lines("ignored fields")[0]["fields"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"project_id": OTHER_PROJECT, "notes": {"dry_run": True}},
+        {"project_id": OTHER_PROJECT, "user_event": json.dumps({"dry_run": "true"})},
+        {"project_id": OTHER_PROJECT, "body": base64.b64encode(b'{"dry_run": true}').decode()},
+        {"project_id": OTHER_PROJECT, "messages": [json.dumps([{"x": {"dry_run": "yes"}}])]},
+        {"project_id": OTHER_PROJECT, "options": [{"dry_run": 1}]},
+    ],
+)
+def test_a_dry_run_asked_anywhere_in_the_event_sends_no_delete(kps, invoke, event):
+    run = invoke(event)
+    assert run.payload["dry_run"] is True
+    assert run.payload["status"] == "succeeded"
+    assert deletes(kps) == []
+
+
+def test_a_dry_run_inside_a_kafka_message_beside_others_makes_the_batch_a_dry_run(kps, invoke):
+    event = load_event("kafka.json")
+    event["records"][0]["messages"].append(json.dumps({"project_id": OTHER_PROJECT, "note": {"dry_run": True}}))
+    run = invoke(event)
+    assert run.payload["dry_run"] is True
+    assert deletes(kps) == []
+
+
+def test_an_event_too_deep_to_look_through_is_refused(kps, invoke):
+    nested: dict = {"dry_run": True}
+    for _ in range(100):
+        nested = {"a": nested}
+    run = invoke({"project_id": PROJECT, "extra": nested})
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"targets": "all", "project_id": OTHER_PROJECT},
+        {"targets": "ALL", "project_id": OTHER_PROJECT},
+        {"targets": "all", "region": "cn-north-4"},
+    ],
+)
+def test_a_sweep_beside_a_project_or_region_is_refused(kps, invoke, settings, event):
+    """Issue 9.9: {"targets": "all", "project_id": P} swept every project instead."""
+    settings["KPS_IAM_ENDPOINT"] = kps.url
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    run = invoke(event)
+    assert run.payload["status"] == "rejected"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert kps.requests == []
