@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, payload_of_result
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -18,7 +18,7 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def payload_of(stdout: str) -> dict:
     printed = json.loads(stdout.split("--- payload ---\n", 1)[1].split("--- emulator request log ---", maxsplit=1)[0])
-    return json.loads(printed["body"]) if "statusCode" in printed else printed
+    return payload_of_result(printed)
 
 
 def test_run_deletes_the_seeded_tasks_with_agency_keys():
