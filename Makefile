@@ -5,13 +5,17 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 EVENT  ?= events/apig.json
 AUTH   ?= agency-keys
+PORT   ?= 3000
+ENV_FILE ?=
+ENV_ARG := $(if $(ENV_FILE),--env-file $(ENV_FILE))
 
-.PHONY: help venv run test test-compat lint format invoke emulator package deploy bench clean
+.PHONY: help venv run test test-compat lint format invoke serve emulator package deploy bench clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
 	@echo "make test      ruff + pytest here, then pytest on Python 3.9, 3.10, 3.12 when present (the CI gate)"
-	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
+	@echo "make invoke    EVENT=events/apig.json (or EVENT=- for stdin) AUTH=agency-keys|agency-token|aksk|token ENV_FILE=.env"
+	@echo "make serve     a local API Gateway on http://127.0.0.1:$(PORT)/kps-failed-task-cleaner (PORT=3000)"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make package   build dist/kps-failed-task-cleaner.zip for the runtime in template.yml"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
@@ -42,7 +46,10 @@ test-compat:
 	bash devtools/compat.sh
 
 invoke: venv
-	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH)
+	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH) $(ENV_ARG)
+
+serve: venv
+	$(PY) -m devtools serve --port $(PORT) --auth $(AUTH) $(ENV_ARG)
 
 emulator: venv
 	$(PY) -m devtools emulator --port 8080 --seed 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09:5
