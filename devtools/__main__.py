@@ -144,7 +144,7 @@ def _emulator(port: int, seeds: list[str], latency: float) -> None:
             pass
 
 
-def _serve(port: int, auth: str, timeout: float, env: dict[str, str]) -> None:
+def _serve(port: int, auth: str, timeout: float, env: dict[str, str], tokens: list[str]) -> None:
     from .serve import Gateway, LocalServer
 
     kps = None
@@ -164,8 +164,9 @@ def _serve(port: int, auth: str, timeout: float, env: dict[str, str]) -> None:
     # Ctrl-C and SIGTERM stop it cleanly, even when started where SIGINT was ignored (a background job).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    server = LocalServer(Gateway(_handler(), context), port)
-    print(f"Local API Gateway on {server.url} (IAM auth: any X-Auth-Token or Authorization; Ctrl-C stops it)")
+    server = LocalServer(Gateway(_handler(), context, frozenset(tokens) if tokens else None), port)
+    accepted = "the --token values" if tokens else "any X-Auth-Token or Authorization"
+    print(f"Local API Gateway on {server.url} (IAM auth: {accepted}; Ctrl-C stops it)")
     print(
         f"  curl -s -X POST -H 'X-Auth-Token: local' -H 'Content-Type: application/json' "
         f'-d \'{{"project_id": "{demo.DEMO_PROJECT}"}}\' {server.url}',
@@ -214,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth", default="agency-keys", choices=demo.AUTH_MODES)
     serve.add_argument("--timeout", type=float, default=120.0, help="the function's timeout, seconds")
     serve.add_argument("--env-file", type=Path, help="NAME=VALUE lines: the function's environment variables")
+    serve.add_argument("--token", action="append", default=[], help="accept only this X-Auth-Token (repeatable)")
     event = commands.add_parser("event", help="print an event of a trigger's real shape")
     event.add_argument("trigger", choices=sorted(GENERATORS))
     event.add_argument("--project-id")
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"event {args.trigger}: {exc}")
         return 0
     if args.command == "serve":
-        _serve(args.port, args.auth, args.timeout, env)
+        _serve(args.port, args.auth, args.timeout, env, args.token)
         return 0
     if args.command == "run":
         ok = _against_emulator(read_event_file(str(ROOT / "events" / "timer.json")), "agency-keys", 5, 30.0, env)

@@ -4,7 +4,9 @@ Each HTTP request becomes the event API Gateway sends a function (body base64-en
 ``isBase64Encoded: true``, header names lower-cased, query string, path parameters, ``httpMethod``,
 ``requestContext.requestId``); the handler runs in-process with the context double; its ``statusCode``,
 ``headers`` and ``body`` become the HTTP response. Like a gateway with IAM authentication, a request with
-neither ``X-Auth-Token`` nor ``Authorization`` gets 401 ``APIGW.0301`` (values are not checked locally).
+neither ``X-Auth-Token`` nor ``Authorization`` gets 401 ``APIGW.0301``. Values are not checked locally
+unless ``tokens`` is given: then a token must be one of them and a signature must be well-formed
+(``SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...``; it is not verified).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from .kps_emulator import _gateway_error
+from .kps_emulator import AUTH_HEADER, _gateway_error
 from .table import target_table, wants_table
 
 PATH = "/kps-failed-task-cleaner"  # the fgs component names the API's path after the function
@@ -61,9 +63,24 @@ def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> t
 class Gateway:
     """Turns (method, target, headers, body) into the function's answer, as API Gateway does."""
 
-    def __init__(self, handler: Handler, context_factory: Callable[[], Any]) -> None:
+    def __init__(
+        self, handler: Handler, context_factory: Callable[[], Any], tokens: frozenset[str] | None = None
+    ) -> None:
         self.handler = handler
         self.context_factory = context_factory
+        self.tokens = tokens
+
+    def _auth_error(self, headers: Mapping[str, str]) -> str | None:
+        """Why IAM authentication fails, or None; only presence is checked unless ``tokens`` is set."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        token, signature = lowered.get("x-auth-token"), lowered.get("authorization")
+        if token is None and signature is None:
+            return "x-auth-token not found"
+        if self.tokens is None:
+            return None
+        if token is not None:
+            return None if token in self.tokens else "decrypt token fail"
+        return None if AUTH_HEADER.fullmatch((signature or "").strip()) else "verify aksk signature fail"
 
     def answer(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
@@ -75,9 +92,9 @@ class Gateway:
                 404, _gateway_error("The API does not exist or has not been published in the environment", "APIGW.0101")
             )
             return status, out, data, None
-        names = {name.lower() for name in headers}
-        if not names & {"x-auth-token", "authorization"}:
-            return (*_json(401, _gateway_error("x-auth-token not found")), None)
+        refused = self._auth_error(headers)
+        if refused is not None:
+            return (*_json(401, _gateway_error(refused)), None)
         event = apig_event(
             method, url.path, query=dict(parse_qsl(url.query, keep_blank_values=True)), headers=headers, body=body
         )
@@ -142,7 +159,11 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
                 line += "\n" + target_table(payload)
             print(line, file=out, flush=True)
 
-        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            """Every method reaches the function (an ANY route); the function decides which it takes."""
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     return RequestHandler
 

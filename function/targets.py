@@ -60,7 +60,11 @@ def dry_run_requested(field_sets: list[Fields], settings: Settings) -> bool:
 
 
 def _from_event_targets(value: Any, fields: Fields, settings: Settings) -> Wanted:
+    if fields.get("project_id") is not None:
+        raise Rejected("InvalidEvent", "name either project_id or targets, not both")
     if isinstance(value, str) and value.lower() == SWEEP:
+        if fields.get("region") is not None:  # a sweep would go to every region: refuse rather than guess
+            raise Rejected("InvalidEvent", "region does not narrow a sweep (targets all): set KPS_REGIONS")
         return SWEEP
     if not isinstance(value, list) or not value:
         raise Rejected(
@@ -68,8 +72,6 @@ def _from_event_targets(value: Any, fields: Fields, settings: Settings) -> Wante
         )
     if len(value) > MAX_TARGETS:
         raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
-    if "project_id" in fields:
-        raise Rejected("InvalidEvent", "name either project_id or targets, not both")
     if not all(isinstance(entry, dict) for entry in value):
         raise Rejected("InvalidEvent", "each entry of targets must be an object {project_id, region}")
     default_region = fields.get("region")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
-from conftest import PAYLOAD_SCHEMA, PAYLOAD_VALIDATOR, PROJECT
+from conftest import PAYLOAD_SCHEMA, PAYLOAD_VALIDATOR, PROJECT, ROOT
 
 from function.errors import FAILURE_STATUS, REJECTION_STATUS
 
@@ -119,3 +120,25 @@ def test_request_error_codes_are_exactly_the_codes_the_code_uses():
     defs = PAYLOAD_SCHEMA["$defs"]
     assert set(defs["rejectionCode"]["enum"]) == set(REJECTION_STATUS) | PENDING_CODES
     assert set(defs["failureCode"]["enum"]) == set(FAILURE_STATUS)
+
+
+def test_openapi_answers_with_this_schema_for_every_status_but_the_gateways_401():
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())
+    assert spec["components"]["schemas"]["Payload"] == {"$ref": "payload.schema.json"}
+    operations = spec["paths"]["/kps-failed-task-cleaner"]
+    assert set(operations) == {"get", "post", "delete"}
+    for method, operation in operations.items():
+        statuses = set(operation["responses"])
+        assert statuses == {"200", "400", "401", "403", "405", "500", "502", "504"}, method
+        for status, response in operation["responses"].items():
+            resolved = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+            schema = json.dumps(resolved["content"]["application/json"]["schema"])
+            expected = "GatewayError" if status == "401" else "#/components/schemas/Payload"
+            assert expected in schema, (method, status)
+        backend = operation["x-apigateway-backend"]
+        assert backend["type"] == "FUNCTION" and backend["functionEndpoints"]["invocation-type"] == "sync"
+        assert backend["functionEndpoints"]["timeout"] <= 60000
+    assert operations["get"]["parameters"] and "requestBody" not in operations["get"]
+    assert {s["x-apigateway-auth-type"] for s in spec["components"]["securitySchemes"].values()} == {"IAM"}
