@@ -12,9 +12,13 @@ import sys
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, payload_of_result
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from devtools.context import FakeContext
 from devtools.serve import PATH, Gateway, LocalServer
@@ -160,3 +164,32 @@ def test_make_serve_from_nothing_starts_the_seeded_emulator_prints_a_working_cur
     assert "Traceback" not in err and "stopped" in out
     assert "POST /kps-failed-task-cleaner -> 200 succeeded" in out
     assert out.count("\nproject ") == 1, "the sweep's table, once"
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=300),
+    query=st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=20), max_size=4),
+    header=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,20}", fullmatch=True),
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+)
+def test_any_request_reaches_the_handler_as_sent_and_answers_a_valid_payload(body, query, header, method, settings):
+    """Bytes, query and headers arrive exactly (base64, decoded query, lower-cased names); whatever was sent,
+    the answer is a payload the schema accepts (hostile bodies are 400s, not 500s)."""
+    events: list[dict] = []
+
+    def recording(event: Any, context: Any) -> Any:
+        events.append(event)
+        return handler(event, context)
+
+    gateway = Gateway(recording, lambda: FakeContext(user_data={**settings, "KPS_DRY_RUN": "true"}))
+    target = PATH + ("?" + urlencode(query) if query else "")
+    status, headers, data, _ = gateway.answer(method, target, {"X-Auth-Token": "x", header: "v"}, body)
+    event = events[0]
+    assert base64.b64decode(event["body"]) == body and event["httpMethod"] == method
+    assert event["queryStringParameters"] == query
+    assert event["headers"][header.lower()] == "v"
+    payload = payload_of_result(
+        {"statusCode": status, "headers": headers, "body": data.decode(), "isBase64Encoded": False}
+    )
+    assert status < 500 or payload["status"] in {"partial", "failed"}
