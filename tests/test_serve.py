@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -193,3 +194,15 @@ def test_any_request_reaches_the_handler_as_sent_and_answers_a_valid_payload(bod
         {"statusCode": status, "headers": headers, "body": data.decode(), "isBase64Encoded": False}
     )
     assert status < 500 or payload["status"] in {"partial", "failed"}
+
+
+def test_a_body_over_functiongraphs_6_mb_never_reaches_the_function(served):
+    """Refused by the gateway before it is read (FunctionGraph's synchronous request limit)."""
+    url, events, _ = served
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nContent-Length: {7 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        answer = connection.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413") and events == []
