@@ -104,7 +104,9 @@ class Gateway:
             data = response.get("body") or ""
             data = base64.b64decode(data) if response.get("isBase64Encoded") else data.encode()
         except Exception as exc:  # noqa: BLE001 - what the real gateway does with a broken backend answer
-            return (*_json(502, {"error_code": "LOCAL.BadFunctionResponse", "error_msg": repr(exc)[:300]}), None)
+            # Only the exception's type: its text could carry anything the function held.
+            refusal = {"error_code": "LOCAL.BadFunctionResponse", "error_msg": type(exc).__name__}
+            return (*_json(502, refusal), None)
         try:
             payload = json.loads(data)
         except ValueError:

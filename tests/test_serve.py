@@ -206,3 +206,10 @@ def test_a_body_over_functiongraphs_6_mb_never_reaches_the_function(served):
         )
         answer = connection.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 413") and events == []
+
+
+def test_a_handler_answer_that_is_not_apis_shape_is_the_gateways_502_naming_only_the_error_type():
+    gateway = Gateway(lambda event, context: {"body": SECRET_TOKEN}, FakeContext)
+    status, _, data, payload = gateway.answer("POST", PATH, {"X-Auth-Token": "x"}, b"")
+    assert (status, json.loads(data)["error_msg"], payload) == (502, "KeyError", None)
+    assert SECRET_TOKEN.encode() not in data
