@@ -7,13 +7,17 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt | cksum | cut -d' 
 LOCK   := $(PY) -m uv pip compile --quiet --universal --python-version 3.9 --generate-hashes --custom-compile-command "make lock"
 EVENT  ?= events/apig.json
 AUTH   ?= agency-keys
+PORT   ?= 3000
+ENV_FILE ?=
+ENV_ARG := $(if $(ENV_FILE),--env-file $(ENV_FILE))
 
-.PHONY: help venv run test test-compat lint format invoke emulator package deploy expose lock bench clean
+.PHONY: help venv run test test-compat lint format invoke serve emulator package deploy expose lock bench clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
 	@echo "make test      ruff, then pytest on this Python and on 3.9, 3.10, 3.12 when present, two at a time (the CI gate)"
-	@echo "make invoke    EVENT=events/apig.json AUTH=agency-keys|agency-token|aksk|token"
+	@echo "make invoke    EVENT=events/apig.json (or EVENT=- for stdin) AUTH=agency-keys|agency-token|aksk|token ENV_FILE=.env"
+	@echo "make serve     a local API Gateway on http://127.0.0.1:$(PORT)/kps-failed-task-cleaner (PORT=3000)"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make package   build dist/package/ (template.yml's codeUri) and the same files as dist/kps-failed-task-cleaner.zip"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
@@ -46,7 +50,10 @@ test-compat: venv
 	bash devtools/compat.sh
 
 invoke: venv
-	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH)
+	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH) $(ENV_ARG)
+
+serve: venv
+	$(PY) -m devtools serve --port $(PORT) --auth $(AUTH) $(ENV_ARG)
 
 emulator: venv
 	$(PY) -m devtools emulator --port 8080 --seed 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09:5

@@ -77,7 +77,7 @@ def _from_event_targets(value: Any, fields: Fields, settings: Settings) -> Wante
         )
     if len(value) > MAX_TARGETS:
         raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
-    if "project_id" in fields:
+    if fields.get("project_id") is not None:
         raise Rejected("InvalidEvent", "name either project_id or targets, not both")
     if not all(isinstance(entry, dict) for entry in value):
         raise Rejected("InvalidEvent", "each entry of targets must be an object {project_id, region}")

@@ -159,8 +159,17 @@ def _parameters(event: dict, key: str) -> Fields:
     return value
 
 
+def _structured_fields(query: Fields) -> list[str]:
+    """Query keys such as ``project_id[0]``: a field sent as a structure a query string cannot carry.
+    Ignored, they would leave the configured default project to be cleaned instead of the one meant."""
+    return sorted(str(k)[:64] for k in query if str(k).split("[", 1)[0] in REQUEST_FIELDS and "[" in str(k))
+
+
 def _read_apig(event: dict) -> TriggerEvent:
     """Body, then query string, then path parameters: the more specific source wins."""
+    structured = _structured_fields(_parameters(event, "queryStringParameters"))
+    if structured:
+        raise _invalid(f"query parameters take plain values, got {', '.join(structured[:5])}")
     fields = {
         **_apig_body(event),
         **_parameters(event, "queryStringParameters"),

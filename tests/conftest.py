@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -29,6 +30,26 @@ SECURITY_TOKEN = "agency-security-token-" + "x" * 40
 TOKEN = "MIIT-settings-token-0123456789abcdef"
 AGENCY_TOKEN = "MIIT-agency-token-fedcba9876543210"
 EVENTS = ROOT / "events"
+PAYLOAD_SCHEMA = json.loads((ROOT / "api" / "payload.schema.json").read_text())
+PAYLOAD_VALIDATOR = Draft202012Validator(PAYLOAD_SCHEMA)
+
+
+def assert_valid_payload(payload: Any) -> None:
+    """Every payload the suite sees goes through here: the schema and the code cannot drift apart."""
+    errors = sorted(PAYLOAD_VALIDATOR.iter_errors(payload), key=lambda e: list(e.absolute_path))
+    assert not errors, "payload breaks api/payload.schema.json:\n" + "\n".join(
+        f"  at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message[:300]}" for e in errors[:10]
+    )
+
+
+def payload_of_result(result: Any) -> dict[str, Any]:
+    """The payload a handler answered (the body of an API Gateway response), checked against the schema."""
+    if isinstance(result, dict) and "statusCode" in result:
+        assert set(result) == {"statusCode", "headers", "body", "isBase64Encoded"}, "API Gateway's response shape"
+        assert result["headers"].get("Content-Type") == "application/json"
+        result = json.loads(result["body"])
+    assert_valid_payload(result)
+    return result
 
 
 @pytest.fixture(autouse=True)
@@ -61,9 +82,7 @@ class Invocation:
 
     @property
     def payload(self) -> dict[str, Any]:
-        if isinstance(self.result, dict) and "statusCode" in self.result:
-            return json.loads(self.result["body"])
-        return self.result
+        return payload_of_result(self.result)
 
     def lines(self, message: str) -> list[dict[str, Any]]:
         return [line for line in self.logs if line.get("message") == message]
@@ -93,7 +112,9 @@ def invoke(capsys: pytest.CaptureFixture[str], settings: dict[str, str]) -> Any:
         captured = capsys.readouterr()
         logs = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
         json.dumps(result)  # every result is JSON-serialisable
-        return Invocation(result, captured.out, logs, captured.err)
+        invocation = Invocation(result, captured.out, logs, captured.err)
+        invocation.payload  # noqa: B018 - validated against the schema even when the test never reads it
+        return invocation
 
     return call
 

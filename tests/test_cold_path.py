@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import AK, PROJECT, ROOT, SK, TOKEN
+from conftest import AK, PROJECT, ROOT, SK, TOKEN, payload_of_result
 
 CHILD = """
 import json, sys
@@ -20,7 +20,7 @@ class Context:
 
 import handler
 result = handler.handler(event, Context())
-print(json.dumps({"status": result["status"], "modules": sorted(sys.modules)}))
+print(json.dumps({"payload": result, "modules": sorted(sys.modules)}))
 """
 
 
@@ -34,7 +34,7 @@ def loaded_modules(settings: dict, event: object) -> tuple[str, set[str]]:
         check=True,
     )
     report = json.loads(done.stdout.splitlines()[-1])
-    return report["status"], set(report["modules"])
+    return payload_of_result(report["payload"])["status"], set(report["modules"])
 
 
 def test_a_rejected_event_never_imports_the_http_stack(kps):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import PROJECT, apig_event, load_event
+from conftest import PROJECT, apig_event, load_event, payload_of_result
 
 from devtools.context import FakeContext
 from function import cleaner
@@ -157,9 +157,10 @@ def test_invocations_running_at_once_keep_their_own_level_and_secrets(kps, capsy
         user_data={**settings, "KPS_AUTH_TOKEN": other_token, "LOG_EVENT": "true"}, request_id="info-run"
     )
     capsys.readouterr()
+    results: list = []
     threads = [
-        threading.Thread(target=handler, args=({"project_id": PROJECT}, debug)),
-        threading.Thread(target=handler, args=({"project_id": PROJECT, "note": other_token}, quiet)),
+        threading.Thread(target=lambda e, c: results.append(handler(e, c)), args=(event, context))
+        for event, context in (({"project_id": PROJECT}, debug), ({"project_id": PROJECT, "note": other_token}, quiet))
     ]
     for thread in threads:
         thread.start()
@@ -172,6 +173,7 @@ def test_invocations_running_at_once_keep_their_own_level_and_secrets(kps, capsy
     assert {line["function_request_id"] for line in lines} == {"debug-run", "info-run"}
     assert other_token not in out and settings["KPS_AUTH_TOKEN"] not in out
     assert len([r for r in kps.requests if r.method == "DELETE"]) == 2
+    assert [payload_of_result(r)["status"] for r in results] == ["succeeded", "succeeded"]
 
 
 def strict(line: str) -> dict:

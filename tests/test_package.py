@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, SECURITY_TOKEN, load_event
+from conftest import PROJECT, SECURITY_TOKEN, load_event, payload_of_result
 
 from devtools.package import RUNTIMES, ZIP_NAME, Package, build, runtime_python, template_runtime, tree_files
 
@@ -146,7 +146,7 @@ def test_the_handler_runs_from_the_zip_alone(package, kps, tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     payload = json.loads(next(line for line in lines if line.startswith("PAYLOAD "))[8:])
-    assert payload["ok"] is True and payload["results"][0]["failed_task_count"] == 3
+    assert payload_of_result(payload)["ok"] is True and payload["results"][0]["failed_task_count"] == 3
     sources = json.loads(next(line for line in lines if line.startswith("FROM "))[5:])
     assert all(path.startswith(str(tmp_path / "code")) for path in sources), sources
     assert [(r.method, r.auth, r.status) for r in kps.requests] == [("GET", "aksk", 200), ("DELETE", "aksk", 200)]

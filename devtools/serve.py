@@ -1,0 +1,199 @@
+"""`make serve`: a local API Gateway on 127.0.0.1 in front of the handler, like `sam local start-api`.
+
+Each HTTP request becomes the event API Gateway sends a function (body base64-encoded with
+``isBase64Encoded: true``, header names lower-cased, query string, path parameters, ``httpMethod``,
+``requestContext.requestId``); the handler runs in-process with the context double; its ``statusCode``,
+``headers`` and ``body`` become the HTTP response. Like a gateway with IAM authentication, a request with
+neither ``X-Auth-Token`` nor ``Authorization`` gets 401 ``APIGW.0301``. Values are not checked locally
+unless ``tokens`` is given: then a token must be one of them and a signature must be well-formed
+(``SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...``; it is not verified).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+from .kps_emulator import AUTH_HEADER, _gateway_error
+from .table import target_table, wants_table
+
+PATH = "/kps-failed-task-cleaner"  # the fgs component names the API's path after the function
+API_ID = "local0000000000000000000000000000"
+MAX_BODY = 6 * 1024 * 1024  # FunctionGraph's synchronous request limit
+Handler = Callable[[Any, Any], Any]
+
+
+def apig_event(
+    method: str,
+    path: str = PATH,
+    *,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    body: bytes = b"",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway hands a FunctionGraph backend for one HTTP request."""
+    request_id = request_id or uuid.uuid4().hex
+    lowered = {name.lower(): value for name, value in (headers or {}).items()}
+    lowered.setdefault("x-request-id", request_id)
+    return {
+        "body": base64.b64encode(body).decode("ascii"),
+        "requestContext": {"apiId": API_ID, "requestId": request_id, "stage": "RELEASE"},
+        "queryStringParameters": dict(query or {}),
+        "httpMethod": method,
+        "pathParameters": {},
+        "headers": lowered,
+        "path": path,
+        "isBase64Encoded": True,
+    }
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+
+
+class Gateway:
+    """Turns (method, target, headers, body) into the function's answer, as API Gateway does."""
+
+    def __init__(
+        self, handler: Handler, context_factory: Callable[[], Any], tokens: frozenset[str] | None = None
+    ) -> None:
+        self.handler = handler
+        self.context_factory = context_factory
+        self.tokens = tokens
+
+    def _auth_error(self, headers: Mapping[str, str]) -> str | None:
+        """Why IAM authentication fails, or None; only presence is checked unless ``tokens`` is set."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        token, signature = lowered.get("x-auth-token"), lowered.get("authorization")
+        if token is None and signature is None:
+            return "x-auth-token not found"
+        if self.tokens is None:
+            return None
+        if token is not None:
+            return None if token in self.tokens else "decrypt token fail"
+        return None if AUTH_HEADER.fullmatch((signature or "").strip()) else "verify aksk signature fail"
+
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes, dict[str, Any] | None]:
+        """Returns status, headers, body and, when the function answered, its payload."""
+        url = urlsplit(target)
+        if url.path != PATH:
+            status, out, data = _json(
+                404, _gateway_error("The API does not exist or has not been published in the environment", "APIGW.0101")
+            )
+            return status, out, data, None
+        refused = self._auth_error(headers)
+        if refused is not None:
+            return (*_json(401, _gateway_error(refused)), None)
+        event = apig_event(
+            method, url.path, query=dict(parse_qsl(url.query, keep_blank_values=True)), headers=headers, body=body
+        )
+        try:
+            response = self.handler(event, self.context_factory())
+            status, out = int(response["statusCode"]), dict(response.get("headers") or {})
+            data = response.get("body") or ""
+            data = base64.b64decode(data) if response.get("isBase64Encoded") else data.encode()
+        except Exception as exc:  # noqa: BLE001 - what the real gateway does with a broken backend answer
+            # Only the exception's type: its text could carry anything the function held.
+            refusal = {"error_code": "LOCAL.BadFunctionResponse", "error_msg": type(exc).__name__}
+            return (*_json(502, refusal), None)
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            payload = None
+        return status, out, data, payload if isinstance(payload, dict) else None
+
+
+def is_sweep(query: str, body: bytes) -> bool:
+    """Whether the request asked for every project (for the table under the log line)."""
+    fields: dict[str, Any] = dict(parse_qsl(query))
+    try:
+        parsed = json.loads(body) if body.strip() else {}
+    except ValueError:
+        parsed = {}
+    if isinstance(parsed, dict):
+        fields = {**parsed, **fields}
+    return isinstance(fields.get("targets"), str) and fields["targets"].lower() == "all"
+
+
+def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "kps-local-apig"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: one line per request is written below, without headers (they carry credentials)."""
+
+        def _serve(self) -> None:
+            started = time.monotonic()
+            length = int(self.headers.get("Content-Length") or 0)
+            body, payload = b"", None
+            if length > MAX_BODY:
+                status, headers, data = _json(413, _gateway_error("request body too large", "APIGW.0201"))
+                self.close_connection = True
+            else:
+                body = self.rfile.read(length) if length else b""
+                status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
+            self._log(status, payload, body, started)  # before the answer leaves: the line is there when it arrives
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _log(self, status: int, payload: dict[str, Any] | None, body: bytes, started: float) -> None:
+            url = urlsplit(self.path)
+            elapsed = (time.monotonic() - started) * 1000
+            line = f"{self.command} {url.path} -> {status} {payload['status'] if payload else '-'} ({elapsed:.0f} ms)"
+            if payload and wants_table(payload, is_sweep(url.query, body)):
+                line += "\n" + target_table(payload)
+            print(line, file=out, flush=True)
+
+        def __getattr__(self, name: str) -> Any:
+            """Every method reaches the function (an ANY route); the function decides which it takes."""
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+    return RequestHandler
+
+
+class LocalServer:
+    """The HTTP side: ``with LocalServer(gateway, port) as server:``, ``server.url``."""
+
+    def __init__(self, gateway: Gateway, port: int = 3000, out: Any = sys.stdout) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _http_handler(gateway, out))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{PATH}"
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.1)
+
+    def __enter__(self) -> LocalServer:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,215 @@
+"""`make serve`: a real HTTP request in, API Gateway's event to the real handler, its answer out."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, payload_of_result
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from devtools.context import FakeContext
+from devtools.serve import PATH, Gateway, LocalServer
+from handler import handler
+
+SECRET_TOKEN = "MIIT-caller-token-that-must-never-be-logged-0123456789"
+SIGNATURE = "SDK-HMAC-SHA256 Access=CALLERAK0000, SignedHeaders=host;x-sdk-date, Signature=" + "ab" * 32
+
+
+def http(url: str, method: str = "POST", body: Any = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"X-Auth-Token": "x"} if headers is None else headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def served(settings: dict[str, str]) -> Any:
+    """The gateway in this process, recording the events it hands the handler; its log goes to ``out``."""
+    events: list[dict] = []
+
+    def recording_handler(event: Any, context: Any) -> Any:
+        events.append(event)
+        return handler(event, context)
+
+    out = io.StringIO()
+    gateway = Gateway(recording_handler, lambda: FakeContext(user_data={**settings, "LOG_EVENT": "true"}))
+    with LocalServer(gateway, port=0, out=out) as server:
+        yield server.url, events, out
+
+
+def test_a_request_becomes_api_gateways_event_and_the_answer_the_response(served, kps):
+    url, events, out = served
+    status, headers, body = http(
+        url + "?dry_run=true",
+        body={"project_id": PROJECT},
+        headers={"X-Auth-Token": "x", "Content-Type": "application/json", "X-Custom-Header": "v"},
+    )
+    event = events[0]
+    assert event["isBase64Encoded"] is True
+    assert json.loads(base64.b64decode(event["body"])) == {"project_id": PROJECT}
+    assert event["httpMethod"] == "POST" and event["path"] == PATH and event["pathParameters"] == {}
+    assert event["queryStringParameters"] == {"dry_run": "true"}
+    assert {"x-custom-header", "content-type", "x-auth-token"} <= set(event["headers"])
+    assert all(name == name.lower() for name in event["headers"])
+    assert event["requestContext"]["requestId"]
+    payload = payload_of_result(
+        {"statusCode": status, "headers": headers, "body": body.decode(), "isBase64Encoded": False}
+    )
+    assert (status, payload["dry_run"], payload["results"][0]["failed_task_count"]) == (200, True, 3)
+    assert headers["Content-Type"] == "application/json"
+    assert not [r for r in kps.requests if r.method == "DELETE"]
+    assert "POST /kps-failed-task-cleaner -> 200 succeeded" in out.getvalue()
+
+
+def test_an_empty_body_and_no_query_clean_the_configured_project(served, kps, settings):
+    settings["KPS_PROJECT_ID"] = PROJECT
+    url, events, _ = served
+    status, _, _ = http(url, method="DELETE")
+    assert status == 200 and events[0]["body"] == "" and events[0]["httpMethod"] == "DELETE"
+    assert kps.failed_tasks(PROJECT) == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Other": "x"}])
+def test_without_token_or_signature_the_gateway_answers_401_and_the_function_never_runs(served, kps, headers):
+    url, events, _ = served
+    status, response_headers, body = http(url, body={"project_id": PROJECT}, headers=headers)
+    assert status == 401 and json.loads(body)["error_code"] == "APIGW.0301"
+    assert response_headers["Content-Type"] == "application/json"
+    assert events == [] and kps.requests == []
+
+
+def test_a_signature_is_enough_and_neither_it_nor_a_token_is_ever_printed(served, kps, capsys):
+    url, _, out = served
+    for headers in ({"Authorization": SIGNATURE}, {"X-Auth-Token": SECRET_TOKEN}):
+        status, _, _ = http(url, body={"project_id": PROJECT}, headers=headers)
+        assert status == 200
+    printed = out.getvalue() + capsys.readouterr().out
+    assert "event received" in printed, "LOG_EVENT=true logs the forwarded headers..."
+    assert SECRET_TOKEN not in printed and SIGNATURE.split("Signature=")[1] not in printed, "...redacted"
+
+
+def test_other_paths_are_the_gateways_404(served):
+    url, events, _ = served
+    status, _, body = http(url.replace(PATH, "/other"), body={})
+    assert status == 404 and json.loads(body)["error_code"] == "APIGW.0101" and events == []
+
+
+def test_a_rejection_keeps_its_status_and_a_multi_target_run_prints_the_table(served, kps):
+    url, _, out = served
+    status, _, body = http(url, body={"project_id": "nope"})
+    assert status == 400 and json.loads(body)["error"]["code"] == "InvalidProjectId"
+    kps.deny(OTHER_PROJECT)
+    targets = [{"project_id": PROJECT, "region": REGION}, {"project_id": OTHER_PROJECT}]
+    status, _, body = http(url, body={"targets": targets})
+    assert status == 502 and json.loads(body)["status"] == "partial"
+    lines = out.getvalue().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("project "))
+    assert lines[header].split() == ["project", "region", "outcome", "count", "attempts", "error"]
+    assert lines[header + 1].split() == [PROJECT, REGION, "deleted", "3", "2", "-"]
+    assert lines[header + 2].split() == [OTHER_PROJECT, REGION, "failed", "-", "2", "KPS.9003"]
+
+
+def start_serve(port_env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=port_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_make_serve_from_nothing_starts_the_seeded_emulator_prints_a_working_curl_and_stops_on_ctrl_c():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KPS_", "HUAWEICLOUD_"))}
+    process = start_serve(env)
+    try:
+        banner = [process.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+        assert "KPS and IAM emulator on http://127.0.0.1:" in banner[0]
+        url = banner[1].split(" on ", 1)[1].split()[0]
+        curl = banner[2].strip()
+        assert curl.startswith("curl ") and url in curl and "X-Auth-Token" in curl
+        # the printed curl line, run as curl would send it
+        status, _, body = http(
+            url, body={"project_id": PROJECT}, headers={"X-Auth-Token": "local", "Content-Type": "application/json"}
+        )
+        assert status == 200 and json.loads(body)["results"][0]["failed_task_count"] == 5
+        status, _, body = http(url, body={"targets": "all", "dry_run": True})
+        payload = json.loads(body)
+        assert status == 200 and len(payload["results"]) == 4  # MOS and the disabled project are not targets
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "stopped" in out
+    assert "POST /kps-failed-task-cleaner -> 200 succeeded" in out
+    assert out.count("\nproject ") == 1, "the sweep's table, once"
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.binary(max_size=300),
+    query=st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=20), max_size=4),
+    header=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,20}", fullmatch=True),
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+)
+def test_any_request_reaches_the_handler_as_sent_and_answers_a_valid_payload(body, query, header, method, settings):
+    """Bytes, query and headers arrive exactly (base64, decoded query, lower-cased names); whatever was sent,
+    the answer is a payload the schema accepts (hostile bodies are 400s, not 500s)."""
+    events: list[dict] = []
+
+    def recording(event: Any, context: Any) -> Any:
+        events.append(event)
+        return handler(event, context)
+
+    gateway = Gateway(recording, lambda: FakeContext(user_data={**settings, "KPS_DRY_RUN": "true"}))
+    target = PATH + ("?" + urlencode(query) if query else "")
+    status, headers, data, _ = gateway.answer(method, target, {"X-Auth-Token": "x", header: "v"}, body)
+    event = events[0]
+    assert base64.b64decode(event["body"]) == body and event["httpMethod"] == method
+    assert event["queryStringParameters"] == query
+    assert event["headers"][header.lower()] == "v"
+    payload = payload_of_result(
+        {"statusCode": status, "headers": headers, "body": data.decode(), "isBase64Encoded": False}
+    )
+    assert status < 500 or payload["status"] in {"partial", "failed"}
+
+
+def test_a_body_over_functiongraphs_6_mb_never_reaches_the_function(served):
+    """Refused by the gateway before it is read (FunctionGraph's synchronous request limit)."""
+    url, events, _ = served
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nContent-Length: {7 * 1024 * 1024}\r\n\r\n".encode()
+        )
+        answer = connection.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413") and events == []
+
+
+def test_a_handler_answer_that_is_not_apis_shape_is_the_gateways_502_naming_only_the_error_type():
+    gateway = Gateway(lambda event, context: {"body": SECRET_TOKEN}, FakeContext)
+    status, _, data, payload = gateway.answer("POST", PATH, {"X-Auth-Token": "x"}, b"")
+    assert (status, json.loads(data)["error_msg"], payload) == (502, "KeyError", None)
+    assert SECRET_TOKEN.encode() not in data
