@@ -99,16 +99,14 @@ def test_a_local_sweep_stays_local_and_shows_every_branch():
     assert done.returncode == 0, done.stderr
     assert "GET /v3/auth/projects -> 200" in done.stdout
     payload = payload_of(done.stdout)
-    # TIGHTEN AFTER MERGE (deploy branch, 10.6): eu-west-101 has no KPS and is skipped, with its reason in
-    # the `projects swept` line, instead of being cleaned here.
     assert {(r["region"], r["failed_task_count"]) for r in payload["results"]} == {
         ("cn-north-4", 5),
         ("ap-southeast-3", 3),
         ("cn-north-4", 2),
-        ("eu-west-101", 1),
     }
     swept = next(json.loads(line) for line in done.stdout.splitlines() if '"projects swept"' in line)
     assert swept["skipped_non_regional"] == ["MOS"]
+    assert swept["skipped_no_kps_in_region"] == ["eu-west-101"]
     table = done.stdout.split("--- targets ---\n", 1)[1].split("--- emulator request log ---", 1)[0].splitlines()
     assert table[0].split() == ["project", "region", "outcome", "count", "attempts", "error"]
-    assert len(table) == 5 and all(line.split()[2] == "deleted" for line in table[1:])
+    assert len(table) == 4 and all(line.split()[2] == "deleted" for line in table[1:])
