@@ -6,40 +6,14 @@ import socket
 import threading
 
 
-class ConnectRecorder:
-    """A minimal proxy that records the target of each request (CONNECT host:port, or the absolute URL
-    a plain-HTTP proxy is asked for) and refuses it: no traffic leaves."""
+class _LoopbackServer:
+    """Accepts connections on 127.0.0.1 until closed; each one goes to ``_handle``."""
 
     def __init__(self) -> None:
-        self.targets: list[str] = []
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                request = conn.recv(4096).decode("latin-1")
-                self.targets.append(request.split(" ")[1] if " " in request else request)
-                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class Trickler:
-    """Accepts connections and sends each one ``data`` a byte every ``every`` seconds, reading nothing:
-    a server that is never silent long enough for a per-read timeout."""
-
-    def __init__(self, data: bytes, every: float) -> None:
-        self._data, self._every = data, every
         self._stop = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -50,7 +24,41 @@ class Trickler:
             except OSError:
                 return
             self.accepted += 1
-            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+
+
+class ConnectRecorder(_LoopbackServer):
+    """A minimal proxy that records the target of each request (CONNECT host:port, or the absolute URL
+    a plain-HTTP proxy is asked for) and refuses it: no traffic leaves."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        super().__init__()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            request = conn.recv(4096).decode("latin-1")
+            self.targets.append(request.split(" ")[1] if " " in request else request)
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+
+class Trickler(_LoopbackServer):
+    """Accepts connections and sends each one ``data`` a byte every ``every`` seconds, reading nothing:
+    a server that is never silent long enough for a per-read timeout."""
+
+    def __init__(self, data: bytes, every: float) -> None:
+        self._data, self._every = data, every
+        super().__init__()
+
+    def _handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
 
     def _trickle(self, conn: socket.socket) -> None:
         with conn:
@@ -61,7 +69,3 @@ class Trickler:
                     conn.sendall(self._data[index : index + 1])
                 except OSError:
                     return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._sock.close()
