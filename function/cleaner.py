@@ -91,6 +91,7 @@ def _clean_all(
 def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -> tuple[bool, list[dict]]:
     if settings.log_event:
         log.info("event received", **_loggable_event(event, incoming))
+    _check_method(incoming)
     if incoming.error is not None:
         raise incoming.error
     dry_run = _dry_run(incoming, settings)
@@ -108,13 +109,18 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
     return dry_run, _clean_all(list(wanted), settings, credentials, deadline, dry_run)
 
 
+def _check_method(incoming: TriggerEvent) -> None:
+    """Over HTTP only GET, POST and DELETE mean something; any other method is refused 405 before
+    anything else about the request is read."""
+    if incoming.is_http and incoming.http_method not in HTTP_METHODS:
+        raise Rejected("MethodNotAllowed", f"method {incoming.http_method or '(none)'} is not allowed; use {ALLOW}")
+
+
 def _dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     """Over HTTP the method decides: GET only reads (a GET asking ``dry_run: false`` is refused rather
     than quietly not deleting), POST and DELETE clean, anything else is refused 405. Elsewhere a dry
     run when the setting or any message asks for one."""
-    forced = HTTP_METHODS.get(incoming.http_method) if incoming.is_http else False
-    if forced is None:
-        raise Rejected("MethodNotAllowed", f"method {incoming.http_method or '(none)'} is not allowed; use {ALLOW}")
+    forced = HTTP_METHODS[incoming.http_method] if incoming.is_http else False
     requested = dry_run_requested(incoming, settings)
     if forced and any(f.get("dry_run") is not None and not dry_run_field(f) for f in incoming.field_sets):
         raise Rejected("InvalidEvent", "GET is a dry run; send POST or DELETE to clean (dry_run: false)")

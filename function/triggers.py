@@ -175,8 +175,13 @@ def _read_apig(event: dict) -> TriggerEvent:
         **_parameters(event, "queryStringParameters"),
         **_parameters(event, "pathParameters"),
     }
-    method = str(event.get("httpMethod") or "").upper()[:16]
-    return TriggerEvent("apig", [fields], _text(event["requestContext"].get("requestId")), True, http_method=method)
+    return TriggerEvent(
+        "apig", [fields], _text(event["requestContext"].get("requestId")), True, http_method=_http_method(event)
+    )
+
+
+def _http_method(event: dict) -> str:
+    return str(event.get("httpMethod") or "").upper()[:16]
 
 
 def _read_eventgrid(event: dict) -> TriggerEvent:
@@ -216,8 +221,9 @@ def read_event(event: Any) -> TriggerEvent:
     try:
         return _read(event)
     except Rejected as rejection:
-        trigger = "apig" if _is_apig(event) else "direct"
-        return TriggerEvent(trigger, [], is_http=trigger == "apig", error=rejection)
+        if _is_apig(event):  # the method still counts: a PUT with a bad body is a 405, not a 400
+            return TriggerEvent("apig", [], is_http=True, error=rejection, http_method=_http_method(event))
+        return TriggerEvent("direct", [], error=rejection)
 
 
 def _read(event: Any) -> TriggerEvent:

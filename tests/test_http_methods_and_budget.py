@@ -82,6 +82,14 @@ def test_an_empty_method_is_refused_too(kps, invoke):
     assert run.result["statusCode"] == 405 and kps.requests == []
 
 
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"project_id": "nope"}'])
+def test_the_method_is_judged_before_the_body(kps, invoke, body):
+    """A PUT is a 405 whatever its body: a malformed one does not turn the answer into a 400."""
+    run = invoke(apig_event(body, method="PUT"))
+    assert run.result["statusCode"] == 405 and run.payload["error"]["code"] == "MethodNotAllowed"
+    assert kps.requests == []
+
+
 def test_only_405_carries_allow(kps, invoke):
     for event in (apig_event({"project_id": "nope"}), apig_event({"project_id": PROJECT})):
         assert "Allow" not in invoke(event).result["headers"]
