@@ -302,12 +302,12 @@ def _read(event: Any) -> TriggerEvent:
     if not isinstance(event, dict):
         raise _invalid(f"the event must be a JSON object, got {_json_type(event)}")
     dry_run_anywhere = _asks_for_dry_run(event)
+    _refuse_partial_apig(event)
     shapes = _matching(event)
     if len(shapes) > 1:
         names = " and ".join(sorted({f"{s.trigger} ({', '.join(s.required)})" for s in shapes}))
         raise _invalid(f"ambiguous event: it has the shapes of {names}")
     if not shapes:
-        _refuse_partial_apig(event)
         _check_keys(event, "the event")
         return TriggerEvent("direct", [event], dry_run_anywhere=dry_run_anywhere)
     [shape] = shapes
@@ -327,7 +327,7 @@ def _read(event: Any) -> TriggerEvent:
 def _refuse_partial_apig(event: dict) -> None:
     """API Gateway's own keys without its whole shape: a broken or forged HTTP request, never a
     direct call to be cleaned with the defaults."""
-    if "httpMethod" in event or "requestContext" in event:
+    if ("httpMethod" in event or "requestContext" in event) and not _is_apig(event):
         raise _invalid(
             "the event has API Gateway's keys (httpMethod, requestContext) but not its whole shape"
             f" ({', '.join(_APIG.required)})"

@@ -243,6 +243,8 @@ PARTIAL_APIG = {
     "requestContext null": _apig_without("requestContext", null=True),
     "httpMethod alone": {"httpMethod": "GET"},
     "requestContext alone": {"requestContext": {"requestId": "r"}},
+    "httpMethod on a timer event": {**load_event("timer.json"), "httpMethod": "DELETE"},
+    "requestContext on a Kafka event": {**load_event("kafka.json"), "requestContext": {"requestId": "r"}},
 }
 
 
