@@ -132,9 +132,17 @@ def scrub(text: str) -> str:
     if known is not None:
         return known
     masked = _masked(text, scrubber)
-    if len(text) <= MEMO_TEXT and len(memo) < MEMO_SIZE:
-        memo[text] = masked
+    if len(text) <= MEMO_TEXT:
+        _remember(memo, text, masked)
     return masked
+
+
+def _remember(memo: dict, key: Any, value: Any) -> None:
+    """Bounded: when full, the memo starts again, so that texts seen once (timestamps, durations) never
+    crowd out the ones every invocation logs."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 def _masked(text: str, scrubber: _Scrubber) -> str:
@@ -233,8 +241,8 @@ def _name(key: Any) -> tuple[str, bool]:
     raw = str(key)
     text = _masked(raw, scrubber) if scrubber.whole is not None else raw
     name = (text if len(text) <= MAX_KEY else text[:MAX_KEY] + "...(truncated)", _is_secret(raw))
-    if type(key) is str and len(raw) <= MEMO_TEXT and len(scrubber.names) < MEMO_SIZE:
-        scrubber.names[key] = name
+    if type(key) is str and len(raw) <= MEMO_TEXT:
+        _remember(scrubber.names, key, name)
     return name
 
 

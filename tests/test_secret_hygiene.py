@@ -334,3 +334,17 @@ def test_a_run_of_12_characters_of_a_secret_is_masked_anywhere_in_any_case():
     assert logs.scrub(f"x{TOKEN[:19]}<br>{TOKEN[19:]}y") == "x***<br>***y"
     assert logs.scrub("short1 and SHORT1") == "*** and SHORT1", "whole values only, as they are"
     assert logs.redact({f"k{TOKEN[-15:]}z": 1}) == {"k***z": 1}, "keys too"
+
+
+def test_the_memo_stays_bounded_and_keeps_masking_after_it_fills():
+    """Warm invocations log unique texts (timestamps): the memo restarts when full instead of refusing
+    every later text, and what it returns is always masked."""
+    from function import logs
+
+    logs.start_invocation("INFO", [TOKEN])
+    for n in range(logs.MEMO_SIZE + 10):
+        logs.scrub(f"2026-11-29T03:00:{n:06d}Z")
+    assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
+    assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
+    memo = logs._SCRUBBER.get().values
+    assert f"t {TOKEN[4:20]}" in memo and len(memo) <= logs.MEMO_SIZE
