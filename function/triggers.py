@@ -11,7 +11,9 @@ runtimes' event types, e.g. github.com/opentelekomcloud-community/otc-functiongr
 CloudEvents 1.0: id, specversion, source, type required). An event is a trigger's
 only when it has every key of that shape with the right type, so a stray key never turns a direct call
 into a trigger; an event that both matches a shape and names request fields at its top level is refused
-as ambiguous, never guessed.
+as ambiguous, never guessed. Likewise refused rather than read one way: a request field given twice in JSON
+text, a key that resembles a field (``DRY_RUN``), a message meant as JSON that is no object, API Gateway's
+keys without its shape.
 """
 
 from __future__ import annotations
