@@ -161,7 +161,8 @@ def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
         code = clean_text(code, MAX_CODE) if isinstance(code, str) else ""
         if code:
             return _error(code, clean_text(message, MAX_MESSAGE), retryable)
-    text = clean_text(_TAGS.sub(" ", body.decode("utf-8", "replace")), 200)
+    # Masked before the tags go: "<br>" inside an echoed secret would otherwise hide it from the mask.
+    text = clean_text(_TAGS.sub(" ", scrub(body.decode("utf-8", "replace"))), 200)
     if response.is_redirect:
         text = f"redirect to {clean_text(response.headers['Location'], 200)} not followed"
     summary = clean_text(f"HTTP {status} {response.reason or ''}", 100)

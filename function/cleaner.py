@@ -60,13 +60,7 @@ def _clean_one(
 
         result = clean_target(target, settings, credentials, deadline, dry_run)
     except Exception as exc:  # one target's fault is that target's error, never the invocation's
-        log.exception(
-            "target failed unexpectedly",
-            project_id=target.project_id,
-            region=target.region,
-            error_type=type(exc).__name__,
-            error_message=str(exc)[:500],
-        )
+        log.exception("target failed unexpectedly", project_id=target.project_id, region=target.region)
         result = internal_error_result(target, started, exc)
     fields = {k: v for k, v in result.items() if k != "sample"}
     log.log(20 if result["ok"] else 40, "target done", **fields)
@@ -179,6 +173,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     cold_start, _Instance.cold_start = _Instance.cold_start, False
     request_id = context_value(context, "getRequestID")
     source = SettingSource(context)
+    logs.use_secrets(_known_secrets(source, context))  # before the event is read: its errors quote it
     incoming = read_event(event)
     settings: Settings | None = None
     error: dict[str, str] | None = None

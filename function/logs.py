@@ -36,10 +36,19 @@ MAX_ITEMS = 50
 # the console and an invocation's log small, whatever an event or a server sends.
 MAX_LINE = 16 * 1024
 EXCEPTION_HEAD, EXCEPTION_TAIL = 1000, 3000  # a traceback keeps its first frames and its end
+# An exception's message keeps its start and its end, and the marker between them, within MAX_STRING.
+MESSAGE_PART = (MAX_STRING - 64) // 2
 MIN_SECRET = 6  # shorter values are not real keys or tokens: masking them would garble every line
 # A secret's cut-off beginning (at the end of a text) or end (at its start) this long is masked too; shorter,
 # it could be ordinary text: 8 hex characters match by chance once in 4 billion.
 MIN_FRAGMENT = 8
+# Any run of this many characters of a secret, anywhere in a text and in any case, is masked, extended to
+# all of the secret that is there: what is left of a secret that a server echoed cut, split or lower-cased.
+FRAGMENT = 12
+# Found through anchors: every run of FRAGMENT characters of a secret holds one of its ANCHOR-character pieces
+# that start at a multiple of FRAGMENT - ANCHOR + 1. One expression looks for those few pieces in the lower-cased
+# text (an expression of every run, case-insensitive, took 2 µs a character).
+ANCHOR = 6
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 FIRST_KEYS = ("level", "timestamp", "message", "service")
 # Kept when a line has to shrink to its bound: what says which invocation, what happened, and why.
@@ -60,16 +69,19 @@ LIBRARY_LOGGERS = ("urllib3", "requests", "huaweicloudsdkcore")
 
 
 class _Scrubber(NamedTuple):
-    """A set of secrets, compiled once: whole values, and their first and last characters (to find
-    what is left of a secret that something upstream cut off at a string's edge). Short texts recur on
-    every line and every invocation (keys, names, ids): what was worked out for them is remembered,
-    per set of secrets, a bounded number."""
+    """A set of secrets, compiled once: whole values; every ``FRAGMENT``-character run of each, in any
+    case, with where it sits in which secret (to mask a piece of a secret anywhere in a text); and their
+    first and last characters (to find what is left of a secret that something upstream cut off at a
+    string's edge). Short texts recur on every line and every invocation (keys, names, ids): what was
+    worked out for them is remembered, per set of secrets, a bounded number."""
 
     secrets: tuple[str, ...]
     whole: re.Pattern[str] | None = None
     heads: re.Pattern[str] | None = None
     tails: re.Pattern[str] | None = None
     longest: int = 0
+    anchors: dict[str, list[tuple[str, int]]] = {}  # noqa: RUF012 - anchor -> (secret lower-cased, its offset there)
+    find: re.Pattern[str] | None = None  # any anchor
     values: dict[str, str] = {}  # noqa: RUF012 - each instance gets its own from _compile
     names: dict[Any, tuple[str, bool]] = {}  # noqa: RUF012
 
@@ -89,22 +101,29 @@ _library_level = [LEVELS["warning"]]
 
 @functools.lru_cache(maxsize=64)
 def _compile(secrets: tuple[str, ...]) -> _Scrubber:
-    def alternatives(parts: Iterable[str]) -> re.Pattern[str]:
-        return re.compile("|".join(re.escape(p) for p in sorted(set(parts), key=len, reverse=True)))
+    def alternatives(parts: Iterable[str], flags: int = 0) -> re.Pattern[str]:
+        return re.compile("|".join(re.escape(p) for p in sorted(set(parts), key=len, reverse=True)), flags)
 
+    anchors: dict[str, list[tuple[str, int]]] = {}
+    for secret in {s.lower() for s in secrets if len(s) >= FRAGMENT}:
+        for offset in range(0, len(secret) - ANCHOR + 1, FRAGMENT - ANCHOR + 1):
+            anchors.setdefault(secret[offset : offset + ANCHOR], []).append((secret, offset))
     return _Scrubber(
         secrets,
         alternatives(secrets),
         alternatives(s[:MIN_FRAGMENT] for s in secrets),
         alternatives(s[-MIN_FRAGMENT:] for s in secrets),
         max(len(s) for s in secrets),
+        anchors,
+        alternatives(anchors) if anchors else None,
         {},
         {},
     )
 
 
 def scrub(text: str) -> str:
-    """Masks every secret in use, whole or cut off at either edge of ``text``."""
+    """Masks every secret in use: whole, any run of ``FRAGMENT`` characters of one anywhere (in any
+    case), or cut off at either edge of ``text``."""
     scrubber = _SCRUBBER.get()
     if scrubber.whole is None:
         return text
@@ -112,10 +131,73 @@ def scrub(text: str) -> str:
     known = memo.get(text)
     if known is not None:
         return known
-    masked = _mask_edges(scrubber.whole.sub(REDACTED, text), scrubber)
-    if len(text) <= MEMO_TEXT and len(memo) < MEMO_SIZE:
-        memo[text] = masked
+    masked = _masked(text, scrubber)
+    if len(text) <= MEMO_TEXT:
+        _remember(memo, text, masked)
     return masked
+
+
+def _remember(memo: dict, key: Any, value: Any) -> None:
+    """Bounded: when full, the memo starts again, so that texts seen once (timestamps, durations) never
+    crowd out the ones every invocation logs."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
+def _masked(text: str, scrubber: _Scrubber) -> str:
+    return _mask_edges(_mask_fragments(scrubber.whole.sub(REDACTED, text), scrubber), scrubber)  # type: ignore[union-attr]
+
+
+def _mask_fragments(text: str, scrubber: _Scrubber) -> str:
+    """Each run of ``FRAGMENT`` characters of a secret, in any case, grown to as much of that secret as
+    the text holds on either side, becomes ``***``."""
+    if scrubber.find is None:
+        return text
+    lowered = _lowered(text)
+    spans = []
+    match = scrubber.find.search(lowered)
+    while match:
+        found = match.start()
+        after = found + 1
+        for secret, offset in scrubber.anchors[match.group()]:
+            start, end = _grown(lowered, found, secret, offset)
+            if end - start >= FRAGMENT:
+                spans.append((start, end))
+                after = max(after, end)  # what it skips is masked: no run outside a mask is missed
+        match = scrubber.find.search(lowered, after)
+    if not spans:
+        return text
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    pieces, done = [], 0
+    for start, end in merged:
+        pieces += [text[done:start], REDACTED]
+        done = end
+    return "".join([*pieces, text[done:]])
+
+
+def _lowered(text: str) -> str:
+    """``text`` in lower case, one character for one (``İ`` lower-cases to two: it stays as it is)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
+def _grown(lowered: str, found: int, secret: str, offset: int) -> tuple[int, int]:
+    """The span around an anchor found at ``found`` that matches ``secret`` around ``offset``."""
+    start, k = found, offset
+    while start > 0 and k > 0 and lowered[start - 1] == secret[k - 1]:
+        start, k = start - 1, k - 1
+    end, k = found + ANCHOR, offset + ANCHOR
+    while end < len(lowered) and k < len(secret) and lowered[end] == secret[k]:
+        end, k = end + 1, k + 1
+    return start, end
 
 
 def _mask_edges(text: str, scrubber: _Scrubber) -> str:
@@ -151,17 +233,16 @@ _SCALARS = frozenset({type(None), bool, int})
 
 
 def _name(key: Any) -> tuple[str, bool]:
-    """A key as logged, and whether its name looks secret. A key is the caller's own text, never cut
-    upstream: whole secrets are masked in it, then it is cut."""
+    """A key as logged, and whether its name looks secret: masked like any text, then cut."""
     scrubber = _SCRUBBER.get()
     known = scrubber.names.get(key)
     if known is not None:
         return known
     raw = str(key)
-    text = scrubber.whole.sub(REDACTED, raw) if scrubber.whole is not None else raw
+    text = _masked(raw, scrubber) if scrubber.whole is not None else raw
     name = (text if len(text) <= MAX_KEY else text[:MAX_KEY] + "...(truncated)", _is_secret(raw))
-    if type(key) is str and len(raw) <= MEMO_TEXT and len(scrubber.names) < MEMO_SIZE:
-        scrubber.names[key] = name
+    if type(key) is str and len(raw) <= MEMO_TEXT:
+        _remember(scrubber.names, key, name)
     return name
 
 
@@ -227,7 +308,7 @@ def _format_exception(_: Any, __: str, event_dict: dict) -> dict:
     exc = exc_info[1]
     event_dict["exception"] = "".join(traceback.format_exception(*exc_info))  # masked and cut with the rest
     event_dict.setdefault("error_type", type(exc).__name__)
-    event_dict.setdefault("error_message", _cut_middle(scrub(str(exc)), 500, 500))
+    event_dict.setdefault("error_message", _cut_middle(scrub(str(exc)), MESSAGE_PART, MESSAGE_PART))
     return event_dict
 
 
@@ -364,6 +445,12 @@ def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({s for s in secrets if len(s) >= MIN_SECRET}))
 
 
+def use_secrets(secrets: Iterable[str]) -> None:
+    """Registers the secret values in use: from now on no text masked here can carry them."""
+    values = _secret_values(secrets)
+    _SCRUBBER.set(_compile(values) if values else _NO_SECRETS)
+
+
 def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
     number = LEVELS[level.lower()]
@@ -372,7 +459,6 @@ def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
         for name in LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(number)
     _LEVEL.set(number)
-    values = _secret_values(secrets)
-    _SCRUBBER.set(_compile(values) if values else _NO_SECRETS)
+    use_secrets(secrets)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**keys)

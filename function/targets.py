@@ -92,6 +92,12 @@ def _from_fields(fields: Fields, settings: Settings) -> Wanted:
     if fields.get("project_id") is not None:
         return [Target(_project_id(fields["project_id"]), _region(fields.get("region"), settings))]
     if settings.targets is not None:
+        if fields.get("region") is not None:  # KPS_TARGETS carries its own regions: this one would be ignored
+            raise Rejected(
+                "InvalidEvent",
+                "region without project_id or targets: KPS_TARGETS names the targets and their regions;"
+                " name the project_id with the region",
+            )
         return settings.targets if settings.targets == SWEEP else list(settings.targets)
     project_id = settings.project_id or settings.runtime_project_id
     if project_id is None:

@@ -96,10 +96,13 @@ def test_only_405_carries_allow(kps, invoke):
 
 
 def test_the_method_means_nothing_outside_api_gateway(kps, invoke):
-    """A direct event that happens to carry httpMethod (but no requestContext) is not an HTTP call."""
+    """A direct event that carries httpMethod (but no requestContext) is not an HTTP call: no 405. It is
+    a broken API Gateway event, refused, never read as a direct call with the defaults."""
     run = invoke({"project_id": PROJECT, "httpMethod": "PUT"})
-    assert run.payload["status"] == "succeeded"
-    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+    assert run.payload["status"] == "rejected"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert "statusCode" not in run.result
+    assert kps.requests == []
 
 
 def test_method_not_allowed_is_a_rejection_code():

@@ -313,3 +313,21 @@ def test_library_records_follow_the_level_of_the_invocation_that_emitted_them(kp
     deletes_logged = [line for line in library if "DELETE /v3/" in line["message"]]
     assert len(deletes_logged) == 2, "urllib3's records from the worker threads carry the DEBUG invocation's keys"
     assert len([r for r in kps.requests if r.method == "DELETE"]) == 4
+
+
+def test_a_huge_exception_message_keeps_its_start_and_end_within_the_string_bound(kps, invoke, monkeypatch):
+    """The red team's finding 10: the message was cut 500 + 500 around a marker, then to 1,000 characters
+    by the line's own bound: its end was lost ("...(truncated)")."""
+    from function.logs import MAX_STRING
+
+    def broken(*_):
+        raise ValueError("start of the message " + "x" * 100_000 + " and its end")
+
+    monkeypatch.setattr(cleaner, "resolve_targets", broken)
+    run = invoke({"project_id": PROJECT})
+    [line] = run.lines("internal error")
+    assert line["error_message"].startswith("start of the message")
+    assert line["error_message"].endswith(" and its end")
+    assert "characters cut" in line["error_message"]
+    assert "(truncated)" not in line["error_message"]
+    assert len(line["error_message"]) <= MAX_STRING

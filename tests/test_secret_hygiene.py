@@ -248,3 +248,103 @@ def test_a_secret_cut_at_either_edge_of_a_string_is_masked():
     assert logs.scrub("code " + TOKEN[:7]) == "code " + TOKEN[:7], "too short to be told from ordinary text"
     assert logs.redact({"k" * 300 + TOKEN: TOKEN[3:]}) == {"k" * 200 + "...(truncated)": "***"}
     assert logs.shorten("z" * 30 + TOKEN, 48) == "z" * 30 + "***"
+
+
+# The red team's finding 7-9: a piece of a secret anywhere in a text, in any case, split, or inside HTML tags.
+def echo(secret: str, variant: str) -> str:
+    """How a server might echo a credential: part of it, split, in another case, cut by tags."""
+    half = len(secret) // 2
+    return {
+        "middle 12": f"token {secret[3:15]} is invalid",
+        "middle 16": f"token {secret[2:18]} is invalid",
+        "middle 20": f"token {secret[1:21]} is invalid",
+        "split by a space": f"token {secret[:half]} {secret[half:]} is invalid",
+        "lower case": f"token {secret.lower()} is invalid",
+        "upper case, middle": f"token {secret.upper()[2:16]} is invalid",
+        "inside HTML tags": f"<p>token <b>{secret[:half]}</b><br>{secret[half:]}</p>",
+    }[variant]
+
+
+ECHOES = ["middle 12", "middle 16", "middle 20", "split by a space", "lower case", "upper case, middle"]
+ECHOES.append("inside HTML tags")
+
+
+def assert_no_fragment_in_any_case(text: str, secrets: list[str]) -> None:
+    assert_no_fragment(text, secrets)
+    assert_no_fragment(text.lower(), [s.lower() for s in secrets])
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+@pytest.mark.parametrize("variant", ECHOES)
+@pytest.mark.parametrize("shape", ["KPS error", "HTML page"])
+def test_no_piece_of_a_secret_that_a_server_echoes(kps, invoke, settings, credential_settings, variant, shape):
+    """KPS answering "token MIIT-settings-token-0123… is invalid" sent that text to the API Gateway caller;
+    tags were stripped before masking, so "<br>" in a secret hid it from the mask."""
+    context_keys, secrets = credential_settings
+    text = " ".join(echo(secret, variant) for secret in secrets)
+    if shape == "KPS error":
+        kps.inject(status=403, body={"error_code": "KPS.9003", "error_msg": text})
+    else:
+        kps.inject(status=403, body=f"<html><body>{text}</body></html>".encode())
+    run = invoke(apig_event({"project_id": PROJECT}), **context_keys)
+    assert run.result["statusCode"] == 502
+    assert run.payload["results"][0]["error"]["code"] == ("KPS.9003" if shape == "KPS error" else "HTTP.403")
+    assert "token" in run.payload["results"][0]["error"]["message"], "the echo reaches the caller, masked"
+    assert_no_fragment_in_any_case(run.out + run.err + json.dumps(run.result), secrets)
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+def test_no_piece_of_a_secret_in_the_cleanup_failed_text(kps, invoke, settings, capsys, credential_settings):
+    context_keys, secrets = credential_settings
+    settings["KPS_RAISE_ON_FAILURE"] = "true"
+    kps.inject(status=403, body={"error_code": echo(secrets[0], "middle 16")[:40], "error_msg": "denied"})
+    with pytest.raises(cleaner.CleanupFailed) as raised:
+        invoke({"project_id": PROJECT}, **context_keys)
+    out = capsys.readouterr()
+    assert_no_fragment_in_any_case(out.out + out.err + str(raised.value), secrets)
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+@pytest.mark.parametrize("where", ["query key", "method"])
+def test_no_piece_of_a_secret_in_a_rejection_built_from_a_query_key_or_the_method(
+    kps, invoke, credential_settings, where
+):
+    """A query key project_id[<secret>] or an httpMethod holding a secret was cut (at 64 and 16) before
+    masking: up to 53 characters of it went into the rejection, its payload and its log line."""
+    context_keys, secrets = credential_settings
+    if where == "query key":
+        query = {f"project_id[{'z' * 20}{secrets[0]}]": "x", "region[0]": "y"}
+        event = apig_event(None, query=query)
+    else:
+        event = apig_event({"project_id": PROJECT}, method=secrets[0][1:])
+    run = invoke(event, **context_keys)
+    assert run.payload["status"] == "rejected"
+    assert run.result["statusCode"] == (400 if where == "query key" else 405)
+    assert kps.requests == []
+    assert_no_fragment_in_any_case(run.out + run.err + json.dumps(run.result), secrets)
+
+
+def test_a_run_of_12_characters_of_a_secret_is_masked_anywhere_in_any_case():
+    from function import logs
+
+    logs.start_invocation("INFO", [TOKEN, "short1"])
+    assert logs.scrub(f"a {TOKEN[3:15]} b") == "a *** b"
+    assert logs.scrub(f"a {TOKEN[3:14]} b") == f"a {TOKEN[3:14]} b", "11 characters: not masked mid-text"
+    assert logs.scrub(f"a {TOKEN[2:30].upper()} b {TOKEN.lower()}") == "a *** b ***"
+    assert logs.scrub(f"x{TOKEN[:19]}<br>{TOKEN[19:]}y") == "x***<br>***y"
+    assert logs.scrub("short1 and SHORT1") == "*** and SHORT1", "whole values only, as they are"
+    assert logs.redact({f"k{TOKEN[-15:]}z": 1}) == {"k***z": 1}, "keys too"
+
+
+def test_the_memo_stays_bounded_and_keeps_masking_after_it_fills():
+    """Warm invocations log unique texts (timestamps): the memo restarts when full instead of refusing
+    every later text, and what it returns is always masked."""
+    from function import logs
+
+    logs.start_invocation("INFO", [TOKEN])
+    for n in range(logs.MEMO_SIZE + 10):
+        logs.scrub(f"2026-11-29T03:00:{n:06d}Z")
+    assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
+    assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
+    memo = logs._SCRUBBER.get().values
+    assert f"t {TOKEN[4:20]}" in memo and len(memo) <= logs.MEMO_SIZE
