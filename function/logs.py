@@ -35,6 +35,9 @@ MAX_ITEMS = 50
 # support.huaweicloud.com/intl/en-us/productdesc-lts/lts-0717.html); 16 KiB keeps a line readable in
 # the console and an invocation's log small, whatever an event or a server sends.
 MAX_LINE = 16 * 1024
+# Each key bound to every line of an invocation (correlation id, function name, request id, service): at
+# most 128 characters once masked and 256 bytes of JSON, so that the keys every line carries take under 2 KB.
+MAX_BOUND, MAX_BOUND_BYTES = 128, 256
 EXCEPTION_HEAD, EXCEPTION_TAIL = 1000, 3000  # a traceback keeps its first frames and its end
 MIN_SECRET = 6  # shorter values are not real keys or tokens: masking them would garble every line
 # A secret's cut-off beginning (at the end of a text) or end (at its start) this long is masked too; shorter,
@@ -72,6 +75,7 @@ class _Scrubber(NamedTuple):
     longest: int = 0
     values: dict[str, str] = {}  # noqa: RUF012 - each instance gets its own from _compile
     names: dict[Any, tuple[str, bool]] = {}  # noqa: RUF012
+    parts: tuple[str, ...] = ()  # each secret's first and last characters: a text without them is clean
 
 
 _NO_SECRETS = _Scrubber((), values={}, names={})
@@ -100,6 +104,7 @@ def _compile(secrets: tuple[str, ...]) -> _Scrubber:
         max(len(s) for s in secrets),
         {},
         {},
+        tuple({*(s[:MIN_FRAGMENT] for s in secrets), *(s[-MIN_FRAGMENT:] for s in secrets)}),
     )
 
 
@@ -116,6 +121,12 @@ def scrub(text: str) -> str:
     if len(text) <= MEMO_TEXT and len(memo) < MEMO_SIZE:
         memo[text] = masked
     return masked
+
+
+def may_hold_secret(text: str) -> bool:
+    """Whether ``scrub`` could change ``text``: a few substring searches (faster than the patterns' one),
+    for texts (many joined) mostly clean."""
+    return any(part in text for part in _SCRUBBER.get().parts)
 
 
 def _mask_edges(text: str, scrubber: _Scrubber) -> str:
@@ -317,6 +328,33 @@ class _StdoutHandler(logging.Handler):
         sys.stdout.flush()
 
 
+class _Kept:
+    """A logger that keeps the line instead of printing it (``render``)."""
+
+    line = ""
+
+    def msg(self, message: str) -> None:
+        self.line = message
+
+    debug = info = warning = warn = error = critical = exception = msg
+
+
+def render(level: str, message: str, **fields: Any) -> str:
+    """The line ``logger.<level>(message, **fields)`` would print (empty if dropped), returned instead:
+    the record renders its fixed part once and splices its tasks in (``record.py``)."""
+    kept = _Kept()
+    getattr(structlog.wrap_logger(kept, processors=_PROCESSORS), level)(message, **fields)
+    return kept.line
+
+
+def write(line: str) -> None:
+    """Prints a line rendered by ``render`` (and completed by its caller, within ``MAX_LINE``)."""
+    _StdoutLogger().msg(line)
+
+
+_PROCESSORS: list[Any] = []
+
+
 def _configure() -> None:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     rendering = [
@@ -326,14 +364,15 @@ def _configure() -> None:
         _first_keys_first,
         _render,
     ]
+    _PROCESSORS[:] = [
+        _drop_below_level,
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        timestamper,
+        *rendering,
+    ]
     structlog.configure(
-        processors=[
-            _drop_below_level,
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            timestamper,
-            *rendering,
-        ],
+        processors=_PROCESSORS,
         logger_factory=_stdout_logger,
         cache_logger_on_first_use=True,
     )
@@ -364,8 +403,20 @@ def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({s for s in secrets if len(s) >= MIN_SECRET}))
 
 
+def _bound_key(value: Any) -> Any:
+    """A key bound to every line (a correlation id is the event's to choose): masked, then at most
+    ``MAX_BOUND`` characters and ``MAX_BOUND_BYTES`` of JSON."""
+    if not isinstance(value, str):
+        return value
+    text = shorten(value, MAX_BOUND)
+    while len(json.dumps(text)) > MAX_BOUND_BYTES:
+        text = text[: len(text) // 2]
+    return text
+
+
 def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
-    """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
+    """Resets the per-invocation state: nothing of the previous invocation leaks into this one. The
+    keys bound to every line are bounded (``_bound_key``), so that a line's fixed part stays small."""
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
@@ -375,4 +426,4 @@ def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     values = _secret_values(secrets)
     _SCRUBBER.set(_compile(values) if values else _NO_SECRETS)
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**keys)
+    structlog.contextvars.bind_contextvars(**{name: _bound_key(value) for name, value in keys.items()})

@@ -190,7 +190,7 @@ def _read_eventgrid(event: dict) -> TriggerEvent:
 
 def _read_smn(event: dict) -> TriggerEvent:
     messages = [record["smn"] for record in event["record"]]
-    return TriggerEvent("smn", [_object_or_defaults(m["message"]) for m in messages], messages[0]["message_id"])
+    return TriggerEvent("smn", [_object_or_defaults(m["message"]) for m in messages], _text(messages[0]["message_id"]))
 
 
 def _read_kafka(event: dict) -> TriggerEvent:
