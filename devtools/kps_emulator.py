@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,6 +55,7 @@ class Fault:
     html: bool = False
     retry_after: str | None = None
     delay: float = 0.0
+    until: float = 0.0  # time.monotonic() before which the answer does not start
     drop: bool = False
     times: int = 1
     headers: dict[str, str] = field(default_factory=dict)
@@ -149,6 +151,12 @@ class KpsEmulator:
             new = [_failed_task(start + i, now_ms) for i in range(count)]
             tasks.extend(new)
         return new
+
+    def seed_wide(self, project_id: str, count: int, width: int = 256) -> None:
+        """Give a project ``count`` tasks whose every field is ``width`` characters (the largest the
+        function keeps), made page by page as they are listed: 20,000 of them cost nothing until asked."""
+        with self._lock:
+            self._state.tasks[project_id] = _WideTasks(count, width)  # type: ignore[assignment]
 
     def failed_tasks(self, project_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -371,6 +379,38 @@ def _failed_task(index: int, now_ms: int) -> dict[str, Any]:
     }
 
 
+class _WideTasks(Sequence):
+    """``count`` tasks with every field ``width`` characters long, made when read."""
+
+    def __init__(self, count: int, width: int) -> None:
+        self._count, self._width = count, width
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._task(i) for i in range(*index.indices(self._count))]
+        if not -self._count <= index < self._count:
+            raise IndexError(index)
+        return self._task(index % self._count)
+
+    def _task(self, index: int) -> dict[str, Any]:
+        def wide(text: str) -> str:
+            return (text + "-" + "x" * self._width)[: self._width]
+
+        return {
+            "task_id": wide(f"{index:08d}"),
+            "operate_type": wide(OPERATE_TYPES[0]),
+            "task_time": ("1" * self._width),
+            "task_error_code": wide("KPS.6002"),
+            "task_error_msg": "failed",  # not kept by the function; a full page stays under 2 MiB
+            "server_name": wide(f"ecs-{index}"),
+            "server_id": wide(f"server-{index}"),
+            "keypair_name": wide(f"KeyPair-{index}"),
+        }
+
+
 def _kps_error(code: str, message: str) -> dict[str, Any]:
     return {"error_code": code, "error_msg": message}
 
@@ -437,7 +477,7 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
             emulator._sleep(latency)
             fault = emulator._next_fault()
             if fault is not None:
-                emulator._sleep(fault.delay)
+                emulator._sleep(max(fault.delay, fault.until - time.monotonic()))
                 if fault.stall:
                     self._wait_for_hangup()
                 if fault.drop or fault.stall:

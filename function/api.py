@@ -181,6 +181,8 @@ def _failure(exc: requests.RequestException, current: transport.Exchange, second
     watchdog ended is a timeout."""
     if current.expired or isinstance(exc, requests.Timeout):
         return _error("Timeout", f"no complete answer within {seconds:.2f} s", True)
+    if transport.headers_too_large(exc):
+        return _error("InvalidResponse", f"the reply's headers pass {transport.MAX_HEADER_BYTES} bytes", False)
     reason = getattr(exc.args[0] if exc.args else None, "reason", None)
     if isinstance(reason, NameResolutionError):
         cause = reason.__cause__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -30,3 +31,21 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left for work; may be negative once the budget is spent."""
         return float("inf") if self._end is None else self._end - time.monotonic()
+
+
+class ByteBudget:
+    """Bytes that the tasks kept by all targets of one invocation may take together: the targets run
+    at once in one function's memory."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._left = total
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Takes ``size`` bytes if they are left."""
+        with self._lock:
+            if size > self._left:
+                return False
+            self._left -= size
+            return True

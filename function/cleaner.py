@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor  # free: structlog's asyncio h
 from typing import Any
 
 from . import logs, metrics
-from .budget import Deadline
+from .budget import ByteBudget, Deadline
 from .context import context_value
 from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
-from .payload import ALLOW, HTTP_METHODS, apig_response, build_payload, internal_error_result
+from .payload import ALLOW, HTTP_METHODS, apig_response, build_payload, internal_error_result, out_of_time_result
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
 from .targets import dry_run_field, dry_run_requested, ignored_fields, resolve_targets
 from .triggers import TriggerEvent, read_event
@@ -50,7 +50,13 @@ def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
 
 
 def _clean_one(
-    target: Target, settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
+    target: Target,
+    settings: Settings,
+    credentials: Credentials,
+    deadline: Deadline,
+    dry_run: bool,
+    *,
+    budget: ByteBudget,
 ) -> dict[str, Any]:
     """Whatever happens while cleaning this target, a bug or a reply nothing could parse included,
     ends as this target's result: the other targets' results, DELETEs done included, stand."""
@@ -58,7 +64,7 @@ def _clean_one(
     try:
         from .kps_client import clean_target
 
-        result = clean_target(target, settings, credentials, deadline, dry_run)
+        result = clean_target(target, settings, credentials, deadline, dry_run, budget=budget)
     except Exception as exc:  # one target's fault is that target's error, never the invocation's
         log.exception("target failed unexpectedly", project_id=target.project_id, region=target.region)
         result = internal_error_result(target, started, exc)
@@ -70,16 +76,35 @@ def _clean_one(
 def _clean_all(
     targets: list[Target], settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
 ) -> list[dict[str, Any]]:
-    """Targets run concurrently on a bounded pool sharing one deadline; results keep the targets' order.
-    Each task runs in a copy of the invocation's context, so its log lines carry the invocation's keys."""
+    """Targets run concurrently on a bounded pool sharing one deadline and one byte budget for the tasks
+    they keep; results keep the targets' order. Each task runs in a copy of the invocation's context,
+    so its log lines carry the invocation's keys. A target not started when the deadline has passed is
+    answered ``DeadlineExceeded`` without a client, a call or a line of its own (one line names them)."""
+    from .kps_client import MAX_KEPT_BYTES
+
+    budget = ByteBudget(MAX_KEPT_BYTES)
+    late: list[Target] = []
+
+    def clean(target: Target) -> dict[str, Any]:
+        if deadline.remaining() <= 0:
+            late.append(target)
+            return out_of_time_result(target)
+        return _clean_one(target, settings, credentials, deadline, dry_run, budget=budget)
+
     if len(targets) <= 1:
-        return [_clean_one(t, settings, credentials, deadline, dry_run) for t in targets]
-    with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
-        futures = [
-            pool.submit(contextvars.copy_context().run, _clean_one, t, settings, credentials, deadline, dry_run)
-            for t in targets
-        ]
-        return [future.result() for future in futures]
+        results = [clean(t) for t in targets]
+    else:
+        with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, clean, t) for t in targets]
+            results = [future.result() for future in futures]
+    if late:
+        log.error(
+            "targets not started",
+            reason="the invocation's time ran out before they started",
+            count=len(late),
+            project_ids=[t.project_id for t in late[:20]],
+        )
+    return results
 
 
 def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -> tuple[bool, list[dict]]:

@@ -6,12 +6,13 @@ KPS deletes blindly and says nothing about what it removed, so the count, the sa
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, NamedTuple
 
 from . import record
 from .api import ApiClient, Reply, RetryPolicy, invalid_response
-from .budget import Deadline
+from .budget import ByteBudget, Deadline
 from .credentials import Credentials
 from .logs import logger as log
 from .payload import target_result
@@ -21,8 +22,15 @@ from .targets import endpoint_for
 SAMPLE_SIZE = 50
 MAX_PAGES = 10_000
 # Tasks kept per target (for the sample, the record and spotting repeats): past it the listing stops,
-# the count is null and the record says it is incomplete. About 0.6 KB a task: 12 MB at most.
+# the count is null and the record says it is incomplete.
 MAX_LISTED_TASKS = 20_000
+# Bytes the tasks kept by all targets of one invocation may take together: targets run at once, and a
+# 128 MB function must hold them beside up to 8 pages in flight (see README, Operations). A task costs
+# its record entry's JSON, plus TASK_OVERHEAD_BYTES of Python objects (the entry, its task_id's digest
+# to spot repeats, list and set slots), plus its group's strings when it is the first of its group.
+# Measured with tracemalloc: ~0.6 KB for a task as KPS usually words it, ~2.2 KB with every field maximal.
+MAX_KEPT_BYTES = 16 * 2**20
+TASK_OVERHEAD_BYTES = 280
 
 
 def tasks_path(project_id: str) -> str:
@@ -32,13 +40,10 @@ def tasks_path(project_id: str) -> str:
 class Listing(NamedTuple):
     reply: Reply  # the last page's answer, or the failure
     task_count: int | None  # None unless every task was read, each once
-    tasks: list[dict[str, str | None]]  # distinct, in the order listed, bounded strings
+    sample: list[dict[str, str | None]]  # the first SAMPLE_SIZE tasks, bounded strings
+    entries: list[record.Entry]  # every distinct task listed, in order, in the record's compact form
     attempts: int
     warning: str | None = None  # why the count is None although every page answered
-
-    @property
-    def sample(self) -> list[dict[str, str | None]]:
-        return self.tasks[:SAMPLE_SIZE]
 
 
 def _page(reply: Reply, page_size: int) -> list[dict[str, Any]] | Reply:
@@ -55,54 +60,101 @@ def _page(reply: Reply, page_size: int) -> list[dict[str, Any]] | Reply:
     return tasks
 
 
-def _absorb(page: list[dict[str, Any]], tasks: list[dict[str, str | None]], seen: set[str], offset: int) -> str | None:
-    """Adds a page's new tasks to ``tasks``; returns why the listing must stop short, if it must."""
-    repeated = False
-    for task in map(record.task_of, page):
-        task_id = task["task_id"]
-        if task_id is not None and task_id in seen:
-            repeated = True
-            continue
-        if len(tasks) == MAX_LISTED_TASKS:
-            return f"more than {MAX_LISTED_TASKS} tasks: listing stopped there"
-        if task_id is not None:
-            seen.add(task_id)
-        tasks.append(task)
-    return f"ListFailedTask's page at offset {offset} repeated tasks already listed" if repeated else None
+class _Kept:
+    """The tasks a listing keeps: each once, compact, within the invocation's shared byte budget."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget = budget
+        self.sample: list[dict[str, str | None]] = []
+        self.entries: list[record.Entry] = []
+        self.seen: set[bytes] = set()  # digests of the task_ids listed: 16 bytes where an id can take 256
+        self.groups: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}  # one copy of each group
+
+    def absorb(self, page: list[dict[str, Any]], offset: int) -> str | None:
+        """Adds a page's new tasks; returns why the listing must stop short, if it must."""
+        repeated = anonymous = False
+        for task in map(record.task_of, page):
+            task_id = task["task_id"]
+            digest = None if task_id is None else hashlib.blake2b(task_id.encode(), digest_size=16).digest()
+            if digest is not None and digest in self.seen:
+                repeated = True
+                continue
+            if len(self.entries) == MAX_LISTED_TASKS:
+                return f"more than {MAX_LISTED_TASKS} tasks: listing stopped there"
+            kept = record.entry(task)
+            group = self.groups.setdefault(kept.group, kept.group)
+            cost = len(kept.text) + TASK_OVERHEAD_BYTES
+            if group is kept.group:
+                cost += sum(len(k or "") for k in group)
+            if not self.budget.take(cost):
+                return (
+                    f"the {self.budget.total // 2**20} MiB the invocation keeps for listed tasks (all targets "
+                    f"together) is spent: listing stopped after {len(self.entries)} tasks"
+                )
+            if digest is None:
+                anonymous = True
+            else:
+                self.seen.add(digest)
+            self.entries.append(kept._replace(group=group))
+            if len(self.sample) < SAMPLE_SIZE:
+                self.sample.append(task)
+        if anonymous:
+            return f"ListFailedTask's page at offset {offset} holds tasks without a task_id: repeats cannot be told"
+        return f"ListFailedTask's page at offset {offset} repeated tasks already listed" if repeated else None
 
 
-def list_failed_tasks(client: ApiClient, target: Target, page_size: int) -> Listing:
+_UNSEEN = object()
+
+
+def _total_problem(total: int | None, first: object, listed: int) -> str | None:
+    """Why ``total`` cannot be trusted as the number of tasks, if it cannot."""
+    if total is not None and total < 0:
+        return f"ListFailedTask answered a negative total {total}"
+    if first is not _UNSEEN and total != first:
+        return f"ListFailedTask's total changed from {first} to {total} between pages"
+    if total is not None and listed > total:
+        return f"ListFailedTask's total {total} is below the {listed} tasks already read"
+    return None
+
+
+def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget: ByteBudget) -> Listing:
     """Follows limit/offset until ``total`` is read (or, without a total, a short page). Trusting
-    ``total`` over the page length keeps the count right if KPS serves smaller pages than asked. A page
-    that repeats a task already listed, an empty page before ``total``, or the page or task cap ends the
-    listing with the count ``None`` and a warning: a count is exact or it is not given."""
-    tasks: list[dict[str, str | None]] = []
-    seen: set[str] = set()
+    ``total`` over the page length keeps the count right if KPS serves smaller pages than asked. A
+    total that makes no sense (negative, below the tasks read, changing between pages), a page that
+    repeats a task already listed or holds one without a task_id, an empty page before ``total``, or
+    the page, task or memory cap ends the listing with the count ``None`` and a warning: a count is
+    exact or it is not given."""
+    kept = _Kept(budget)
     attempts, warning = 0, None
+    first_total: object = _UNSEEN
     reply = Reply(True, None, None, 0)
     for _ in range(MAX_PAGES):
-        offset = len(tasks)
+        offset = len(kept.entries)
         reply = client.call("GET", tasks_path(target.project_id), [("limit", str(page_size)), ("offset", str(offset))])
         attempts += reply.attempts
         page = _page(reply, page_size)
         if isinstance(page, Reply):
-            return Listing(page, None, tasks, attempts)
+            return Listing(page, None, kept.sample, kept.entries, attempts)
         total = reply.data.get("total")
         total = total if isinstance(total, int) and not isinstance(total, bool) else None
+        warning = _total_problem(total, first_total, offset)
+        first_total = total
+        if warning is not None:
+            break
         if not page:
             if total is not None and offset < total:
                 warning = f"ListFailedTask answered an empty page at offset {offset}, before its total {total}"
             break
-        warning = _absorb(page, tasks, seen, offset)
+        warning = kept.absorb(page, offset) or _total_problem(total, first_total, len(kept.entries))
         if warning is not None:
             break
-        if len(tasks) >= total if total is not None else len(page) < page_size:
+        if len(kept.entries) >= total if total is not None else len(page) < page_size:
             break
     else:
         warning = f"ListFailedTask's total not reached after {MAX_PAGES} pages"
     if warning is not None:
         log.warning("count unknown", project_id=target.project_id, region=target.region, reason=warning)
-    return Listing(reply, None if warning else len(tasks), tasks, attempts, warning)
+    return Listing(reply, None if warning else len(kept.entries), kept.sample, kept.entries, attempts, warning)
 
 
 def _record_fields(target: Target, reply: Reply) -> dict[str, Any]:
@@ -114,7 +166,13 @@ def _record_fields(target: Target, reply: Reply) -> dict[str, Any]:
 
 
 def clean_target(
-    target: Target, settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
+    target: Target,
+    settings: Settings,
+    credentials: Credentials,
+    deadline: Deadline,
+    dry_run: bool,
+    *,
+    budget: ByteBudget,
 ) -> dict[str, Any]:
     """Dry run: list and count. Otherwise: count first (unless switched off), then delete all, and
     record what was deleted when the DELETE succeeded."""
@@ -123,10 +181,12 @@ def clean_target(
     client = ApiClient(endpoint_for(target, settings), scoped, RetryPolicy.from_settings(settings), deadline)
     listing = None
     if dry_run or settings.count_before_delete:
-        listing = list_failed_tasks(client, target, settings.list_page_size)
+        listing = list_failed_tasks(client, target, settings.list_page_size, budget)
     if listing is not None and dry_run:
+        warning = listing.warning
         if settings.record_deleted and listing.reply.ok:
-            record.emit("would delete", _record_fields(target, listing.reply), listing.tasks, listing.warning)
+            fields = _record_fields(target, listing.reply)
+            warning = _joined(warning, record.emit("would delete", fields, listing.entries, warning, deadline))
         return target_result(
             target,
             "would_delete",
@@ -135,7 +195,7 @@ def clean_target(
             failed_task_count=listing.task_count,
             attempts=listing.attempts,
             sample=listing.sample,
-            warning=listing.warning,
+            warning=warning,
         )
     if listing is None:
         unknown = "not listed (KPS_COUNT_BEFORE_DELETE=false): the deleted set is unknown"
@@ -151,7 +211,9 @@ def clean_target(
         unknown = None if warning is None else f"{warning}: the deleted set may hold more"
     reply = client.call("DELETE", tasks_path(target.project_id))
     if reply.ok and settings.record_deleted:
-        record.emit("tasks deleted", _record_fields(target, reply), listing.tasks if listing else [], unknown)
+        entries = listing.entries if listing else []
+        cut = record.emit("tasks deleted", _record_fields(target, reply), entries, unknown, deadline)
+        warning = _joined(warning, cut)
     return target_result(
         target,
         "deleted",
@@ -162,3 +224,10 @@ def clean_target(
         sample=listing.sample if listing else None,
         warning=warning,
     )
+
+
+def _joined(warning: str | None, cut: str | None) -> str | None:
+    """The target's warning, with why its record was cut short, if it was."""
+    if cut is None:
+        return warning
+    return f"record cut short: {cut}" if warning is None else f"{warning}; record cut short: {cut}"

@@ -35,6 +35,9 @@ MAX_ITEMS = 50
 # support.huaweicloud.com/intl/en-us/productdesc-lts/lts-0717.html); 16 KiB keeps a line readable in
 # the console and an invocation's log small, whatever an event or a server sends.
 MAX_LINE = 16 * 1024
+# Each key bound to every line of an invocation (correlation id, function name, request id, service): at
+# most 128 characters once masked and 256 bytes of JSON, so that the keys every line carries take under 2 KB.
+MAX_BOUND, MAX_BOUND_BYTES = 128, 256
 EXCEPTION_HEAD, EXCEPTION_TAIL = 1000, 3000  # a traceback keeps its first frames and its end
 # An exception's message keeps its start and its end, and the marker between them, within MAX_STRING.
 MESSAGE_PART = (MAX_STRING - 64) // 2
@@ -84,6 +87,7 @@ class _Scrubber(NamedTuple):
     find: re.Pattern[str] | None = None  # any anchor
     values: dict[str, str] = {}  # noqa: RUF012 - each instance gets its own from _compile
     names: dict[Any, tuple[str, bool]] = {}  # noqa: RUF012
+    parts: tuple[str, ...] = ()  # each secret's first and last characters: a text without them is clean
 
 
 _NO_SECRETS = _Scrubber((), values={}, names={})
@@ -118,6 +122,7 @@ def _compile(secrets: tuple[str, ...]) -> _Scrubber:
         alternatives(anchors) if anchors else None,
         {},
         {},
+        tuple({*(s[:MIN_FRAGMENT] for s in secrets), *(s[-MIN_FRAGMENT:] for s in secrets)}),
     )
 
 
@@ -198,6 +203,15 @@ def _grown(lowered: str, found: int, secret: str, offset: int) -> tuple[int, int
     while end < len(lowered) and k < len(secret) and lowered[end] == secret[k]:
         end, k = end + 1, k + 1
     return start, end
+
+
+def may_hold_secret(text: str) -> bool:
+    """Whether ``scrub`` could change ``text``: a few substring searches (faster than the patterns' one)
+    for a whole secret or its cut-off edges, then the fragment anchors, for texts (many joined) mostly clean."""
+    scrubber = _SCRUBBER.get()
+    if any(part in text for part in scrubber.parts):
+        return True
+    return scrubber.find is not None and scrubber.find.search(_lowered(text)) is not None
 
 
 def _mask_edges(text: str, scrubber: _Scrubber) -> str:
@@ -398,6 +412,33 @@ class _StdoutHandler(logging.Handler):
         sys.stdout.flush()
 
 
+class _Kept:
+    """A logger that keeps the line instead of printing it (``render``)."""
+
+    line = ""
+
+    def msg(self, message: str) -> None:
+        self.line = message
+
+    debug = info = warning = warn = error = critical = exception = msg
+
+
+def render(level: str, message: str, **fields: Any) -> str:
+    """The line ``logger.<level>(message, **fields)`` would print (empty if dropped), returned instead:
+    the record renders its fixed part once and splices its tasks in (``record.py``)."""
+    kept = _Kept()
+    getattr(structlog.wrap_logger(kept, processors=_PROCESSORS), level)(message, **fields)
+    return kept.line
+
+
+def write(line: str) -> None:
+    """Prints a line rendered by ``render`` (and completed by its caller, within ``MAX_LINE``)."""
+    _StdoutLogger().msg(line)
+
+
+_PROCESSORS: list[Any] = []
+
+
 def _configure() -> None:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     rendering = [
@@ -407,14 +448,15 @@ def _configure() -> None:
         _first_keys_first,
         _render,
     ]
+    _PROCESSORS[:] = [
+        _drop_below_level,
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        timestamper,
+        *rendering,
+    ]
     structlog.configure(
-        processors=[
-            _drop_below_level,
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            timestamper,
-            *rendering,
-        ],
+        processors=_PROCESSORS,
         logger_factory=_stdout_logger,
         cache_logger_on_first_use=True,
     )
@@ -451,8 +493,20 @@ def use_secrets(secrets: Iterable[str]) -> None:
     _SCRUBBER.set(_compile(values) if values else _NO_SECRETS)
 
 
+def _bound_key(value: Any) -> Any:
+    """A key bound to every line (a correlation id is the event's to choose): masked, then at most
+    ``MAX_BOUND`` characters and ``MAX_BOUND_BYTES`` of JSON."""
+    if not isinstance(value, str):
+        return value
+    text = shorten(value, MAX_BOUND)
+    while len(json.dumps(text)) > MAX_BOUND_BYTES:
+        text = text[: len(text) // 2]
+    return text
+
+
 def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
-    """Resets the per-invocation state: nothing of the previous invocation leaks into this one."""
+    """Resets the per-invocation state: nothing of the previous invocation leaks into this one. The
+    keys bound to every line are bounded (``_bound_key``), so that a line's fixed part stays small."""
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
@@ -461,4 +515,4 @@ def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     _LEVEL.set(number)
     use_secrets(secrets)
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**keys)
+    structlog.contextvars.bind_contextvars(**{name: _bound_key(value) for name, value in keys.items()})

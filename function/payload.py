@@ -46,6 +46,23 @@ def target_result(
     return result
 
 
+def out_of_time_result(target: Target) -> dict[str, Any]:
+    """A target whose turn came after the invocation's deadline: nothing was sent for it."""
+    message = "the invocation's time budget ran out before this target started; nothing was sent"
+    return _result(
+        target,
+        time.monotonic(),
+        ok=False,
+        outcome="failed",
+        http_status=None,
+        kps_request_id=None,
+        failed_task_count=None,
+        attempts=0,
+        error={"code": "DeadlineExceeded", "message": message, "retryable": True},
+        warning=None,
+    )
+
+
 def internal_error_result(target: Target, started: float, exc: BaseException) -> dict[str, Any]:
     """A target whose cleaning raised (a bug, or a reply nothing parsed safely): its own failure, never
     the invocation's. Its KPS calls' figures are lost with the exception; a DELETE may have been sent."""

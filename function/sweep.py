@@ -18,6 +18,11 @@ from .regions import REGIONS_WITH_KPS
 from .settings import PROJECT_ID, REGION, Settings, Target
 
 PROJECTS_PATH = "/v3/auth/projects"
+# The most targets one sweep takes. Past it the sweep is refused (ProjectListingFailed) rather than cut:
+# cutting would leave the same projects uncleaned every night, unseen. Each target costs at least two
+# KPS calls and a result (~0.6 KB) in the payload: 1,000 keep the payload near 0.6 MB, far under the
+# 6 MB a synchronous answer may carry, and take ~32 rounds at the largest KPS_CONCURRENCY.
+MAX_SWEEP_TARGETS = 1000
 
 
 def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadline) -> list[Target]:
@@ -53,4 +58,10 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
         skipped_non_regional=skipped[:20],
         skipped_no_kps_in_region=no_kps[:20],
     )
+    if len(targets) > MAX_SWEEP_TARGETS:
+        message = (
+            f"{len(targets)} projects to sweep, more than the {MAX_SWEEP_TARGETS} one invocation takes: "
+            "narrow the sweep with KPS_REGIONS or KPS_ALLOWED_PROJECT_IDS"
+        )
+        raise SweepFailed(reply._replace(ok=False, error={"code": "TooManyTargets", "message": message}))
     return targets

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import functools
 import heapq
+import http.client
 import http.cookiejar
 import ipaddress
 import itertools
@@ -37,6 +38,53 @@ from urllib3.util.connection import allowed_gai_family
 from .settings import MAX_CONCURRENCY
 
 USER_AGENT = "kps-failed-task-cleaner/1.0"
+# The most bytes of status line and headers read. http.client alone takes 100 header lines of 64 KiB each
+# (6.5 MB a reply, held whole and then parsed again by the email package: ~40 MB a target); KPS and
+# the gateway send well under 2 KB.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class HeadersTooLarge(http.client.HTTPException):
+    """A reply whose status line and headers pass ``MAX_HEADER_BYTES``: refused before they are all held."""
+
+
+def headers_too_large(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or wraps (as urllib3 and requests do, in their arguments), ``HeadersTooLarge``."""
+    pending: list[object] = [exc]
+    for _ in range(8):  # requests.ConnectionError(ProtocolError(message, HeadersTooLarge)): 3 levels
+        if any(isinstance(e, HeadersTooLarge) for e in pending):
+            return True
+        pending = [a for e in pending if isinstance(e, BaseException) for a in e.args]
+    return False
+
+
+class _HeadCounter:
+    """The reply's file while its head is read: each line counted against ``MAX_HEADER_BYTES``."""
+
+    def __init__(self, fp: Any) -> None:
+        self._fp = fp
+        self._left = MAX_HEADER_BYTES
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._fp.readline(limit)
+        self._left -= len(line)
+        if self._left < 0:
+            raise HeadersTooLarge(f"the reply's headers pass {MAX_HEADER_BYTES} bytes")
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+class _Response(http.client.HTTPResponse):
+    def begin(self) -> None:
+        fp = self.fp
+        self.fp = _HeadCounter(fp)  # type: ignore[assignment]
+        try:
+            super().begin()
+        finally:
+            if self.fp is not None:
+                self.fp = fp
 
 
 class Exchange:
@@ -157,7 +205,10 @@ def _is_address(host: str) -> bool:
 
 
 class _Watched(HTTPConnection):
-    """Registers every socket an exchange uses, and resolves names under the exchange's clock."""
+    """Registers every socket an exchange uses, resolves names under the exchange's clock, and reads
+    no more than ``MAX_HEADER_BYTES`` of a reply's head."""
+
+    response_class = _Response
 
     def _new_conn(self) -> socket.socket:
         current = _CURRENT.get()

@@ -254,7 +254,7 @@ def _read_eventgrid(event: dict) -> TriggerEvent:
 def _read_smn(event: dict) -> TriggerEvent:
     messages = [record["smn"] for record in event["record"]]
     fields = [_message_fields(m["message"], "an SMN message") for m in messages]
-    return TriggerEvent("smn", fields, messages[0]["message_id"])
+    return TriggerEvent("smn", fields, _text(messages[0]["message_id"]))
 
 
 def _read_kafka(event: dict) -> TriggerEvent:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from function import record
+from function import logs, record
 
 LINE_BOUND = 16 * 1024
 
@@ -159,7 +159,10 @@ raw_tasks = st.lists(st.fixed_dictionaries(dict.fromkeys(record.TASK_FIELDS, hos
 def test_lines_partition_the_tasks_and_stay_bounded(raws):
     """Whatever KPS sends: every task lands in exactly one line, and no line's tasks pass the byte bound."""
     tasks = [record.task_of(raw) for raw in raws]
-    lines = list(record._chunks(tasks))
+    lines = [
+        (key, [json.loads(text) for text in line])
+        for key, line in record._chunks(list(map(record.entry, tasks)), logs.MAX_LINE - 2048)
+    ]
     placed = [entry for _, line in lines for entry in line]
     assert sorted(map(repr, ({k: e[k] for k in record.TASK_FIELDS} for e in placed))) == sorted(map(repr, tasks))
     for key, line in lines:

@@ -23,6 +23,7 @@ from servers import ConnectRecorder, Trickler
 from devtools.context import FakeContext
 from devtools.kps_emulator import KpsEmulator
 from function.api import MAX_CODE, MAX_MESSAGE, MAX_REPLY_BYTES, RetryPolicy
+from function.transport import MAX_HEADER_BYTES
 
 BUDGET_SECONDS = 3.0
 CONTROL = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)]
@@ -196,6 +197,22 @@ def test_json_too_deep_or_too_many_values_is_invalid_response(kps, invoke, body,
     [result] = run.payload["results"]
     assert (result["error"]["code"], result["attempts"]) == ("InvalidResponse", 1)
     assert why in result["error"]["message"]
+
+
+@pytest.mark.parametrize(("lines", "refused"), [(92, True), (1, False)], ids=["92 lines of 65,000 bytes", "one"])
+def test_headers_past_64_kib_are_invalid_response_before_they_are_all_held(kps, invoke, lines, refused):
+    """http.client alone accepts 100 header lines of 64 KiB (6.5 MB a reply, held whole); one such line,
+    under the total, is still read."""
+    kps.inject(headers={f"X-Pad-{i}": "p" * 65_000 for i in range(lines)})
+    run = invoke({"project_id": PROJECT, "dry_run": True})
+    [result] = run.payload["results"]
+    if refused:
+        error = result["error"]
+        assert (error["code"], error["retryable"], result["attempts"]) == ("InvalidResponse", False, 1)
+        assert str(MAX_HEADER_BYTES) in error["message"]
+        assert len(kps.requests) == 1
+    else:
+        assert (result["ok"], result["failed_task_count"]) == (True, 3)
 
 
 def _hostile_text(size: int) -> str:
