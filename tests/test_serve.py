@@ -183,3 +183,17 @@ def test_a_handler_answer_that_is_not_apis_shape_is_the_gateways_502_naming_only
     status, _, data, payload = gateway.answer("POST", PATH, {"X-Auth-Token": "x"}, b"")
     assert (status, json.loads(data)["error_msg"], payload) == (502, "KeyError", None)
     assert SECRET_TOKEN.encode() not in data
+
+
+def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kps, capsys):
+    """LOG_EVENT=true: a token copied into another header or the body, and API Gateway's app code, never printed."""
+    url, _, out = served
+    appcode = "APPCODE-caller-secret-0123456789abcdef"
+    headers = {"X-Auth-Token": SECRET_TOKEN, "X-Forwarded-Auth": SECRET_TOKEN, "X-Apig-Appcode": appcode}
+    status, _, body = http(url, body={"project_id": PROJECT, "note": SECRET_TOKEN}, headers=headers)
+    status2, _, _ = http(url, body={"project_id": PROJECT, "echo": SIGNATURE}, headers={"Authorization": SIGNATURE})
+    printed = out.getvalue() + capsys.readouterr().out + body.decode()
+    assert (status, status2) == (200, 200) and printed.count("event received") == 2
+    assert '"x-forwarded-auth": "***"' in printed and '"x-apig-appcode": "***"' in printed
+    for secret in (SECRET_TOKEN, appcode, SIGNATURE):
+        assert secret[:12] not in printed and secret[-12:] not in printed
