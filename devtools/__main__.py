@@ -124,6 +124,8 @@ def read_event_file(name: str) -> Any:
         sys.exit(f"event file {where}: empty (an event is JSON, such as {{}} for the defaults)")
     try:
         return json.loads(text)
+    except RecursionError:
+        sys.exit(f"event file {where}: nested too deep to read as JSON")
     except ValueError as exc:
         sys.exit(f"event file {where}: not valid JSON ({str(exc)[:120]})")
 

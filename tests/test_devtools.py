@@ -60,6 +60,7 @@ def test_invoke_real_refuses_without_credentials():
         ("  \n", "empty"),
         ('{"project_id": ', "not valid JSON"),
         (b"\xff{}", "cannot read"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deep"),  # json.loads raises RecursionError
     ],
 )
 def test_a_bad_event_file_is_one_line_naming_the_file(tmp_path, content, says):
