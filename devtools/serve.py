@@ -193,7 +193,8 @@ def read_body(headers: Any, stream: Any) -> bytes:
 
 
 def write_line(out: Any, line: str) -> None:
-    """One write per line (the function's log lines are one write each too): lines never interleave."""
+    """One write per whole line, as the function writes its JSON lines: whole-line writes to one stream do not
+    interleave (print wrote the text and its newline apart, and a function line could land in between)."""
     with _OUT_LOCK:
         out.write(line + "\n")
         out.flush()
@@ -210,7 +211,6 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             started = time.monotonic()
-            body, payload = b"", None
             try:
                 body = read_body(self.headers, self.rfile)
             except BadRequest as refused:
@@ -252,7 +252,7 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
         def _log(self, status: int, payload: dict[str, Any] | None, body: bytes, started: float) -> None:
             url = urlsplit(self.path)
             elapsed = (time.monotonic() - started) * 1000
-            path = url.path[:200].encode("ascii", "backslashreplace").decode()
+            path = url.path[:200].encode("unicode_escape").decode("ascii")  # one printable line, whatever was sent
             line = f"{self.command} {path} -> {status} {payload['status'] if payload else '-'} ({elapsed:.0f} ms)"
             if payload and wants_table(payload, is_sweep(url.query, body)):
                 line += "\n" + target_table(payload)
