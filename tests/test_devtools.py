@@ -63,6 +63,7 @@ def test_invoke_real_refuses_without_credentials():
         (b"\xff{}", "cannot read"),
         ("[" * 100_000 + "]" * 100_000, "nested too deep"),  # json.loads raises RecursionError
     ],
+    ids=["missing", "empty", "blank", "truncated", "not-utf8", "nested-too-deep"],  # short: the id is in the env
 )
 def test_a_bad_event_file_is_one_line_naming_the_file(tmp_path, content, says):
     path = tmp_path / "event.json"
