@@ -124,24 +124,35 @@ def read_event_file(name: str) -> Any:
         sys.exit(f"event file {where}: empty (an event is JSON, such as {{}} for the defaults)")
     try:
         return json.loads(text)
+    except RecursionError:
+        sys.exit(f"event file {where}: nested too deep to read as JSON")
     except ValueError as exc:
         sys.exit(f"event file {where}: not valid JSON ({str(exc)[:120]})")
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop it cleanly, even when started where SIGINT was ignored (a background job)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def _emulator(port: int, seeds: list[str], latency: float) -> None:
-    with KpsEmulator(port=port) as kps:
-        kps.add_key(demo.DEMO_AK, demo.DEMO_SK)
-        kps.add_token(demo.DEMO_TOKEN)
-        kps.set_latency(latency)
-        for seed in seeds:
-            project_id, _, count = seed.partition(":")
-            kps.seed(project_id, int(count or 5))
-        print(f"KPS emulator on {kps.url} (AK {demo.DEMO_AK}, token {demo.DEMO_TOKEN!r}); Ctrl-C stops it", flush=True)
-        try:
+    _stop_on_signals()
+    try:
+        with KpsEmulator(port=port) as kps:
+            kps.add_key(demo.DEMO_AK, demo.DEMO_SK)
+            kps.add_token(demo.DEMO_TOKEN)
+            kps.set_latency(latency)
+            for seed in seeds:
+                project_id, _, count = seed.partition(":")
+                kps.seed(project_id, int(count or 5))
+            print(
+                f"KPS emulator on {kps.url} (AK {demo.DEMO_AK}, token {demo.DEMO_TOKEN!r}); Ctrl-C stops it", flush=True
+            )
             while True:
                 time.sleep(3600)
-        except (KeyboardInterrupt, BrokenPipeError):
-            pass
+    except (KeyboardInterrupt, BrokenPipeError):  # whenever it comes, the print included
+        pass
 
 
 def _serve(port: int, auth: str, timeout: float, env: dict[str, str], tokens: list[str]) -> None:
@@ -161,9 +172,7 @@ def _serve(port: int, auth: str, timeout: float, env: dict[str, str], tokens: li
             return FakeContext(user_data=settings, timeout_seconds=timeout)
         return demo.demo_context(settings, auth, timeout)
 
-    # Ctrl-C and SIGTERM stop it cleanly, even when started where SIGINT was ignored (a background job).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _stop_on_signals()
     server = LocalServer(Gateway(_handler(), context, frozenset(tokens) if tokens else None), port)
     accepted = "the --token values" if tokens else "any X-Auth-Token or Authorization"
     print(f"Local API Gateway on {server.url} (IAM auth: {accepted}; Ctrl-C stops it)")

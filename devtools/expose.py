@@ -4,7 +4,10 @@ Development only (never deployed): it drives FunctionGraph's own API through the
 huaweicloudsdkfunctiongraph (requirements-dev.txt). The fgs component cannot do this: its APIG trigger is
 the shared gateway's, which takes no new customers. One trigger of type DEDICATEDGATEWAY per method the
 function serves (GET, POST, DELETE: an API has one ``req_method``), all on the path ``/{function}``, IAM
-authentication, HTTPS, backend timeout at most 60 s and above the function's ``KPS_HTTP_BUDGET_SECONDS``.
+authentication, HTTPS, backend timeout at most 60 s and above the function's ``KPS_HTTP_BUDGET_SECONDS`` (read
+from the deployed function's configuration, ShowFunctionConfig's ``user_data``; the default when it is not set,
+or when the caller may not read the configuration). ``--endpoint`` is HTTPS, or plain HTTP to loopback only
+(the calls are signed and may carry a security token), as the function's own endpoints.
 
 The event-data fields are those of CreateFunctionTrigger's TriggerEventDataRequestBody (FunctionGraph API
 reference; huaweicloudsdkfunctiongraph 3.1.219 ``v2/model/trigger_event_data_request_body.py``; Terraform's
@@ -16,12 +19,14 @@ is replaced (deleted, then created); an identical one is left alone, or re-activ
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any, NamedTuple
 
+from function.errors import Rejected
 from function.payload import HTTP_METHODS
-from function.settings import PROJECT_ID, REGION, default_of
+from function.settings import PROJECT_ID, REGION, default_of, parse_endpoint
 
 TRIGGER_TYPE = "DEDICATEDGATEWAY"
 # What identifies our trigger for a method, and what must match for it to be left alone.
@@ -69,23 +74,63 @@ class Action(NamedTuple):
     trigger_id: str | None = None
 
 
+def _endpoint_problem(endpoint: str | None) -> str | None:
+    try:
+        parse_endpoint(endpoint, "--endpoint") if endpoint else None
+    except Rejected as refused:
+        return refused.message
+    return None
+
+
 def validate(config: Config) -> None:
     """Refuses what would make a broken or unsafe trigger, before anything is sent."""
-    budget_ms = float(default_of("KPS_HTTP_BUDGET_SECONDS")) * 1000
     checks = (
         (REGION.fullmatch(config.region), f"REGION {config.region!r} is not a region name"),
         (PROJECT_ID.fullmatch(config.project_id), "PROJECT_ID must be 32 lower-case hex characters"),
         (config.instance_id, "APIG_INSTANCE_ID is required"),
         (config.group_id, "APIG_GROUP_ID is required"),
         (config.env_name and config.env_id, "APIG_ENV_NAME and APIG_ENV_ID are required"),
-        (
-            budget_ms < config.timeout_ms <= MAX_BACKEND_TIMEOUT_MS,
-            f"APIG_TIMEOUT_MS must be above the HTTP budget ({budget_ms:g} ms) and at most {MAX_BACKEND_TIMEOUT_MS}",
-        ),
+        (0 < config.timeout_ms <= MAX_BACKEND_TIMEOUT_MS, f"APIG_TIMEOUT_MS must be 1 to {MAX_BACKEND_TIMEOUT_MS}"),
+        (_endpoint_problem(config.endpoint) is None, _endpoint_problem(config.endpoint)),
     )
     problems = [message for passed, message in checks if not passed]
     if problems:
         raise SystemExit("make expose: " + "; ".join(problems))
+
+
+def check_timeout(config: Config, budget_seconds: float, where: str) -> None:
+    """The gateway must wait longer than the function's HTTP budget, or its own 504 comes first."""
+    if config.timeout_ms <= budget_seconds * 1000:
+        raise SystemExit(
+            f"make expose: APIG_TIMEOUT_MS ({config.timeout_ms}) must be above the function's HTTP budget "
+            f"({budget_seconds * 1000:g} ms, {where})"
+        )
+
+
+def http_budget(client: Any, config: Config) -> tuple[float, str]:
+    """The deployed function's HTTP budget in seconds (the smaller of KPS_HTTP_BUDGET_SECONDS and its
+    timeout) and where it comes from; the setting's default if the configuration cannot be read."""
+    from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
+    from huaweicloudsdkfunctiongraph.v2 import ShowFunctionConfigRequest
+
+    default = float(default_of("KPS_HTTP_BUDGET_SECONDS"))
+    try:
+        found = client.show_function_config(ShowFunctionConfigRequest(function_urn=config.function_urn))
+    except ClientRequestException as exc:
+        if exc.status_code not in (403, 404):
+            raise
+        print(f"make expose: the function's configuration is unreadable ({exc.status_code}); "
+              f"assuming the default HTTP budget {default:g} s", file=sys.stderr)  # fmt: skip
+        return default, "the default: the function's configuration could not be read"
+    try:
+        user_data = json.loads(found.user_data or "{}")
+        budget = float(user_data.get("KPS_HTTP_BUDGET_SECONDS", default))
+    except (ValueError, TypeError, AttributeError):
+        budget = default
+    where = "the deployed function's KPS_HTTP_BUDGET_SECONDS"
+    if isinstance(found.timeout, int) and found.timeout < budget:
+        return float(found.timeout), "the deployed function's timeout"
+    return budget, where
 
 
 def _same(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -184,6 +229,7 @@ def expose(config: Config) -> list[Action]:
 
     validate(config)
     client = _client(config)
+    check_timeout(config, *http_budget(client, config))
     listed = client.list_function_triggers(ListFunctionTriggersRequest(function_urn=config.function_urn)).body or []
     actions = plan([t.to_dict() for t in listed], config)
     done = []

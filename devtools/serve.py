@@ -6,13 +6,21 @@ Each HTTP request becomes the event API Gateway sends a function (body base64-en
 ``headers`` and ``body`` become the HTTP response. Like a gateway with IAM authentication, a request with
 neither ``X-Auth-Token`` nor ``Authorization`` gets 401 ``APIGW.0301``. Values are not checked locally
 unless ``tokens`` is given: then a token must be one of them and a signature must be well-formed
-(``SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...``; it is not verified).
+(``SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...``; it is not verified); an empty or
+blank header counts as missing.
+
+The function runs only for a whole request: a body is read to exactly its ``Content-Length`` (digits
+only) or decoded from ``Transfer-Encoding: chunked``; anything else (a malformed or contradictory length,
+a body cut short by the client hanging up, a bad chunk) is the gateway's own 400 and nothing is invoked.
+Every answer, the gateway's own errors included (404, 413, 400, and the HTTP parser's 400/414/431),
+is JSON and writes exactly one log line.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import threading
 import time
@@ -28,6 +36,10 @@ from .table import target_table, wants_table
 PATH = "/kps-failed-task-cleaner"  # the fgs component names the API's path after the function
 API_ID = "local0000000000000000000000000000"
 MAX_BODY = 6 * 1024 * 1024  # FunctionGraph's synchronous request limit
+BACKLOG = 128  # the stdlib's 5 reset connections under a burst of 40
+_DIGITS = re.compile(r"[0-9]{1,16}")
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
+_OUT_LOCK = threading.Lock()
 Handler = Callable[[Any, Any], Any]
 
 
@@ -72,7 +84,7 @@ class Gateway:
 
     def _auth_error(self, headers: Mapping[str, str]) -> str | None:
         """Why IAM authentication fails, or None; only presence is checked unless ``tokens`` is set."""
-        lowered = {name.lower(): value for name, value in headers.items()}
+        lowered = {name.lower(): value for name, value in headers.items() if value.strip()}  # blank = missing
         token, signature = lowered.get("x-auth-token"), lowered.get("authorization")
         if token is None and signature is None:
             return "x-auth-token not found"
@@ -126,40 +138,125 @@ def is_sweep(query: str, body: bytes) -> bool:
     return isinstance(fields.get("targets"), str) and fields["targets"].lower() == "all"
 
 
+class BadRequest(Exception):
+    """A request the gateway answers itself: its status and message; the function is not invoked."""
+
+    def __init__(self, status: int, message: str, code: str = "APIGW.0201") -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def _read_exactly(stream: Any, length: int) -> bytes:
+    data = stream.read(length) if length else b""
+    if len(data) != length:
+        raise BadRequest(400, f"the body ended after {len(data)} of {length} bytes")
+    return data
+
+
+def _read_chunked(stream: Any) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body, at most ``MAX_BODY`` bytes, trailers skipped."""
+    body = bytearray()
+    while True:
+        match = _CHUNK_SIZE.fullmatch(stream.readline(64))
+        if match is None:
+            raise BadRequest(400, "malformed chunked body")
+        size = int(match.group(1), 16)
+        if len(body) + size > MAX_BODY:
+            raise BadRequest(413, "request body too large")
+        if size == 0:
+            break
+        body += _read_exactly(stream, size)
+        if stream.readline(3) not in (b"\r\n", b"\n"):
+            raise BadRequest(400, "malformed chunked body")
+    for _ in range(100):  # trailer fields, then the empty line
+        if stream.readline(8192) in (b"\r\n", b"\n", b""):
+            return bytes(body)
+    raise BadRequest(400, "malformed chunked body")
+
+
+def read_body(headers: Any, stream: Any) -> bytes:
+    """The whole body as the request framed it, or ``BadRequest``: never a guess."""
+    encodings = [e.strip().lower() for v in headers.get_all("Transfer-Encoding") or [] for e in v.split(",")]
+    lengths = {v.strip() for v in headers.get_all("Content-Length") or []}
+    if encodings:
+        if lengths or encodings != ["chunked"]:  # both, or a coding the gateway does not take: refused
+            raise BadRequest(400, "unsupported or ambiguous Transfer-Encoding")
+        return _read_chunked(stream)
+    if not lengths:
+        return b""
+    if len(lengths) > 1 or not _DIGITS.fullmatch(next(iter(lengths))):
+        raise BadRequest(400, "invalid Content-Length")
+    length = int(next(iter(lengths)))
+    if length > MAX_BODY:
+        raise BadRequest(413, "request body too large")
+    return _read_exactly(stream, length)
+
+
+def write_line(out: Any, line: str) -> None:
+    """One write per whole line, as the function writes its JSON lines: whole-line writes to one stream do not
+    interleave (print wrote the text and its newline apart, and a function line could land in between)."""
+    with _OUT_LOCK:
+        out.write(line + "\n")
+        out.flush()
+
+
 def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "kps-local-apig"
+        timeout = 60  # a client silent this long mid-request is refused 400, never left holding a thread
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: one line per request is written below, without headers (they carry credentials)."""
 
         def _serve(self) -> None:
             started = time.monotonic()
-            length = int(self.headers.get("Content-Length") or 0)
-            body, payload = b"", None
-            if length > MAX_BODY:
-                status, headers, data = _json(413, _gateway_error("request body too large", "APIGW.0201"))
-                self.close_connection = True
-            else:
-                body = self.rfile.read(length) if length else b""
-                status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
+            try:
+                body = read_body(self.headers, self.rfile)
+            except BadRequest as refused:
+                self._refuse(refused.status, str(refused), refused.code, started)
+                return
+            except OSError:  # the client went away mid-body: nothing to invoke, nobody to answer
+                self._refuse(400, "the connection closed before the body ended", "APIGW.0201", started)
+                return
+            status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
             self._log(status, payload, body, started)  # before the answer leaves: the line is there when it arrives
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            self._answer(status, headers, data)
+
+        def _answer(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            except OSError:  # the client hung up: its answer has nowhere to go
+                self.close_connection = True
+
+        def _refuse(self, status: int, message: str, code: str, started: float) -> None:
+            """The gateway's own answer to a request it will not pass on; the connection is closed."""
+            self.close_connection = True
+            self._log(status, None, b"", started)
+            self._answer(*_json(status, _gateway_error(message, code)))
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The HTTP parser's own refusals (bad request line, 414, 431, ...) as the gateway's JSON, logged."""
+            self.command = self.command or "-"
+            if not self.request_version.startswith("HTTP/1."):  # the stdlib would answer without a status line
+                self.request_version = self.protocol_version
+            self.path = getattr(self, "path", "") or "-"
+            self._refuse(code, message or "bad request", "APIGW.0201", time.monotonic())
 
         def _log(self, status: int, payload: dict[str, Any] | None, body: bytes, started: float) -> None:
             url = urlsplit(self.path)
             elapsed = (time.monotonic() - started) * 1000
-            line = f"{self.command} {url.path} -> {status} {payload['status'] if payload else '-'} ({elapsed:.0f} ms)"
+            path = url.path[:200].encode("unicode_escape").decode("ascii")  # one printable line, whatever was sent
+            line = f"{self.command} {path} -> {status} {payload['status'] if payload else '-'} ({elapsed:.0f} ms)"
             if payload and wants_table(payload, is_sweep(url.query, body)):
                 line += "\n" + target_table(payload)
-            print(line, file=out, flush=True)
+            write_line(out, line)
 
         def __getattr__(self, name: str) -> Any:
             """Every method reaches the function (an ANY route); the function decides which it takes."""
@@ -174,7 +271,8 @@ class LocalServer:
     """The HTTP side: ``with LocalServer(gateway, port) as server:``, ``server.url``."""
 
     def __init__(self, gateway: Gateway, port: int = 3000, out: Any = sys.stdout) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _http_handler(gateway, out))
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": BACKLOG})
+        self._server = server_class(("127.0.0.1", port), _http_handler(gateway, out))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

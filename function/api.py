@@ -235,8 +235,12 @@ class ApiClient:
         try:
             response, body, data = self._fetch(method, url, headers, seconds)
         except _Failed as failed:
-            return Reply(False, failed.status, failed.request_id, attempt, failed.error)
+            status = failed.status if failed.status is None or 100 <= failed.status <= 599 else None
+            return Reply(False, status, failed.request_id, attempt, failed.error)
         status, request_id = response.status_code, _request_id(response.headers, data)
+        if not 100 <= status <= 599:  # http.client takes 100-999; HTTP (and the payload) know 100-599
+            error = _error(f"HTTP.{status}", f"a non-standard HTTP status {status}", False)
+            return Reply(False, None, request_id, attempt, error)
         if 200 <= status < 300:
             return Reply(True, status, request_id, attempt, data=data)
         error = _error_from(response, body, data)

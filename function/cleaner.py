@@ -23,6 +23,7 @@ from .triggers import TriggerEvent, read_event
 
 log = logs.logger
 _AGENCY_SECRETS = ("getSecurityAccessKey", "getSecuritySecretKey", "getSecurityToken", "getToken")
+_CALLER_SECRETS = ("x-auth-token", "authorization", "x-apig-appcode")  # API Gateway lower-cases header names
 
 
 class CleanupFailed(RuntimeError):
@@ -33,10 +34,17 @@ class _Instance:
     cold_start = True
 
 
-def _known_secrets(source: SettingSource, context: Any) -> list[str]:
-    """Every credential that could be in play, registered before the first line is logged."""
+def _known_secrets(source: SettingSource, context: Any, event: Any = None) -> list[str]:
+    """Every credential that could be in play, registered before the first line is logged; the caller's
+    own (an API Gateway event's credential headers) too, wherever else the same value appears."""
     from_settings = [source.get(s.name) for s in SETTINGS if s.secret]
-    return from_settings + [context_value(context, m) for m in _AGENCY_SECRETS]
+    headers = event.get("headers") if isinstance(event, dict) else None
+    from_caller = [headers.get(h) for h in _CALLER_SECRETS] if isinstance(headers, dict) else []
+    return (
+        from_settings
+        + [context_value(context, m) for m in _AGENCY_SECRETS]
+        + [v for v in from_caller if isinstance(v, str)]
+    )
 
 
 def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
@@ -173,6 +181,7 @@ def _start_logging(
     settings: Settings | None,
     incoming: TriggerEvent,
     *,
+    event: Any,
     request_id: str,
     cold_start: bool,
 ) -> None:
@@ -181,7 +190,7 @@ def _start_logging(
         level = "DEBUG"
     logs.start_invocation(
         level,
-        _known_secrets(source, context),
+        _known_secrets(source, context, event),
         service=settings.service_name if settings else default_of("SERVICE_NAME"),
         function_name=context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
         function_version=context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
@@ -207,7 +216,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         settings = load_settings(source)
     except Rejected as rejection:
         error = _request_error(rejection)
-    _start_logging(context, source, settings, incoming, request_id=request_id, cold_start=cold_start)
+    _start_logging(context, source, settings, incoming, event=event, request_id=request_id, cold_start=cold_start)
     if settings is not None:
         try:
             dry_run, results = _run(event, context, incoming, settings)

@@ -174,8 +174,8 @@ def clean_target(
     *,
     budget: ByteBudget,
 ) -> dict[str, Any]:
-    """Dry run: list and count. Otherwise: count first (unless switched off), then delete all, and
-    record what was deleted when the DELETE succeeded."""
+    """Dry run: list and count. Otherwise: count first (unless switched off), then delete all (unless the
+    listing found that the host does not resolve), and record what was deleted when the DELETE succeeded."""
     started = time.monotonic()
     scoped = credentials.for_project(target.project_id)
     client = ApiClient(endpoint_for(target, settings), scoped, RetryPolicy.from_settings(settings), deadline)
@@ -197,6 +197,9 @@ def clean_target(
             sample=listing.sample,
             warning=warning,
         )
+    if listing is not None and (listing.reply.error or {}).get("code") == "EndpointNotFound":
+        # The host does not resolve: a DELETE to it cannot fare better. Failed, with the listing's error.
+        return target_result(target, "failed", listing.reply, started, attempts=listing.attempts)
     if listing is None:
         unknown = "not listed (KPS_COUNT_BEFORE_DELETE=false): the deleted set is unknown"
         warning, attempts = None, 0

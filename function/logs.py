@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import structlog
 
 SECRET_NAME = re.compile(
-    r"token|secret|passw|authori[sz]ation|signature|credential|cookie|(?:^|[_\-.])(?:ak|sk)$|key(?!pair)",
+    r"token|secret|passw|authori[sz]ation|signature|credential|cookie|appcode|(?:^|[_\-.])(?:ak|sk)$|key(?!pair)",
     re.IGNORECASE,
 )
 REDACTED = "***"

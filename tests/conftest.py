@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from devtools.context import FakeContext  # noqa: E402
 from devtools.kps_emulator import KpsEmulator  # noqa: E402
+from devtools.serve import Gateway, LocalServer  # noqa: E402
 from handler import handler  # noqa: E402
 
 PROJECT = "4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09"
@@ -140,3 +144,30 @@ def apig_event(
 
 def deletes(kps: KpsEmulator) -> list[str]:
     return [r.path for r in kps.requests if r.method == "DELETE"]
+
+
+def http(url: str, method: str = "POST", body: Any = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"X-Auth-Token": "x"} if headers is None else headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.fixture
+def served(settings: dict[str, str]) -> Any:
+    """make serve's gateway in this process, recording the events it hands the handler; its log goes to ``out``."""
+    events: list[dict] = []
+
+    def recording_handler(event: Any, context: Any) -> Any:
+        events.append(event)
+        return handler(event, context)
+
+    out = io.StringIO()
+    gateway = Gateway(recording_handler, lambda: FakeContext(user_data={**settings, "LOG_EVENT": "true"}))
+    with LocalServer(gateway, port=0, out=out) as server:
+        yield server.url, events, out

@@ -1,4 +1,5 @@
-"""A local fake of FunctionGraph's trigger API (list, create, update, delete) on 127.0.0.1, for make expose.
+"""A local fake of FunctionGraph's trigger API (list, create, update, delete) and ShowFunctionConfig on
+127.0.0.1, for make expose.
 
 It checks what the real API would: the AK/SK signature (the emulator's own verifier, written from the
 signing guide), X-Project-Id equal to the path's project, the path's function URN, and a create body
@@ -18,6 +19,7 @@ from urllib.parse import unquote
 
 from devtools.kps_emulator import AUTH_HEADER, _Received, _signature
 
+CONFIG = re.compile(r"/v2/([0-9a-f]{32})/fgs/functions/([^/]+)/config")
 TRIGGERS = re.compile(r"/v2/([0-9a-f]{32})/fgs/triggers/([^/]+)(?:/([A-Z]+)/([0-9a-f-]+))?")
 # TriggerEventDataRequestBody's fields an API Gateway trigger uses (huaweicloudsdkfunctiongraph 3.1.219).
 REQUIRED = {"instance_id", "group_id", "env_id", "env_name", "name", "type", "path", "protocol", "req_method"}
@@ -29,6 +31,7 @@ class FakeFunctionGraph:
     def __init__(self, access_key: str, secret_key: str) -> None:
         self.keys = {access_key: secret_key}
         self.triggers: dict[str, list[dict[str, Any]]] = {}
+        self.functions: dict[str, dict[str, Any]] = {}  # ShowFunctionConfig's answer, by function URN
         self.log: list[tuple[str, str, int]] = []  # (method, path, status)
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -52,6 +55,10 @@ class FakeFunctionGraph:
         refused = self._authenticate(req)
         if refused:
             return refused
+        config = CONFIG.fullmatch(req.path)
+        if config is not None and req.method == "GET":
+            found = self.functions.get(unquote(config.group(2)))
+            return (200, found) if found else (404, {"error_code": "FSS.1051", "error_msg": "function not found"})
         match = TRIGGERS.fullmatch(req.path)
         if match is None:
             return 404, {"error_code": "APIGW.0101", "error_msg": "The API does not exist"}

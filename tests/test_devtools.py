@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -60,7 +61,9 @@ def test_invoke_real_refuses_without_credentials():
         ("  \n", "empty"),
         ('{"project_id": ', "not valid JSON"),
         (b"\xff{}", "cannot read"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deep"),  # json.loads raises RecursionError
     ],
+    ids=["missing", "empty", "blank", "truncated", "not-utf8", "nested-too-deep"],  # short: the id is in the env
 )
 def test_a_bad_event_file_is_one_line_naming_the_file(tmp_path, content, says):
     path = tmp_path / "event.json"
@@ -111,3 +114,21 @@ def test_a_local_sweep_stays_local_and_shows_every_branch():
     table = done.stdout.split("--- targets ---\n", 1)[1].split("--- emulator request log ---", 1)[0].splitlines()
     assert table[0].split() == ["project", "region", "outcome", "count", "attempts", "error"]
     assert len(table) == 4 and all(line.split()[2] == "deleted" for line in table[1:])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_the_emulator_stops_on_ctrl_c_even_as_a_background_job(stop):
+    """A shell starts background jobs with SIGINT ignored (`make emulator &`): Ctrl-C must still stop it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "emulator", "--port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - as a shell does
+    )  # fmt: skip
+    try:
+        assert "KPS emulator on http://127.0.0.1:" in process.stdout.readline()  # type: ignore[union-attr]
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0 and "Traceback" not in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import AK, PROJECT, ROOT, SK
 from fake_functiongraph import FakeFunctionGraph
@@ -20,6 +22,7 @@ def fgs(monkeypatch):
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", AK)
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", SK)
     with FakeFunctionGraph(AK, SK) as fake:
+        fake.functions[urn()] = {"func_urn": urn(), "timeout": 120, "user_data": "{}"}  # the template's function
         yield fake
 
 
@@ -38,8 +41,9 @@ def urn() -> str:
 def test_first_run_creates_one_iam_https_trigger_per_method(fgs):
     done = expose(config(fgs))
     assert [(a.kind, a.method) for a in done] == [("create", "GET"), ("create", "POST"), ("create", "DELETE")]
-    assert [(m, s) for m, _, s in fgs.log] == [("GET", 200), ("POST", 200), ("POST", 200), ("POST", 200)]
-    assert all(path == f"/v2/{PROJECT}/fgs/triggers/{urn()}" for _, path, _ in fgs.log)
+    assert [(m, s) for m, _, s in fgs.log] == [("GET", 200)] * 2 + [("POST", 200)] * 3
+    assert fgs.log[0][1] == f"/v2/{PROJECT}/fgs/functions/{urn()}/config", "the function's HTTP budget, read first"
+    assert all(path == f"/v2/{PROJECT}/fgs/triggers/{urn()}" for _, path, _ in fgs.log[1:])
     for body, method in zip(fgs.bodies, ("GET", "POST", "DELETE")):
         assert (body["trigger_type_code"], body["trigger_status"]) == ("DEDICATEDGATEWAY", "ACTIVE")
         data = body["event_data"]
@@ -55,7 +59,7 @@ def test_a_second_run_changes_nothing_and_duplicates_nothing(fgs):
     fgs.log.clear()
     done = expose(config(fgs))
     assert {a.kind for a in done} == {"unchanged"}
-    assert [m for m, _, _ in fgs.log] == ["GET"], "only the listing"
+    assert [m for m, _, _ in fgs.log] == ["GET", "GET"], "only the configuration and the listing"
     assert len(fgs.triggers[urn()]) == 3
 
 
@@ -96,7 +100,9 @@ def test_other_triggers_of_the_function_are_left_alone(fgs):
     "changes",
     [
         {"timeout_ms": 60001},  # API Gateway's backend timeout is at most 60 s
-        {"timeout_ms": 55000},  # must exceed the function's HTTP budget, or the gateway answers first
+        {"timeout_ms": 0},
+        {"endpoint": "http://functiongraph.cn-north-4.myhuaweicloud.com"},  # signed calls in clear
+        {"endpoint": "https://functiongraph.cn-north-4.myhuaweicloud.com/v2"},
         {"instance_id": ""},
         {"group_id": ""},
         {"project_id": "not-a-project"},
@@ -107,6 +113,33 @@ def test_bad_settings_are_refused_before_anything_is_sent(fgs, changes):
     with pytest.raises(SystemExit, match="make expose"):
         expose(config(fgs, **changes))
     assert fgs.log == []
+
+
+@pytest.mark.parametrize(
+    ("user_data", "function_timeout", "refused", "accepted"),
+    [
+        ({}, 120, 55000, 55001),  # not set: the default 55 s
+        ({"KPS_HTTP_BUDGET_SECONDS": "58"}, 120, 58000, 59000),  # the deployed value, not the default
+        ({"KPS_HTTP_BUDGET_SECONDS": "30"}, 120, 30000, 40000),
+        ({"KPS_HTTP_BUDGET_SECONDS": "58"}, 20, 20000, 21000),  # a shorter function timeout answers first
+    ],
+)
+def test_the_backend_timeout_must_exceed_the_deployed_functions_budget(
+    fgs, user_data, function_timeout, refused, accepted
+):
+    fgs.functions[urn()].update(user_data=json.dumps(user_data), timeout=function_timeout)
+    with pytest.raises(SystemExit, match="HTTP budget"):
+        expose(config(fgs, timeout_ms=refused))
+    assert [m for m, _, _ in fgs.log] == ["GET"] and fgs.triggers.get(urn(), []) == [], "nothing changed"
+    assert {a.kind for a in expose(config(fgs, timeout_ms=accepted))} == {"create"}
+
+
+def test_an_unreadable_configuration_falls_back_to_the_default_budget(fgs, capsys):
+    del fgs.functions[urn()]
+    with pytest.raises(SystemExit, match="HTTP budget"):
+        expose(config(fgs, timeout_ms=55000))
+    assert "unreadable (404)" in capsys.readouterr().err
+    assert {a.kind for a in expose(config(fgs, timeout_ms=56000))} == {"create"}
 
 
 def test_no_access_key_no_call(fgs, monkeypatch):
@@ -123,7 +156,7 @@ def test_the_fake_refuses_a_wrong_key(fgs, monkeypatch):
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", SK + "x")
     with pytest.raises(ClientRequestException):
         expose(config(fgs))
-    assert fgs.log == [("GET", f"/v2/{PROJECT}/fgs/triggers/{urn()}", 401)]
+    assert fgs.log == [("GET", f"/v2/{PROJECT}/fgs/functions/{urn()}/config", 401)]
 
 
 def test_plan_alone_needs_no_network():

@@ -46,3 +46,14 @@ def test_a_non_json_error_body_is_summarised(kps, invoke, settings):
     assert result["error"]["message"].startswith("HTTP 502 Bad Gateway: 502 502 Gateway Error")
     assert "<" not in result["error"]["message"]
     assert result["error"]["retryable"] is True
+
+
+@pytest.mark.parametrize("status", [600, 999])
+def test_a_non_standard_status_is_recorded_as_none_with_its_code(kps, invoke, status):
+    """http.client accepts 100-999; the payload's http_status is 100-599 (api/payload.schema.json)."""
+    kps.inject(status=status, body={"error_code": "KPS.0006", "error_msg": "odd"})
+    run = invoke(apig_event({"project_id": PROJECT}))  # the payload is validated against the schema
+    [result] = run.payload["results"]
+    assert (result["outcome"], result["http_status"], result["error"]["code"]) == ("failed", None, f"HTTP.{status}")
+    assert result["error"]["retryable"] is False and len(kps.requests) == 1
+    assert kps.failed_tasks(PROJECT) != []

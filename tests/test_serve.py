@@ -3,57 +3,27 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, payload_of_result
+from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, http, payload_of_result
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from devtools.context import FakeContext
-from devtools.serve import PATH, Gateway, LocalServer
+from devtools.serve import PATH, Gateway
 from handler import handler
 
 SECRET_TOKEN = "MIIT-caller-token-that-must-never-be-logged-0123456789"
 SIGNATURE = "SDK-HMAC-SHA256 Access=CALLERAK0000, SignedHeaders=host;x-sdk-date, Signature=" + "ab" * 32
-
-
-def http(url: str, method: str = "POST", body: Any = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"X-Auth-Token": "x"} if headers is None else headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-@pytest.fixture
-def served(settings: dict[str, str]) -> Any:
-    """The gateway in this process, recording the events it hands the handler; its log goes to ``out``."""
-    events: list[dict] = []
-
-    def recording_handler(event: Any, context: Any) -> Any:
-        events.append(event)
-        return handler(event, context)
-
-    out = io.StringIO()
-    gateway = Gateway(recording_handler, lambda: FakeContext(user_data={**settings, "LOG_EVENT": "true"}))
-    with LocalServer(gateway, port=0, out=out) as server:
-        yield server.url, events, out
 
 
 def test_a_request_becomes_api_gateways_event_and_the_answer_the_response(served, kps):
@@ -213,3 +183,17 @@ def test_a_handler_answer_that_is_not_apis_shape_is_the_gateways_502_naming_only
     status, _, data, payload = gateway.answer("POST", PATH, {"X-Auth-Token": "x"}, b"")
     assert (status, json.loads(data)["error_msg"], payload) == (502, "KeyError", None)
     assert SECRET_TOKEN.encode() not in data
+
+
+def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kps, capsys):
+    """LOG_EVENT=true: a token copied into another header or the body, and API Gateway's app code, never printed."""
+    url, _, out = served
+    appcode = "APPCODE-caller-secret-0123456789abcdef"
+    headers = {"X-Auth-Token": SECRET_TOKEN, "X-Forwarded-Auth": SECRET_TOKEN, "X-Apig-Appcode": appcode}
+    status, _, body = http(url, body={"project_id": PROJECT, "note": SECRET_TOKEN}, headers=headers)
+    status2, _, _ = http(url, body={"project_id": PROJECT, "echo": SIGNATURE}, headers={"Authorization": SIGNATURE})
+    printed = out.getvalue() + capsys.readouterr().out + body.decode()
+    assert (status, status2) == (200, 200) and printed.count("event received") == 2
+    assert '"x-forwarded-auth": "***"' in printed and '"x-apig-appcode": "***"' in printed
+    for secret in (SECRET_TOKEN, appcode, SIGNATURE):
+        assert secret[:12] not in printed and secret[-12:] not in printed

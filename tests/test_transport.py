@@ -139,6 +139,17 @@ def test_a_host_name_that_does_not_resolve_is_endpoint_not_found_and_not_retried
     assert (result["attempts"], resolver["asked"], run.result["statusCode"]) == (1, ["kms.nowhere.example"], 502)
 
 
+def test_after_a_listing_finds_no_such_host_no_delete_is_tried(invoke, settings, resolver):
+    """The count comes first; a host that does not resolve will not resolve for the DELETE either."""
+    resolver["mode"] = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    settings["KPS_ENDPOINT"] = "https://kms.nowhere.example"
+    run = invoke(apig_event({"project_id": PROJECT}))
+    [result] = run.payload["results"]
+    assert (result["outcome"], result["error"]["code"], result["attempts"]) == ("failed", "EndpointNotFound", 1)
+    assert result["warning"] is None and resolver["asked"] == ["kms.nowhere.example"], "one lookup: the listing's"
+    assert not run.lines("count failed; deleting anyway")
+
+
 @pytest.mark.usefixtures("delete_only")
 def test_a_temporary_resolver_failure_is_retried(invoke, settings, resolver):
     resolver["mode"] = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")

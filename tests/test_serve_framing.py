@@ -1,0 +1,170 @@
+"""`make serve` as a gateway that reads whole requests: framing, refusals and its log, over raw sockets.
+
+The function runs only for a request whose body arrived whole, as the request framed it; every other
+request is the gateway's own JSON answer, one log line, and nothing sent to KPS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+import yaml
+from conftest import PROJECT, ROOT, deletes, http
+from jsonschema import Draft202012Validator
+
+from devtools.serve import PATH
+
+GATEWAY_ERROR = Draft202012Validator(
+    yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())["components"]["schemas"]["GatewayError"]
+)
+DRY_RUN_BODY = json.dumps({"project_id": PROJECT, "dry_run": True}).encode()
+
+
+def raw(url: str, request: bytes, *, half_close: bool = False) -> tuple[int, dict[str, Any] | None]:
+    """Sends bytes as they are; returns the status and the JSON body of the answer (0, None: no answer)."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    if not answer:
+        return 0, None
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, data = int(head.split()[1]), json.loads(body) if body else None
+    if status != 200:
+        GATEWAY_ERROR.validate(data)  # the gateway's own answers are as api/openapi.yaml describes them
+    return status, data
+
+
+def post(headers: str, body: bytes = b"") -> bytes:
+    return f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nConnection: close\r\n{headers}\r\n".encode() + body
+
+
+def log_lines(out: Any) -> list[str]:
+    return out.getvalue().splitlines()
+
+
+def test_a_chunked_body_reaches_the_function_whole(served, kps):
+    url, events, _ = served
+    half = len(DRY_RUN_BODY) // 2
+    chunks = b"%x\r\n%s\r\n%x;ext=1\r\n%s\r\n0\r\nX-Trailer: t\r\n\r\n" % (
+        half, DRY_RUN_BODY[:half], len(DRY_RUN_BODY) - half, DRY_RUN_BODY[half:]
+    )  # fmt: skip
+    status, payload = raw(url, post("Transfer-Encoding: chunked\r\n", chunks))
+    assert status == 200 and payload["dry_run"] is True and payload["results"][0]["failed_task_count"] == 3
+    assert len(events) == 1 and deletes(kps) == [] and len(kps.failed_tasks(PROJECT)) == 3
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post("Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n"),  # not a hex size
+        post("Transfer-Encoding: chunked\r\n", b"5\r\n{}\r\n0\r\n\r\n"),  # a chunk shorter than its size
+        post("Transfer-Encoding: gzip\r\n", b"{}"),  # a coding the gateway does not take
+        post("Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", b"2\r\n{}\r\n0\r\n\r\n"),  # both: smuggling
+        post("Content-Length: -1\r\n", b"{}"),
+        post("Content-Length: abc\r\n", b"{}"),
+        post("Content-Length: +2\r\n", b"{}"),
+        post("Content-Length: 2\r\nContent-Length: 3\r\n", b"{}"),
+        post("Content-Length: 2 2\r\n", b"{}"),
+    ],
+    ids=["bad-size", "short-chunk", "gzip", "te-and-cl", "cl-minus-1", "cl-abc", "cl-plus", "cl-twice", "cl-space"],
+)
+def test_a_malformed_body_is_the_gateways_400_and_the_function_never_runs(served, kps, settings, request_bytes):
+    settings["KPS_PROJECT_ID"] = PROJECT  # an empty request would clean this project
+    url, events, out = served
+    status, body = raw(url, request_bytes, half_close=True)
+    assert status == 400 and body["error_code"] == "APIGW.0201"
+    assert events == [] and kps.requests == [] and len(kps.failed_tasks(PROJECT)) == 3
+    assert len([line for line in log_lines(out) if f"POST {PATH} -> 400 -" in line]) == 1
+
+
+def test_a_body_cut_short_by_the_client_hanging_up_never_runs_the_function(served, kps, settings):
+    settings["KPS_PROJECT_ID"] = PROJECT
+    url, events, out = served
+    raw(
+        url,
+        post(f"Content-Length: {len(DRY_RUN_BODY) + 50}\r\n", DRY_RUN_BODY.replace(b"true", b"false")),
+        half_close=True,
+    )
+    assert events == [] and kps.requests == [] and len(kps.failed_tasks(PROJECT)) == 3
+    assert len([line for line in log_lines(out) if "-> 400 -" in line]) == 1
+
+
+@pytest.mark.parametrize(
+    "request_bytes, expected",
+    [
+        (b"NONSENSE\r\n\r\n", 400),
+        (b"POST " + PATH.encode() + b" HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414),
+    ],
+    ids=["bad-request-line", "too-many-headers", "uri-too-long"],
+)
+def test_the_http_parsers_own_refusals_are_json_and_logged(served, kps, request_bytes, expected):
+    url, events, out = served
+    status, body = raw(url, request_bytes)
+    assert status == expected and body["error_code"] == "APIGW.0201" and body["error_msg"]
+    assert events == [] and len([line for line in log_lines(out) if f"-> {expected} -" in line]) == 1
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_or_blank_token_is_missing_the_gateways_401(served, kps, value):
+    url, events, _ = served
+    status, body = raw(
+        url, post(f"X-Auth-Token: {value}\r\nContent-Length: 2\r\n", b"{}").replace(b"X-Auth-Token: x\r\n", b"")
+    )
+    assert status == 401 and body["error_code"] == "APIGW.0301"
+    assert events == [] and kps.requests == []
+
+
+def test_forty_requests_at_once_are_all_answered_and_no_log_line_is_glued_to_another():
+    """A burst beyond the stdlib's backlog of 5; the serve lines and the function's JSON lines share stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KPS_", "HUAWEICLOUD_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        banner = [process.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+        url = banner[1].split(" on ", 1)[1].split()[0]
+        lines: list[str] = []  # read while it runs: a full pipe would stall the server's writes
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        statuses: list[Any] = []
+
+        def call() -> None:
+            try:
+                statuses.append(http(url + "?dry_run=true", method="GET")[0])
+            except OSError as exc:
+                statuses.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=call) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        reader.join(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert statuses == [200] * 40, statuses
+    lines = [line.rstrip("\n") for line in lines]
+    for line in lines:
+        if line.startswith("{"):
+            json.loads(line)  # a function line, whole
+        else:
+            assert "{" not in line, f"a line glued to a JSON line: {line[:200]}"
+    assert sum(line.startswith(f"GET {PATH} -> 200 succeeded") for line in lines) == 40
