@@ -348,3 +348,20 @@ def test_the_memo_stays_bounded_and_keeps_masking_after_it_fills():
     assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
     memo = logs._SCRUBBER.get().values
     assert f"t {TOKEN[4:20]}" in memo and len(memo) <= logs.MEMO_SIZE
+
+
+@pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)
+@pytest.mark.parametrize("variant", ["middle 12", "lower case"])
+def test_no_piece_of_a_secret_in_the_record_or_sample(kps, invoke, settings, credential_settings, variant):
+    """Tasks KPS lists are copied into the sample and the `tasks deleted` record, which take a fast path
+    past the generic masking: a task whose fields echo a piece of a secret is masked there too."""
+    context_keys, secrets = credential_settings
+    settings["KPS_COUNT_BEFORE_DELETE"] = "true"
+    for task, secret in zip(kps.seed(PROJECT, len(secrets)), secrets):
+        task["server_name"] = f"ecs {echo(secret, variant)} web"
+        task["keypair_name"] = echo(secret, variant)
+    run = invoke({"project_id": PROJECT}, **context_keys)
+    [result] = run.payload["results"]
+    assert result["outcome"] == "deleted" and len(result["sample"]) == len(secrets) + 3
+    assert sum(len(line["tasks"]) for line in run.lines("tasks deleted")) == len(secrets) + 3
+    assert_no_fragment_in_any_case(run.out + run.err + json.dumps(run.result), secrets)
