@@ -56,6 +56,15 @@ def test_post_and_delete_clean(kps, invoke, method):
     assert kps.failed_tasks(PROJECT) == []
 
 
+@pytest.mark.parametrize(("method", "dry_run"), [("POST", False), ("DELETE", False), ("GET", True)])
+def test_a_refused_request_says_whether_it_was_a_dry_run(kps, invoke, method, dry_run):
+    """A bad project refused: the payload's dry_run is what the method meant, not true for every HTTP call."""
+    run = invoke(apig_event({"project_id": "not-a-project"}, method=method))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (400, "InvalidProjectId")
+    assert run.payload["dry_run"] is dry_run
+    assert kps.requests == []
+
+
 def test_post_and_delete_still_honour_a_requested_dry_run(kps, invoke):
     for method in ("POST", "DELETE"):
         run = invoke(apig_event({"project_id": PROJECT, "dry_run": True}, method=method))
