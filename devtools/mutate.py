@@ -50,7 +50,7 @@ TESTS_FOR: dict[str, tuple[str, ...]] = {
     ),
     "context": ("test_logging", "test_http_methods_and_budget", "test_credentials"),
     "credentials": ("test_credentials", "test_secret_hygiene", "test_emulator", "test_operations"),
-    "errors": ("test_payload_schema", "test_http_methods_and_budget", "test_targets_and_settings"),
+    "errors": ("test_payload_schema", "test_http_methods_and_budget", "test_targets_and_settings", "test_allow_list"),
     "kps_client": ("test_counts_and_isolation", "test_operations", "test_kps_errors", "test_record", "test_faults"),
     "logs": ("test_logging", "test_secret_hygiene"),
     "metrics": ("test_logging", "test_counts_and_isolation", "test_operations"),
