@@ -136,6 +136,10 @@ def test_the_record_can_be_switched_off_and_survives_a_quiet_log_level(kps, invo
     run = invoke({"project_id": PROJECT})
     assert run.payload["results"][0]["failed_task_count"] == 3
     assert record_lines(run) == [] and record_lines(run, "would delete") == []
+    kps.seed(PROJECT, 2)
+    dry = invoke({"project_id": PROJECT, "dry_run": True})
+    assert dry.payload["results"][0]["failed_task_count"] == 2
+    assert record_lines(dry, "would delete") == [], "switched off for dry runs too"
 
 
 def test_a_fault_in_the_record_never_undoes_the_result(kps, invoke, monkeypatch):
