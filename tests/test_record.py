@@ -50,6 +50,8 @@ def test_every_deleted_task_is_recorded_exactly_once(kps, invoke, count):
     tasks = assert_whole(lines, OTHER_PROJECT)
     assert Counter(t["task_id"] for t in tasks) == Counter(t["task_id"] for t in listed)
     assert all(line["complete"] and line["incomplete_reason"] is None for line, _ in lines)
+    groups = {(t["operate_type"], t["task_error_code"]) for t in listed}
+    assert len(lines) <= count // 10 + len(groups), "tasks are packed many to a line, not one a line"
     [delete] = [r for r in kps.requests if r.method == "DELETE"]
     assert {(line["region"], line["level"]) for line, _ in lines} == {(REGION, "info")}
     by_id = {t["task_id"]: t for t in listed}
