@@ -11,7 +11,7 @@ PORT   ?= 3000
 ENV_FILE ?=
 ENV_ARG := $(if $(ENV_FILE),--env-file $(ENV_FILE))
 
-.PHONY: help venv run test test-compat lint format invoke serve emulator package deploy expose lock bench clean
+.PHONY: help venv run test test-compat lint format invoke serve emulator package deploy expose lock bench mutate clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
@@ -23,6 +23,7 @@ help:
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
 	@echo "make expose    PROJECT_ID=.. APIG_INSTANCE_ID=.. APIG_GROUP_ID=..: HTTP triggers on a dedicated API Gateway"
 	@echo "make bench     cold start, warm overhead, fan-out, memory, size; writes bench/results.json"
+	@echo "make mutate    a mutation pass over function/ (MUTANTS=20 per module, SEED=9, JOBS=2; MODULE=cleaner for one)"
 	@echo "make lock      regenerate requirements.txt and requirements-dev.txt (pins with hashes) from the .in files"
 	@echo "make format    apply ruff's formatter and fixes"
 	@echo "make clean     remove the virtual environment and caches"
@@ -83,6 +84,14 @@ lock: venv
 
 bench: package
 	$(PY) bench/run.py
+
+# Not part of make test: about half an hour on 2 cores (README, Failure behaviour, Mutation testing).
+MUTANTS ?= 20
+SEED    ?= 9
+JOBS    ?= 2
+MODULE  ?=
+mutate: venv
+	$(PY) -m devtools.mutate --max-mutants $(MUTANTS) --seed $(SEED) --jobs $(JOBS) $(if $(MODULE),--module $(MODULE))
 
 format: venv
 	$(PY) -m ruff check --fix .

@@ -24,8 +24,8 @@ def summarise(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def emit(payload: dict[str, Any]) -> dict[str, Any]:
-    """Logs the canonical summary line and the metrics line; returns the figures."""
+def emit(payload: dict[str, Any]) -> None:
+    """Logs the canonical summary line and the metrics line."""
     figures = summarise(payload)
     error = payload["error"]
     log.info(
@@ -43,4 +43,3 @@ def emit(payload: dict[str, Any]) -> dict[str, Any]:
         succeeded=int(payload["ok"]),
         **figures,
     )
-    return figures

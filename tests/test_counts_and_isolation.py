@@ -51,7 +51,9 @@ def test_a_bug_in_one_target_is_that_targets_internal_error(kps, invoke, setting
     assert (run.result["statusCode"], run.payload["status"], run.payload["error"]) == (502, "partial", None)
     first, second = run.payload["results"]
     assert (first["ok"], first["failed_task_count"]) == (True, 3)
+    assert first["attempts"] == 2, "the listing's call and the DELETE's, not the last call's alone"
     assert (second["ok"], second["outcome"], second["error"]["code"]) == (False, "failed", "InternalError")
+    assert second["attempts"] == 0, "the raising target's calls are lost with its exception"
     assert "KeyError" in second["error"]["message"]
     [line] = run.lines("target failed unexpectedly")
     assert (line["project_id"], line["error_type"]) == (OTHER_PROJECT, "KeyError")

@@ -97,6 +97,15 @@ def test_agency_token_from_the_context(kps, invoke, bare):
     assert only_request(kps).headers["x-auth-token"] == AGENCY_TOKEN
 
 
+def test_agency_keys_missing_their_secret_give_way_to_the_agency_token(kps, invoke, bare):
+    """A context that answers an access key but "" for its secret has no keys: the agency token is used."""
+    run = invoke(load_event("direct.json"), user_data=bare, access_key=AGENCY_AK, token=AGENCY_TOKEN)
+    assert run.payload["status"] == "succeeded"
+    request = only_request(kps)
+    assert (request.auth, request.headers["x-auth-token"]) == ("token", AGENCY_TOKEN)
+    assert "authorization" not in request.headers
+
+
 def test_order_settings_keys_then_token_then_agency_keys_then_agency_token(kps, invoke, bare):
     everything = {**bare, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_AUTH_TOKEN": TOKEN}
     invoke(load_event("direct.json"), user_data=everything, token=AGENCY_TOKEN, **AGENCY_KEYS)

@@ -56,6 +56,15 @@ def test_post_and_delete_clean(kps, invoke, method):
     assert kps.failed_tasks(PROJECT) == []
 
 
+@pytest.mark.parametrize(("method", "dry_run"), [("POST", False), ("DELETE", False), ("GET", True)])
+def test_a_refused_request_says_whether_it_was_a_dry_run(kps, invoke, method, dry_run):
+    """A bad project refused: the payload's dry_run is what the method meant, not true for every HTTP call."""
+    run = invoke(apig_event({"project_id": "not-a-project"}, method=method))
+    assert (run.result["statusCode"], run.payload["error"]["code"]) == (400, "InvalidProjectId")
+    assert run.payload["dry_run"] is dry_run
+    assert kps.requests == []
+
+
 def test_post_and_delete_still_honour_a_requested_dry_run(kps, invoke):
     for method in ("POST", "DELETE"):
         run = invoke(apig_event({"project_id": PROJECT, "dry_run": True}, method=method))
@@ -163,6 +172,32 @@ def test_the_invocation_time_still_wins_when_it_is_shorter(kps, invoke, settings
     run = invoke(apig_event({"project_id": PROJECT}), context=context)
     assert run.result["statusCode"] == 504
     assert context.getRemainingTimeInMilliSeconds() > 0, "answered before the invocation's time ran out"
+
+
+def test_a_short_invocation_still_makes_its_calls(kps, invoke, settings):
+    """1.4 s left: 0.9 s once the documented 0.5 s margin is kept back, ample for a loopback list and DELETE
+    (a larger margin, or a larger minimum per attempt, would give up without trying)."""
+    run = invoke({"project_id": PROJECT}, context=FakeContext(user_data=settings, timeout_seconds=1.4))
+    [result] = run.payload["results"]
+    assert (result["outcome"], result["failed_task_count"]) == ("deleted", 3)
+    assert [r.method for r in kps.requests] == ["GET", "DELETE"]
+
+
+def test_the_deadline_is_the_remaining_time_less_the_margin():
+    """Milliseconds read as milliseconds, less the documented 0.5 s: 1,000 s left leaves 999.5 s of work."""
+    from function.budget import Deadline
+
+    remaining = Deadline.from_context(FakeContext(timeout_seconds=1000)).remaining()
+    assert 999.0 < remaining <= 999.5
+
+
+def test_no_time_for_one_attempt_sends_nothing_and_says_so(kps, invoke, settings):
+    """0.52 s left is 0.02 s past the margin, under the 0.05 s an attempt needs: nothing is tried."""
+    run = invoke({"project_id": PROJECT}, context=FakeContext(user_data=settings, timeout_seconds=0.52))
+    [result] = run.payload["results"]
+    assert (result["error"]["code"], result["attempts"]) == ("DeadlineExceeded", 0)
+    assert result["error"]["message"] == "the invocation's time budget ran out after 0 attempt(s)"
+    assert kps.requests == []
 
 
 @pytest.mark.parametrize("raw", ["0", "0.5", "58.5", "59", "60", "61", "120", "-1", "soon"])

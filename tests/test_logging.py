@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
-from conftest import PROJECT, apig_event, load_event, payload_of_result
+from conftest import PROJECT, ROOT, apig_event, load_event, payload_of_result
 
 from devtools.context import FakeContext
 from function import cleaner
@@ -33,6 +36,38 @@ def test_cold_start_is_true_only_on_the_first_invocation(kps, invoke, monkeypatc
     first, second = invoke({"project_id": PROJECT}), invoke({"project_id": PROJECT})
     assert {line["cold_start"] for line in first.logs} == {True}
     assert {line["cold_start"] for line in second.logs} == {False}
+
+
+def test_a_fresh_instance_starts_cold(tmp_path):
+    """No monkeypatching: a new interpreter's first invocation is the cold start, its second is warm."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from devtools.context import FakeContext\n"
+        "from handler import handler\n"
+        "for n in ('first', 'second'): handler({}, FakeContext(request_id=n))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    by_invocation = {n: {x["cold_start"] for x in lines if x["function_request_id"] == n} for n in ("first", "second")}
+    assert by_invocation == {"first": {True}, "second": {False}}
+
+
+def test_a_context_answering_empty_falls_back_to_the_runtime_variables(kps, invoke, settings, monkeypatch):
+    """Real contexts answer "" for what they lack: the RUNTIME_FUNC_* variables fill in."""
+    monkeypatch.setenv("RUNTIME_FUNC_NAME", "cleaner-from-env")
+    monkeypatch.setenv("RUNTIME_FUNC_VERSION", "v9")
+    run = invoke({"project_id": PROJECT}, context=FakeContext(user_data=settings, function_name="", version=""))
+    assert {(line["function_name"], line["function_version"]) for line in run.logs} == {("cleaner-from-env", "v9")}
 
 
 def test_context_is_cleared_between_invocations(kps, invoke, settings):

@@ -200,7 +200,7 @@ def test_a_failed_project_listing_fails_the_invocation(account, invoke, settings
     run = invoke(apig_event({"targets": "all"}))
     assert run.result["statusCode"] == 502
     assert (run.payload["status"], run.payload["error"]["code"]) == ("failed", "ProjectListingFailed")
-    assert "IAM.0003" in run.payload["error"]["message"]
+    assert run.payload["error"]["message"] == "listing projects in IAM failed: IAM.0003: forbidden"
     assert deletes(account) == []
 
 

@@ -50,6 +50,8 @@ def test_every_deleted_task_is_recorded_exactly_once(kps, invoke, count):
     tasks = assert_whole(lines, OTHER_PROJECT)
     assert Counter(t["task_id"] for t in tasks) == Counter(t["task_id"] for t in listed)
     assert all(line["complete"] and line["incomplete_reason"] is None for line, _ in lines)
+    groups = {(t["operate_type"], t["task_error_code"]) for t in listed}
+    assert len(lines) <= count // 10 + len(groups), "tasks are packed many to a line, not one a line"
     [delete] = [r for r in kps.requests if r.method == "DELETE"]
     assert {(line["region"], line["level"]) for line, _ in lines} == {(REGION, "info")}
     by_id = {t["task_id"]: t for t in listed}
@@ -136,6 +138,10 @@ def test_the_record_can_be_switched_off_and_survives_a_quiet_log_level(kps, invo
     run = invoke({"project_id": PROJECT})
     assert run.payload["results"][0]["failed_task_count"] == 3
     assert record_lines(run) == [] and record_lines(run, "would delete") == []
+    kps.seed(PROJECT, 2)
+    dry = invoke({"project_id": PROJECT, "dry_run": True})
+    assert dry.payload["results"][0]["failed_task_count"] == 2
+    assert record_lines(dry, "would delete") == [], "switched off for dry runs too"
 
 
 def test_a_fault_in_the_record_never_undoes_the_result(kps, invoke, monkeypatch):
@@ -174,3 +180,13 @@ def test_lines_partition_the_tasks_and_stay_bounded(raws):
             v is None or (len(v) <= record.MAX_STRING and len(json.dumps(v)) <= record.MAX_ENCODED)
             for v in task.values()
         )
+
+
+def test_a_string_is_bounded_at_exactly_768_bytes_of_json():
+    """At the README's bound: 768 bytes of JSON are kept whole, 769 are cut (é is 6 bytes escaped)."""
+    at_bound = "é" * 127 + "a" * 4  # 2 quotes + 762 + 4 = 768
+    past_it = at_bound + "a"
+    assert len(json.dumps(at_bound)) == 768 and len(json.dumps(past_it)) == 769
+    assert record.bounded(at_bound) == at_bound
+    cut = record.bounded(past_it)
+    assert cut is not None and past_it.startswith(cut) and len(json.dumps(cut)) <= 768 and cut != past_it

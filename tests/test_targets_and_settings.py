@@ -61,8 +61,10 @@ def test_a_bad_project_id_is_rejected_before_any_url_exists(kps, invoke, project
 
 @pytest.mark.parametrize("region", ["evil.example.com/x", "cn-north-4.", "CN-NORTH-4", "", 4, "a" * 200])
 def test_a_bad_region_is_rejected(kps, invoke, region):
-    run = invoke({"project_id": PROJECT, "region": region})
-    assert run.payload["error"]["code"] == "InvalidRegion"
+    direct = invoke({"project_id": PROJECT, "region": region})
+    assert direct.payload["error"]["code"] == "InvalidRegion"
+    over_http = invoke(apig_event({"project_id": PROJECT, "region": region}))
+    assert (over_http.result["statusCode"], over_http.payload["error"]["code"]) == (400, "InvalidRegion")
     assert kps.requests == []
 
 

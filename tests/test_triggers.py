@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 
 import pytest
@@ -293,4 +294,18 @@ def test_a_sweep_beside_a_project_or_region_is_refused(kps, invoke, settings, ev
     run = invoke(event)
     assert run.payload["status"] == "rejected"
     assert run.payload["error"]["code"] == "InvalidEvent"
+    assert kps.requests == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pytest.param({"project_id": PROJECT, "pad": list(range(100_001))}, id="100,001 values"),
+        pytest.param({"project_id": PROJECT, "pad": functools.reduce(lambda v, _: [v], range(70), [])}, id="70 deep"),
+    ],
+)
+def test_an_event_too_large_or_deep_to_look_through_is_refused(kps, invoke, event):
+    run = invoke(event)
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert "values or 64 levels of nesting" in run.payload["error"]["message"]
     assert kps.requests == []
