@@ -216,8 +216,9 @@ def test_a_listing_without_a_tasks_list_is_an_invalid_response(kps, invoke):
     assert (result["ok"], result["error"]["code"], result["failed_task_count"]) == (False, "InvalidResponse", None)
 
 
-def test_an_iam_answer_without_projects_fails_the_sweep(account, invoke):
-    account.inject(status=200, body={"links": {}})
+@pytest.mark.parametrize("body", [{"links": {}}, [{"id": PROJECT, "name": "cn-north-4"}], {"projects": "all"}])
+def test_an_iam_answer_without_projects_fails_the_sweep(account, invoke, body):
+    account.inject(status=200, body=body)
     run = invoke({"targets": "all"})
     assert run.payload["error"]["code"] == "ProjectListingFailed"
     assert "InvalidResponse" in run.payload["error"]["message"]

@@ -413,3 +413,26 @@ def test_a_full_page_fits_well_inside_the_reply_bounds(kps):
     page = json.dumps({"total": 1000, "tasks": kps.failed_tasks(PROJECT)}).encode()
     assert len(page) * 3 < MAX_REPLY_BYTES
     assert page.count(b",") + page.count(b":") < 100_000 / 4
+
+
+def test_the_watch_on_each_new_connection_leaves_no_descriptor_open(kps):
+    """Each new connection's socket is watched through a duplicate, which the exchange owns and closes:
+    a duplicate left open would leak one descriptor per connection for the life of the instance."""
+    import os
+
+    from function import transport
+
+    url = f"{kps.url}/v3/{PROJECT}/failed-tasks"
+
+    def calls(count: int) -> None:
+        session = transport.shared_session()
+        for _ in range(count):
+            with transport.exchange(5):
+                session.get(url, timeout=5).close()
+            session.close()  # the pools let go of their connection: the next call opens a new one
+
+    calls(3)  # the pools and the watchdog exist before counting
+    before = len(os.listdir("/proc/self/fd"))
+    calls(40)
+    assert len(os.listdir("/proc/self/fd")) - before < 10, "a descriptor per connection was left open"
+    assert sum(r.path.endswith("/failed-tasks") for r in kps.requests) == 43
