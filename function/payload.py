@@ -49,24 +49,18 @@ def target_result(
 def out_of_time_result(target: Target) -> dict[str, Any]:
     """A target whose turn came after the invocation's deadline: nothing was sent for it."""
     message = "the invocation's time budget ran out before this target started; nothing was sent"
-    return _result(
-        target,
-        time.monotonic(),
-        ok=False,
-        outcome="failed",
-        http_status=None,
-        kps_request_id=None,
-        failed_task_count=None,
-        attempts=0,
-        error={"code": "DeadlineExceeded", "message": message, "retryable": True},
-        warning=None,
-    )
+    return _failed_without_reply(target, time.monotonic(), "DeadlineExceeded", message, retryable=True)
 
 
 def internal_error_result(target: Target, started: float, exc: BaseException) -> dict[str, Any]:
     """A target whose cleaning raised (a bug, or a reply nothing parsed safely): its own failure, never
     the invocation's. Its KPS calls' figures are lost with the exception; a DELETE may have been sent."""
     message = f"unexpected {type(exc).__name__} while cleaning this target (a DELETE may have been sent); see the logs"
+    return _failed_without_reply(target, started, "InternalError", message, retryable=False)
+
+
+def _failed_without_reply(target: Target, started: float, code: str, message: str, *, retryable: bool) -> dict:
+    """A failed result that no KPS answer describes: no status, no request ID, no count, no attempts."""
     return _result(
         target,
         started,
@@ -76,7 +70,7 @@ def internal_error_result(target: Target, started: float, exc: BaseException) ->
         kps_request_id=None,
         failed_task_count=None,
         attempts=0,
-        error={"code": "InternalError", "message": message, "retryable": False},
+        error={"code": code, "message": message, "retryable": retryable},
         warning=None,
     )
 
