@@ -18,23 +18,27 @@ find_python() {
   done
 }
 
-venvs=(.venv)
+make_venv() {  # $1 the interpreter, $2 the venv: made anew unless it holds this lock already
+  if [ ! -f "$2/.installed-$stamp" ]; then
+    rm -rf "$2"
+    "$1" -m venv "$2"
+    # The same lock as .venv: its markers give each Python version the newest releases that install there.
+    "$2/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.txt
+    touch "$2/.installed-$stamp"
+  fi
+}
+
+venvs=(.venv) installs=()
 for version in 3.9 3.10 3.12; do
   python=$(find_python "$version")
   if [ -z "$python" ]; then
     echo "compat: no Python $version on this machine, skipped"
     continue
   fi
-  venv=".venv-compat/$version"
-  if [ ! -f "$venv/.installed-$stamp" ]; then
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    # The same lock as .venv: its markers give each Python version the newest releases that install there.
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.txt
-    touch "$venv/.installed-$stamp"
-  fi
-  venvs+=("$venv")
+  venvs+=(".venv-compat/$version")
+  make_venv "$python" ".venv-compat/$version" & installs+=($!)  # at once: mostly waiting on downloads
 done
+for pid in "${installs[@]}"; do wait "$pid"; done
 
 run_lane() {  # runs each venv given, one after the other; its log is $logs/<n>.log
   local venv status=0
