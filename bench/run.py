@@ -28,10 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.context import FakeContext  # noqa: E402
 from devtools.demo import DEMO_AK as AK  # noqa: E402
 from devtools.demo import DEMO_SK as SK  # noqa: E402
 from devtools.demo import DEMO_TOKEN as TOKEN  # noqa: E402
-from devtools.context import FakeContext  # noqa: E402
 from devtools.package import RUNTIMES, ZIP_NAME, pip_install_for, runtime_python, template_runtime  # noqa: E402
 
 COLD_RUNS = 30
