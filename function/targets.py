@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from . import selection
 from .errors import Rejected
 from .logs import scrub, shorten
 from .settings import PROJECT_ID, REGION, SWEEP, Settings, Target, parse_bool
@@ -107,19 +108,40 @@ def _from_fields(fields: Fields, settings: Settings) -> Wanted:
     return [Target(project_id, _region(fields.get("region"), settings))]
 
 
+def _selection(fields: Fields, settings: Settings) -> selection.Selection | None:
+    """A message's ``select`` (null counts as absent), else ``KPS_SELECT``: the event's replaces the setting's."""
+    value = fields.get("select")
+    return settings.select if value is None else selection.parse(value)
+
+
+def _one_selection(selections: dict[Target, selection.Selection | None], target: Target, chosen: Any) -> None:
+    """Two messages that name one target with different selections are refused: either reading would
+    delete tasks the other message meant to keep."""
+    if selections.setdefault(target, chosen) != chosen:
+        where = "a sweep" if target.project_id == SWEEP else f"project {target.project_id}"
+        raise Rejected("InvalidEvent", f"ambiguous event: two messages give {where} different selections (select)")
+
+
 def resolve_targets(field_sets: list[Fields], settings: Settings) -> Wanted:
-    """Distinct (project, region) pairs in the order the event names them, or SWEEP."""
-    targets: dict[Target, None] = {}
+    """Distinct (project, region) pairs in the order the event names them, each with its selection
+    (``Target.select``), or SWEEP (``sweep_selection`` gives its selection)."""
+    selections: dict[Target, selection.Selection | None] = {}
     sweep = False
     for fields in field_sets:
         wanted = _from_fields(fields, settings)
+        chosen = _selection(fields, settings)
         if wanted == SWEEP:
             sweep = True
+            _one_selection(selections, Target(SWEEP, None), chosen)
             continue
-        targets.update(dict.fromkeys(wanted))
-        if len(targets) > MAX_TARGETS:
+        for target in wanted:
+            _one_selection(selections, target._replace(select=None), chosen)
+        if len(selections) > MAX_TARGETS:
             raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
+    targets = {t._replace(select=chosen): None for t, chosen in selections.items() if t.project_id != SWEEP}
     if sweep:
+        if len(set(selections.values())) > 1:  # a named target would be swept with another selection
+            raise Rejected("InvalidEvent", "ambiguous event: a sweep and a named target have different selections")
         return SWEEP
     allowed = settings.allowed_project_ids
     if allowed is not None:
@@ -127,6 +149,11 @@ def resolve_targets(field_sets: list[Fields], settings: Settings) -> Wanted:
             if target.project_id not in allowed:
                 raise Rejected("ProjectNotAllowed", f"project {target.project_id} is not in KPS_ALLOWED_PROJECT_IDS")
     return list(targets)
+
+
+def sweep_selection(field_sets: list[Fields], settings: Settings) -> selection.Selection | None:
+    """The selection every target of a sweep gets (``resolve_targets`` has refused disagreeing ones)."""
+    return next((_selection(f, settings) for f in field_sets if _from_fields(f, settings) == SWEEP), None)
 
 
 def ignored_fields(field_sets: list[Fields], most: int = 20) -> list[str]:

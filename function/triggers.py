@@ -29,7 +29,7 @@ from .errors import Rejected
 from .logs import shorten
 
 Fields = dict  # a request's fields as the caller sent them, not yet validated
-REQUEST_FIELDS = frozenset({"project_id", "region", "dry_run", "targets"})
+REQUEST_FIELDS = frozenset({"project_id", "region", "dry_run", "targets", "select"})
 MAX_VALUES = 100_000  # values an event may hold, nested JSON text included, to be read at all
 MAX_NESTING = 64
 _FALSE = frozenset({"false", "0", "no", "off"})
