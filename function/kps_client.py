@@ -322,9 +322,9 @@ def clean_selected(
 ) -> dict[str, Any]:
     """Lists every task (whatever KPS_COUNT_BEFORE_DELETE says), then deletes the selected ones one by one
     on the invocation's shared pool, by ``deleter`` (whose deadline leaves time for the record); never
-    DeleteAllFailedTask. Only tasks listed and selected are
-    deleted: when the listing stops short, the rest is not examined and the warning says so. The
-    target's first failed DELETE stops the DELETEs not yet sent (they count as ``left``)."""
+    DeleteAllFailedTask. Only tasks listed and selected are deleted: when the listing stops short, the
+    rest is not examined and the warning says so. The target's first failed DELETE stops its DELETEs
+    not yet sent (they count as ``left``). An unsafe task_id is that task's failure, never a URL."""
     started = time.monotonic()
     listing = list_failed_tasks(client, target, settings.list_page_size, budget)
     unexamined = _not_examined(listing)
@@ -348,13 +348,13 @@ def clean_selected(
         )
     stop = threading.Event()
     path = tasks_path(target.project_id)
-    replies = [
+    jobs = [
         deletes.submit(contextvars.copy_context().run, _delete, deleter, f"{path}/{task_id}", stop)
         if task_id is not None
         else None
         for task_id in listing.task_ids
     ]
-    done = [_unsafe() if job is None else job.result() for job in replies]
+    done = [_unsafe() if job is None else job.result() for job in jobs]
     deleted = [entry for entry, reply in zip(listing.entries, done) if reply is not None and reply.ok]
     gone = sum(1 for reply in done if reply is not None and _gone(reply))
     counts.update(already_gone=gone, left=len(done) - len(deleted) - gone)
