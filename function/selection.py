@@ -56,15 +56,6 @@ class Selection:
         moment = task_time_ms(task.get("task_time"))
         return moment is not None and now_ms - moment >= self.older_than_hours * HOUR_MS
 
-    def as_dict(self) -> dict[str, Any]:
-        """The selection as JSON-able fields (sorted lists), for logs and tests."""
-        shown: dict[str, Any] = {}
-        for key in KEYS:
-            value = getattr(self, key)
-            if value is not None:
-                shown[key] = sorted(value) if isinstance(value, frozenset) else value
-        return shown
-
 
 def task_time_ms(value: Any) -> int | None:
     """KPS's ``task_time`` (epoch milliseconds, a string of digits, or a JSON integer) as an int,

@@ -27,6 +27,7 @@ from typing import Any, Callable, NamedTuple, Union
 
 from .errors import Rejected
 from .logs import shorten
+from .selection import KEYS as SELECTION_KEYS
 
 Fields = dict  # a request's fields as the caller sent them, not yet validated
 REQUEST_FIELDS = frozenset({"project_id", "region", "dry_run", "targets", "select"})
@@ -141,7 +142,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict:
     which need not be the one the sender's own reader (or a reviewer) takes."""
     built: dict = {}
     for key, value in pairs:
-        if key in built and _is_field(key):
+        if key in built and (_is_field(key) or key in SELECTION_KEYS):
             raise _invalid(f"the JSON text gives the key {_shown_key(key)} more than once")
         built[key] = value
     return built

@@ -43,8 +43,9 @@ def task(n: int, *, hours_ago: float = 200.0, **fields: Any) -> dict[str, Any]:
 
 
 def deleted_ids(kps: KpsEmulator, project: str = PROJECT) -> list[str]:
+    """The task_ids of the DeleteFailedTask calls the emulator received, sorted (they run at once)."""
     prefix = f"/v3/{project}/failed-tasks/"
-    return [r.path[len(prefix) :] for r in kps.requests if r.method == "DELETE" and r.path.startswith(prefix)]
+    return sorted(r.path[len(prefix) :] for r in kps.requests if r.method == "DELETE" and r.path.startswith(prefix))
 
 
 def recorded_ids(run: Any, message: str = "tasks deleted", project: str = PROJECT) -> list[str]:
@@ -191,6 +192,13 @@ def test_nan_and_infinity_are_refused():
     for value in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match="finite"):
             from_object({"older_than_hours": value})
+
+
+def test_a_selection_key_given_twice_in_json_text_is_refused(kps, invoke):
+    text = '{"project_id": "%s", "select": {"operate_type": ["FAILED_UNBIND"], "operate_type": ["FAILED_RESET"]}}'
+    run = invoke(text % PROJECT)
+    assert run.payload["error"]["code"] == "InvalidEvent" and "more than once" in run.payload["error"]["message"]
+    assert kps.requests == []
 
 
 def test_a_look_alike_of_select_is_refused(kps, invoke):
@@ -387,7 +395,7 @@ def test_an_unsafe_task_id_never_becomes_a_url(kps, invoke, bad):
     kps.put_tasks(PROJECT, [task(0), {**task(1), "task_id": bad}, task(2)])
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
     [result] = run.payload["results"]
-    paths = [r.path for r in kps.requests if r.method == "DELETE"]
+    paths = sorted(r.path for r in kps.requests if r.method == "DELETE")
     assert paths == [f"{TASKS_PATH}/{task(0)['task_id']}", f"{TASKS_PATH}/{task(2)['task_id']}"]
     assert not result["ok"] and result["error"]["code"] == "InvalidTaskId"
     assert result["failed_task_count"] == 2 and result["left"] == 1
