@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any, NamedTuple
 
 from . import record
@@ -290,14 +290,57 @@ class _Reserved(Deadline):
         return self._outer.remaining() - self._reserve
 
 
-def _delete(client: ApiClient, path: str, stop: threading.Event) -> Reply | None:
-    """One DeleteFailedTask; ``None`` when not sent because an earlier DELETE of the target failed."""
-    if stop.is_set():
-        return None
-    reply = client.call("DELETE", path)
-    if not reply.ok and not _gone(reply):
-        stop.set()  # the same fault (no permission, throttled past its retries) would meet every other one
-    return reply
+LEFT, DELETED, GONE, FAILED = range(4)  # what became of a selected task
+
+
+class _Deletions:
+    """The DELETEs of one target's selected tasks, tallied as they end. At most ``window`` wait on the
+    invocation's shared pool at once: a queued job costs about 2 KB, 20,000 at once would take 40 MB.
+    The first failure (after its retries) stops the DELETEs not yet started: the same fault (no
+    permission, throttled past its attempts) would meet every other one."""
+
+    def __init__(self, count: int) -> None:
+        self.outcome = bytearray(count)  # per selected task, LEFT until its DELETE says otherwise
+        self.failure: Reply | None = None  # the first failed DELETE (or unsafe task_id)
+        self.last: Reply | None = None  # the last DELETE that succeeded
+        self.attempts = 0
+        self.stop = threading.Event()
+
+    def run(self, deleter: ApiClient, path: str, task_ids: Sequence[str | None], pool: Executor, window: int) -> None:
+        pending: dict[Future[Reply | None], int] = {}
+        waiting = iter(enumerate(task_ids))
+        while True:
+            while not self.stop.is_set() and len(pending) < window:
+                index, task_id = next(waiting, (-1, None))
+                if index < 0:
+                    break
+                if task_id is None:
+                    self._note(index, _unsafe(), stops=False)
+                    continue
+                job = pool.submit(contextvars.copy_context().run, self._delete, deleter, f"{path}/{task_id}")
+                pending[job] = index
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for job in finished:
+                self._note(pending.pop(job), job.result(), stops=True)
+
+    def _delete(self, deleter: ApiClient, path: str) -> Reply | None:
+        return None if self.stop.is_set() else deleter.call("DELETE", path)
+
+    def _note(self, index: int, reply: Reply | None, *, stops: bool) -> None:
+        if reply is None:
+            return
+        self.attempts += reply.attempts
+        if reply.ok:
+            self.outcome[index], self.last = DELETED, reply
+        elif _gone(reply):
+            self.outcome[index] = GONE
+        else:
+            self.outcome[index] = FAILED
+            self.failure = self.failure or reply
+            if stops:
+                self.stop.set()
 
 
 def _gone(reply: Reply) -> bool:
@@ -324,7 +367,7 @@ def clean_selected(
     on the invocation's shared pool, by ``deleter`` (whose deadline leaves time for the record); never
     DeleteAllFailedTask. Only tasks listed and selected are deleted: when the listing stops short, the
     rest is not examined and the warning says so. The target's first failed DELETE stops its DELETEs
-    not yet sent (they count as ``left``). An unsafe task_id is that task's failure, never a URL."""
+    not yet started (they count as ``left``). An unsafe task_id is that task's failure, never a URL."""
     started = time.monotonic()
     listing = list_failed_tasks(client, target, settings.list_page_size, budget)
     unexamined = _not_examined(listing)
@@ -346,24 +389,15 @@ def clean_selected(
             warning=warning,
             selection=counts,
         )
-    stop = threading.Event()
-    path = tasks_path(target.project_id)
-    jobs = [
-        deletes.submit(contextvars.copy_context().run, _delete, deleter, f"{path}/{task_id}", stop)
-        if task_id is not None
-        else None
-        for task_id in listing.task_ids
-    ]
-    done = [_unsafe() if job is None else job.result() for job in jobs]
-    deleted = [entry for entry, reply in zip(listing.entries, done) if reply is not None and reply.ok]
-    gone = sum(1 for reply in done if reply is not None and _gone(reply))
-    counts.update(already_gone=gone, left=len(done) - len(deleted) - gone)
-    sent = [reply for reply in done if reply is not None]
-    problem = next((r for r in sent if not r.ok and not _gone(r)), None)
-    last = problem or (sent[-1] if listing.reply.ok and sent else listing.reply)
+    runs = _Deletions(len(listing.task_ids))
+    runs.run(deleter, tasks_path(target.project_id), listing.task_ids, deletes, settings.concurrency)
+    deleted = [entry for entry, outcome in zip(listing.entries, runs.outcome) if outcome == DELETED]
+    gone = runs.outcome.count(GONE)
+    counts.update(already_gone=gone, left=len(runs.outcome) - len(deleted) - gone)
+    last = runs.failure or (runs.last if listing.reply.ok and runs.last else listing.reply)
     notes = [unexamined] if unexamined else []
     if counts["left"]:
-        notes.append(f"{len(deleted)} of {len(done)} selected tasks deleted, {counts['left']} left")
+        notes.append(f"{len(deleted)} of {len(runs.outcome)} selected tasks deleted, {counts['left']} left")
     if gone:
         notes.append(f"{gone} selected tasks were already gone (KPS.0005)")
     warning = "; ".join(notes) or None
@@ -375,7 +409,7 @@ def clean_selected(
         last,
         started,
         failed_task_count=len(deleted),
-        attempts=listing.attempts + sum(r.attempts for r in sent),
+        attempts=listing.attempts + runs.attempts,
         sample=listing.sample,
         warning=warning,
         selection=counts,

@@ -82,6 +82,8 @@ def _from_event_targets(value: Any, fields: Fields, settings: Settings) -> Wante
         raise Rejected("InvalidEvent", "name either project_id or targets, not both")
     if not all(isinstance(entry, dict) for entry in value):
         raise Rejected("InvalidEvent", "each entry of targets must be an object {project_id, region}")
+    if any("select" in entry for entry in value):  # ignored there, it would leave every task to be deleted
+        raise Rejected("InvalidEvent", "select goes beside targets (for all of them), not inside an entry")
     default_region = fields.get("region")
     return [Target(_project_id(e.get("project_id")), _region(e.get("region", default_region), settings)) for e in value]
 

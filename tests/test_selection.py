@@ -301,6 +301,12 @@ def test_targets_entries_and_sweeps_carry_the_selection(kps, invoke, settings):
     assert TASKS_PATH not in [r.path for r in kps.requests if r.method == "DELETE"]
 
 
+def test_a_select_inside_a_targets_entry_is_refused_not_ignored(kps, invoke):
+    run = invoke({"targets": [{"project_id": PROJECT, "select": {"older_than_hours": 168}}]})
+    assert run.payload["error"]["code"] == "InvalidEvent" and "beside targets" in run.payload["error"]["message"]
+    assert kps.requests == []
+
+
 def test_two_messages_with_different_selections_for_one_target_are_refused(kps, invoke):
     from conftest import load_event
 
