@@ -94,7 +94,8 @@ class _Kept:
         self.groups: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}  # one copy of each group
 
     def absorb(self, page: list[dict[str, Any]], offset: int) -> str | None:
-        """Adds a page's new tasks; returns why the listing must stop short, if it must."""
+        """Adds a page's new tasks; returns why the listing must stop short, if it must. With a
+        selection, a task it does not select is counted (``kept``) and spotted as a repeat, not kept."""
         repeated = anonymous = False
         for raw in page:
             task = record.task_of(raw)
@@ -105,35 +106,40 @@ class _Kept:
                 continue
             if self.listed == MAX_LISTED_TASKS:
                 return f"more than {MAX_LISTED_TASKS} tasks: listing stopped there"
-            if self.select is not None and not self.select.matches(raw, self.now_ms):
-                self.listed, self.kept, anonymous = self.listed + 1, self.kept + 1, anonymous or digest is None
-                if digest is not None:
-                    self.seen.add(digest)
-                continue
-            kept = record.entry(task)
-            group = self.groups.setdefault(kept.group, kept.group)
-            cost = len(kept.text) + TASK_OVERHEAD_BYTES + (0 if self.select is None else len(task_id or ""))
-            if group is kept.group:
-                cost += sum(len(k or "") for k in group)
-            if not self.budget.take(cost):
-                return (
-                    f"the {self.budget.total // 2**20} MiB the invocation keeps for listed tasks (all targets "
-                    f"together) is spent: listing stopped after {self.listed} tasks"
-                )
+            if self.select is None or self.select.matches(raw, self.now_ms):
+                refused = self._keep(task, raw.get("task_id"))
+                if refused is not None:
+                    return refused
+            else:
+                self.kept += 1
+            self.listed += 1
             if digest is None:
                 anonymous = True
             else:
                 self.seen.add(digest)
-            self.listed += 1
-            self.entries.append(kept._replace(group=group))
-            if self.select is not None:
-                raw_id = raw.get("task_id")
-                self.task_ids.append(raw_id if isinstance(raw_id, str) and TASK_ID.fullmatch(raw_id) else None)
-            if len(self.sample) < SAMPLE_SIZE:
-                self.sample.append(task)
         if anonymous:
             return f"ListFailedTask's page at offset {offset} holds tasks without a task_id: repeats cannot be told"
         return f"ListFailedTask's page at offset {offset} repeated tasks already listed" if repeated else None
+
+    def _keep(self, task: dict[str, str | None], raw_id: Any) -> str | None:
+        """Keeps one task within the byte budget (with a selection, its task_id for the DELETE too, or
+        None when it is unsafe in a URL); returns why not, if the budget is spent."""
+        kept = record.entry(task)
+        group = self.groups.setdefault(kept.group, kept.group)
+        cost = len(kept.text) + TASK_OVERHEAD_BYTES + (0 if self.select is None else len(task["task_id"] or ""))
+        if group is kept.group:
+            cost += sum(len(k or "") for k in group)
+        if not self.budget.take(cost):
+            return (
+                f"the {self.budget.total // 2**20} MiB the invocation keeps for listed tasks (all targets "
+                f"together) is spent: listing stopped after {self.listed} tasks"
+            )
+        self.entries.append(kept._replace(group=group))
+        if self.select is not None:
+            self.task_ids.append(raw_id if isinstance(raw_id, str) and TASK_ID.fullmatch(raw_id) else None)
+        if len(self.sample) < SAMPLE_SIZE:
+            self.sample.append(task)
+        return None
 
 
 _UNSEEN = object()

@@ -84,7 +84,8 @@ def _values(key: str, value: Any) -> frozenset:
         raise SelectionError(f"{key} holds {len(value)} values, more than {MAX_VALUES}")
     for item in value:
         if not isinstance(item, str) or not item:
-            raise SelectionError(f"each value of {key} must be a non-empty string, got {_type(item)}")
+            got = "an empty string" if item == "" else _type(item)
+            raise SelectionError(f"each value of {key} must be a non-empty string, got {got}")
         if len(item) > MAX_VALUE_LENGTH:
             raise SelectionError(f"a value of {key} is longer than {MAX_VALUE_LENGTH} characters")
     if key == "operate_type":

@@ -171,7 +171,7 @@ def test_the_deleted_set_is_exactly_the_selected_set(shared_kps, rows, sel, dry_
         ({"operate_type": ["failed_unbind"]}, "is not one KPS lists"),
         ({"keypair_name": "kp-a"}, "keypair_name must be a list"),
         ({"keypair_name": []}, "keypair_name is an empty list"),
-        ({"server_id": [""]}, "must be a non-empty string"),
+        ({"server_id": [""]}, "must be a non-empty string, got an empty string"),
         ({"server_id": [7]}, "must be a non-empty string"),
         ({"server_name": ["x"] * 101}, "more than 100"),
         ({}, "names no condition"),
