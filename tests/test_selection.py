@@ -9,6 +9,8 @@ import contextlib
 import io
 import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 
@@ -484,3 +486,31 @@ def test_the_payload_schema_knows_the_selection_counts():
     assert_valid_payload({**base, "results": [result]})
     with pytest.raises(AssertionError):
         assert_valid_payload({**base, "results": [{**result, "left": -1}]})
+
+
+def test_a_null_select_leaves_the_setting_in_force(kps, invoke, settings):
+    kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
+    settings["KPS_SELECT"] = '{"older_than_hours": 168}'
+    run = invoke({"project_id": PROJECT, "select": None})
+    assert deleted_ids(kps) == [task(1)["task_id"]] and run.payload["results"][0]["kept"] == 1
+
+
+def test_the_emulators_route_faults_apply_only_where_they_are_aimed(kps):
+    kps.put_tasks(PROJECT, [task(0), task(1)])
+    kps.inject(method="DELETE", path=f"{TASKS_PATH}/{task(1)['task_id']}", status=429, retry_after="1")
+
+    def call(method: str, path: str) -> int:
+        request = urllib.request.Request(kps.url + path, method=method, headers={"X-Auth-Token": TOKEN})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert call("GET", TASKS_PATH) == 200  # another route: untouched, the fault still queued
+    assert call("DELETE", f"{TASKS_PATH}/{task(0)['task_id']}") == 200
+    assert call("DELETE", f"{TASKS_PATH}/{task(1)['task_id']}") == 429  # the aimed one
+    assert call("DELETE", f"{TASKS_PATH}/{task(1)['task_id']}") == 200  # used once
+    assert call("DELETE", f"{TASKS_PATH}/{task(1)['task_id']}") == 400  # KPS.0005: gone
+    assert call("DELETE", f"/v3/{PROJECT}/failed-tasks/..") == 400
+    assert kps.peak_in_flight("DELETE") == 1
