@@ -15,7 +15,18 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import AK, OTHER_PROJECT, PROJECT, REGION, SK, TOKEN, assert_valid_payload, load_event, payload_of_result
+from conftest import (
+    AK,
+    OTHER_PROJECT,
+    PROJECT,
+    REGION,
+    SK,
+    TOKEN,
+    apig_event,
+    assert_valid_payload,
+    load_event,
+    payload_of_result,
+)
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -267,8 +278,6 @@ def test_without_a_selection_nothing_changes(kps, invoke):
 
 @pytest.mark.parametrize("wrap", ["smn", "kafka", "timer", "apig"])
 def test_select_works_in_every_triggers_message(kps, invoke, wrap):
-    from conftest import apig_event, load_event
-
     kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
     message = {"project_id": PROJECT, "select": {"older_than_hours": 168}}
     if wrap == "apig":
@@ -310,8 +319,6 @@ def test_a_select_inside_a_targets_entry_is_refused_not_ignored(kps, invoke):
 
 
 def test_two_messages_with_different_selections_for_one_target_are_refused(kps, invoke):
-    from conftest import load_event
-
     event = load_event("kafka.json")
     event["records"][0]["messages"] = [
         json.dumps({"project_id": PROJECT, "select": {"older_than_hours": 168}}),
@@ -514,3 +521,13 @@ def test_the_emulators_route_faults_apply_only_where_they_are_aimed(kps):
     assert call("DELETE", f"{TASKS_PATH}/{task(1)['task_id']}") == 400  # KPS.0005: gone
     assert call("DELETE", f"/v3/{PROJECT}/failed-tasks/..") == 400
     assert kps.peak_in_flight("DELETE") == 1
+
+
+def test_over_http_select_is_read_from_the_json_body_only(kps, invoke):
+    run = invoke(apig_event({"project_id": PROJECT}, query={"select": '{"older_than_hours": 1}'}))
+    assert run.result["statusCode"] == 400 and "select: must be a JSON object" in run.payload["error"]["message"]
+    assert kps.requests == []
+    kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
+    run = invoke(apig_event({"project_id": PROJECT, "select": {"older_than_hours": 168}}, method="GET"))
+    assert run.result["statusCode"] == 200 and run.payload["results"][0]["selected"] == 1
+    assert [r.method for r in kps.requests] == ["GET"]  # GET is a dry run, with the selection
