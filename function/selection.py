@@ -22,6 +22,7 @@ MAX_VALUES = 100  # values in one list
 MAX_VALUE_LENGTH = 256  # characters of one value (the longest string the function keeps from KPS)
 MAX_TASK_TIME_DIGITS = 15  # epoch milliseconds up to year 33658: anything longer is no task_time
 HOUR_MS = 3_600_000
+MAX_AGE_HOURS = 1_000_000  # over a century: anything more is a mistake, not a policy
 
 
 class SelectionError(ValueError):
@@ -66,8 +67,10 @@ def task_time_ms(value: Any) -> int | None:
 def _age(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SelectionError(f"older_than_hours must be a number, got {_type(value)}")
-    if not math.isfinite(value) or value < 0:
-        raise SelectionError(f"older_than_hours must be a finite number of hours >= 0, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SelectionError(f"older_than_hours must be a finite number of hours, got {value!r}")
+    if not 0 <= value <= MAX_AGE_HOURS:  # compared as given: an integer too large for a float is refused here
+        raise SelectionError(f"older_than_hours must be from 0 to {MAX_AGE_HOURS} hours, got {str(value)[:40]}")
     return float(value)
 
 
