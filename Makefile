@@ -85,7 +85,7 @@ lock: venv
 bench: package
 	$(PY) bench/run.py
 
-# Not part of make test: about half an hour on 2 cores (README, Failure behaviour, Mutation testing).
+# Not part of make test: about half an hour on 2 cores (docs/testing.md, Mutation testing).
 MUTANTS ?= 20
 SEED    ?= 9
 JOBS    ?= 2

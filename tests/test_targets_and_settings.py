@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, RUNTIME_PROJECT, apig_event, deletes
+from conftest import OTHER_PROJECT, PROJECT, REGION, RUNTIME_PROJECT, apig_event, deletes
 from servers import ConnectRecorder
-
-from devtools.__main__ import settings_table
-from function.settings import SETTINGS
 
 
 def test_project_from_the_event_wins(kps, invoke, settings):
@@ -111,12 +108,6 @@ def test_a_malformed_setting_is_named_and_nothing_is_sent(kps, invoke, settings,
     assert (run.result["statusCode"], run.payload["error"]["code"]) == (500, "InvalidSetting")
     assert run.payload["error"]["message"].startswith(name + ":")
     assert kps.requests == []
-
-
-def test_the_readme_settings_table_is_the_one_the_code_reads():
-    readme = (ROOT / "README.md").read_text()
-    assert settings_table() in readme
-    assert all(f"| `{s.name}` |" in readme for s in SETTINGS)
 
 
 @pytest.mark.usefixtures("delete_only")
