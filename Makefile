@@ -79,7 +79,7 @@ expose: venv
 	  --env-id "$(APIG_ENV_ID)" --timeout-ms "$(APIG_TIMEOUT_MS)"
 
 lock: venv
-	$(LOCK) --no-deps requirements.in -o requirements.txt
+	$(LOCK) --override requirements-overrides.txt requirements.in -o requirements.txt
 	$(LOCK) --override requirements-overrides.txt requirements-dev.in -o requirements-dev.txt
 
 bench: package
