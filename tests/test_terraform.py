@@ -321,3 +321,125 @@ def test_terraform_fmt():
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# Terraform itself, where installed, evaluates the module's variables (their validation included) and locals:
+# they need no provider, so a copy of the module without its resources runs in `terraform console` offline.
+TERRAFORM = shutil.which("terraform")
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+PROJECT_ID = "4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09"
+REQUIRED = ("-var", "region=cn-north-4", "-var", f"project_id={PROJECT_ID}")
+INSTANCE, GROUP = "eddc4d25480b4cd6b512f270a1b8b341", "c77f5e81d9cb4424bf704ef2b0ac7600"
+HTTP = f'http={{instance_id="{INSTANCE}", group_id="{GROUP}", domain="d.example.com", timeout_ms=58000}}'
+
+
+@pytest.fixture(scope="module")
+def without_resources(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("module")
+    shutil.copy(MODULE / "variables.tf", folder)
+    shutil.copy(MODULE / "http-trigger.json", folder)
+    blocks = [re.findall(r"(?ms)^locals \{.*?^\}", path.read_text()) for path in sorted(MODULE.glob("*.tf"))]
+    (folder / "locals.tf").write_text("\n".join(block for found in blocks for block in found))
+    return folder
+
+
+def console(folder: Path, expression: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [TERRAFORM, "console", *args],
+        input=expression,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=folder,
+        env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "HOME": str(folder)},
+    )
+
+
+def evaluate(folder: Path, expression: str, *args: str) -> Any:
+    done = console(folder, f"jsonencode({expression})", *args)
+    assert done.returncode == 0 and "Error" not in done.stderr, done.stdout + done.stderr
+    return json.loads(json.loads(done.stdout))
+
+
+@needs_terraform
+def test_terraform_builds_the_http_event_data_make_expose_builds(without_resources):
+    built = evaluate(without_resources, "local.http_event_data", *REQUIRED, "-var", HTTP)
+    config = expose.Config("cn-north-4", PROJECT_ID, "kps-failed-task-cleaner", INSTANCE, GROUP, "RELEASE",
+                           "DEFAULT_ENVIRONMENT_RELEASE_ID", 58000)  # fmt: skip
+    assert list(built) == sorted(HTTP_METHODS)
+    assert built == {method: config.event_data(method) for method in HTTP_METHODS}
+    assert evaluate(without_resources, "local.http_event_data", *REQUIRED) == {}, "no http: no trigger"
+
+
+def user_data(folder: Path, *args: str) -> tuple[Any, bool, float]:
+    data, sweep, budget_ms = evaluate(folder, "[local.user_data, local.sweep, local.http_budget_ms]", *args)
+    pending = {name: data.pop(name) for name in PENDING & set(data)}
+    return load_settings(SettingSource(None, data)), sweep, budget_ms, pending
+
+
+@needs_terraform
+def test_the_user_data_terraform_computes_is_what_the_function_reads(without_resources):
+    settings, sweep, budget_ms, _ = user_data(without_resources, *REQUIRED)
+    assert (settings.project_id, settings.region, settings.targets, sweep) == (PROJECT_ID, "cn-north-4", None, False)
+    assert settings.allowed_project_ids == {PROJECT_ID} and settings.raise_on_failure is True
+    assert budget_ms == 1000 * float(default_of("KPS_HTTP_BUDGET_SECONDS"))
+
+    settings, sweep, _, _ = user_data(without_resources, *REQUIRED, "-var", "sweep=true")
+    assert (settings.targets, settings.allowed_project_ids, sweep) == ("all", None, True)
+    _, sweep, _, _ = user_data(without_resources, *REQUIRED, "-var", 'settings={KPS_TARGETS=" ALL "}')
+    assert sweep, "a sweep asked for in the settings also grants the role on all resources"
+
+    overrides = 'settings={KPS_HTTP_BUDGET_SECONDS="30", KPS_DRY_RUN="true"}'
+    settings, _, budget_ms, _ = user_data(without_resources, *REQUIRED, "-var", overrides)
+    assert (settings.http_budget_seconds, settings.dry_run, budget_ms) == (30, True, 30000)
+    _, _, budget_ms, _ = user_data(without_resources, *REQUIRED, "-var", "timeout=20")
+    assert budget_ms == 20000, "a shorter function timeout answers first"
+
+
+@needs_terraform
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_each_example_passes_terraforms_validation(without_resources, path):
+    settings, sweep, _, pending = user_data(without_resources, "-var-file", str(path))
+    assert settings.region
+    assert sweep == (settings.targets == "all")
+    if pending:
+        assert json.loads(pending["KPS_SELECT"]) == {"older_than_hours": 168}
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("timeout_ms", "holds"), [(55000, [True, False]), (55001, [True, True]), (60001, [False, True])]
+)
+def test_the_http_preconditions(module, without_resources, timeout_ms, holds):
+    """At most API Gateway's 60 s, and above the function's HTTP budget (55 s by default)."""
+    conditions = [
+        p["condition"][2:-1]
+        for p in resource(module, "huaweicloud_fgs_function_trigger", "http")["lifecycle"][0]["precondition"]
+    ]
+    http = f'http={{instance_id="i", group_id="g", domain="d", timeout_ms={timeout_ms}}}'
+    assert evaluate(without_resources, "[" + ", ".join(conditions) + "]", *REQUIRED, "-var", http) == holds
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "region=Cn North 4",
+        f"project_id={PROJECT_ID.upper()}",
+        'settings={HUAWEICLOUD_SDK_SK="x"}',  # a credential in plain user_data
+        'settings={RUNTIME_PROJECT_ID="x"}',
+        'settings={kps_region="x"}',
+        'secret_settings={KPS_REGION="cn-north-4"}',
+        "runtime=Python3.11",
+        "timeout=901",
+        "memory_size=64",
+        "schedule_type=Weekly",
+        'allowed_project_ids=["x"]',
+    ],
+)
+def test_terraform_refuses_bad_variables(without_resources, bad):
+    """The refusal is in the output (terraform console 1.11 goes on after it, and may exit 0 or panic)."""
+    done = console(without_resources, "jsonencode(local.user_data)", *REQUIRED, "-var", bad)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
+    assert "Error: Invalid value for variable" in output and f'variable "{bad.split("=")[0]}"' in output
