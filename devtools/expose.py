@@ -10,7 +10,7 @@ or when the caller may not read the configuration). ``--endpoint`` is HTTPS, or 
 (the calls are signed and may carry a security token), as the function's own endpoints.
 
 The event-data fields are those of CreateFunctionTrigger's TriggerEventDataRequestBody (FunctionGraph API
-reference; huaweicloudsdkfunctiongraph 3.1.219 ``v2/model/trigger_event_data_request_body.py``; Terraform's
+reference; huaweicloudsdkfunctiongraph 3.1.205 ``v2/model/trigger_event_data_request_body.py``; Terraform's
 ``huaweicloud_fgs_function_trigger`` passes the same JSON as ``event_data``). UpdateTrigger changes only a
 trigger's status and a few polling fields (``UpdateriggerEventData``), so a trigger whose API settings differ
 is replaced (deleted, then created); an identical one is left alone, or re-activated if it was disabled.
