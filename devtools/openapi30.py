@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from devtools import expose
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "api" / "openapi.yaml"
 PAYLOAD = ROOT / "api" / "payload.schema.json"
@@ -198,8 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function-urn", help="the deployed function's URN (Terraform's function_urn output)")
     parser.add_argument("--timeout-ms", type=int, help="the backend timeout, above KPS_HTTP_BUDGET_SECONDS")
     args = parser.parse_args(argv)
-    args.output.write_text(render(generate(function_urn=args.function_urn, timeout_ms=args.timeout_ms)))
-    print(f"{args.output}: OpenAPI {VERSION}, {len(operations(generate()))} operations")
+    if args.timeout_ms is not None and not 0 < args.timeout_ms <= expose.MAX_BACKEND_TIMEOUT_MS:
+        parser.error(f"--timeout-ms must be 1 to {expose.MAX_BACKEND_TIMEOUT_MS} (API Gateway's backend limit)")
+    document = generate(function_urn=args.function_urn, timeout_ms=args.timeout_ms)
+    args.output.write_text(render(document))
+    print(f"{args.output}: OpenAPI {VERSION}, {len(operations(document))} operations")
     return 0
 
 

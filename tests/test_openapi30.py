@@ -106,6 +106,12 @@ def test_a_deployments_own_urn_and_timeout(tmp_path):
     assert {(e["function-urn"], e["timeout"]) for e in endpoints} == {(urn, 58000)}
 
 
+def test_a_timeout_api_gateway_cannot_take_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        openapi30.main(["--output", str(tmp_path / "api.yaml"), "--timeout-ms", "60001"])
+    assert not (tmp_path / "api.yaml").exists()
+
+
 def payload_variants() -> list[Any]:
     """Payloads the source schema accepts, and near misses of each kind it refuses."""
     refused = {"code": "InvalidEvent", "message": "m"}
