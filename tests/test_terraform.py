@@ -313,14 +313,12 @@ def test_terraform_fmt():
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("terraform is not installed")
-    done = subprocess.run(
-        [terraform, "fmt", "-check", "-recursive", "-diff", str(MODULE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = {"capture_output": True, "text": True, "timeout": 60}
+    done = subprocess.run([terraform, "fmt", "-check", "-recursive", "-diff", str(MODULE)], check=False, **run)
     assert done.returncode == 0, done.stdout + done.stderr
+    example = MODULE / "terraform.tfvars.example"  # not a .tfvars name, so fmt reads it from stdin
+    done = subprocess.run([terraform, "fmt", "-"], input=example.read_text(), check=False, **run)
+    assert done.returncode == 0 and done.stdout == example.read_text(), done.stdout + done.stderr
 
 
 # Terraform itself, where installed, evaluates the module's variables (their validation included) and locals:
