@@ -6,9 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from conftest import OTHER_PROJECT, PROJECT, deletes
+import pytest
+from conftest import OTHER_PROJECT, PROJECT, apig_event, deletes
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -220,12 +224,49 @@ def test_huge_and_deeply_nested_events(kps, invoke, settings):
     ]
     for event in cases:
         run = invoke(event)
-        check(run.result)
+        assert check(run.result)["status"] == "rejected"
         assert len(run.out) < 200_000, "a huge event is logged bounded"
-    assert [(r.method, r.path) for r in kps.requests] == [
-        ("GET", f"/v3/{PROJECT}/failed-tasks"),
-        ("DELETE", f"/v3/{PROJECT}/failed-tasks"),
-    ]
+    assert kps.requests == []
+
+
+HOSTILE_BODIES = {  # built cheaply; API Gateway forwards bodies up to 12 MB
+    "6 MB of empty objects": lambda: "[" + "{}," * 2_000_000 + "{}]",
+    "12 MB of empty objects": lambda: "[" + "{}," * 4_000_000 + "{}]",
+    "6 MB of one string": lambda: '{"project_id": "' + "a" * 6_000_000 + '"}',
+    "64 KB + 1 of spaces": lambda: " " * (64 * 1024 + 1),
+}
+
+
+@pytest.mark.parametrize("build", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
+@pytest.mark.parametrize("encoded", [True, False])
+def test_a_hostile_body_is_refused_before_it_is_parsed(kps, invoke, build, encoded):
+    body = build()
+    run = invoke(apig_event(body, encoded=encoded))
+    assert run.result["statusCode"] == 400
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert "is longer than" in run.payload["error"]["message"]
+    assert kps.requests == []
+
+
+PEAK = """
+import base64, json, sys, tracemalloc
+sys.path.insert(0, sys.argv[1])
+from function.triggers import read_event
+body = base64.b64encode(("[" + "{}," * 2_000_000 + "{}]").encode()).decode()
+event = {"body": body, "requestContext": {"requestId": "r"}, "httpMethod": "POST", "headers": {}, "path": "/"}
+tracemalloc.start()
+incoming = read_event(event)
+print(json.dumps({"peak": tracemalloc.get_traced_memory()[1], "code": incoming.error.code}))
+"""
+
+
+def test_a_6_mb_body_of_empty_objects_costs_no_memory_to_refuse():
+    """Issue 15.6: [{},{},...] of 4.5-6 MB took the function to 250-333 MB before it was refused."""
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, "-c", PEAK, root], capture_output=True, text=True, check=True)
+    measured = json.loads(done.stdout)
+    assert measured["code"] == "InvalidEvent"
+    assert measured["peak"] < 1_000_000, measured
 
 
 ASKING_EXAMPLES = 400
