@@ -72,7 +72,7 @@ def _dry_run(value: Any) -> bool:
     """A boolean, or its text (a query string carries only text)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and len(value) <= 8:
+    if isinstance(value, str):
         try:
             return parse_bool(value)
         except ValueError:

@@ -20,6 +20,7 @@ OTHER_TASKS = f"/v3/{OTHER_PROJECT}/failed-tasks"
         ("eventgrid.json", "eventgrid"),
         ("smn.json", "smn"),
         ("kafka.json", "kafka"),
+        ("rocketmq.json", "rocketmq"),
         ("direct.json", "direct"),
     ],
 )
