@@ -46,6 +46,14 @@ def _shown(value: Any) -> str:
     return shorten(repr(scrub(value[:64]) if isinstance(value, str) else value), 48)
 
 
+def _shown_key(key: Any) -> str:
+    """A key in an error message: masked, then escaped (``ascii``), so that an invisible or look-alike letter
+    shows; flagged when it is not plain ASCII, since masking may normalise what it shows."""
+    text = str(key)[:64]
+    plain = text.isascii() and text.isprintable()
+    return shorten(ascii(scrub(text)), 48) + ("" if plain else " (not plain ASCII)")
+
+
 def _json_type(value: Any) -> str:
     names = {list: "an array", dict: "an object", bool: "a boolean", int: "a number", float: "a number"}
     return names.get(type(value), type(value).__name__)
@@ -134,7 +142,7 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
         raise _invalid(f"{where} must be a JSON object, got {_json_type(fields)}")
     unknown = [key for key in fields if key not in names]
     if unknown:
-        shown = ", ".join(_shown(key) + _did_you_mean(key, names) for key in unknown[:5])
+        shown = ", ".join(_shown_key(key) + _did_you_mean(key, names) for key in unknown[:5])
         raise _invalid(f"{where} has unknown keys: {shown}; its fields are {', '.join(names)}")
     return {key: names[key](value) for key, value in fields.items() if value is not None}
 
@@ -147,7 +155,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict:
     built: dict = {}
     for key, value in pairs:
         if key in built:
-            raise _invalid(f"the JSON text gives the key {_shown(key)} more than once")
+            raise _invalid(f"the JSON text gives the key {_shown_key(key)} more than once")
         built[key] = value
     return built
 
@@ -221,7 +229,7 @@ def _object_problem(value: Any, keys: Keys, where: str) -> Optional[str]:
     if not isinstance(value, dict):
         return f"{where} is not an object"
     missing = [key for key in keys.required if key not in value]
-    unknown = [_shown(key) for key in value if key not in keys.required and key not in keys.optional]
+    unknown = [_shown_key(key) for key in value if key not in keys.required and key not in keys.optional]
     if missing or unknown:
         return f"{where} lacks {', '.join(missing) or '-'}, has unknown keys {', '.join(unknown[:5]) or '-'}"
     checks = {**keys.required, **keys.optional}
