@@ -288,8 +288,9 @@ _CLOUDEVENT = Keys(
     {"specversion": "1.0", "id": str, "source": str, "type": str},
     {"subject": str, "time": str, "datacontenttype": str, "dataschema": str, "data": object, "data_base64": str},
 )
-_MQ_METADATA = {"event_version": str, "event_time": (int, str), "region": str, "instance_id": str}
-_MQ_RECORDS = [Keys({"messages": [str], "topic_id": str}, {})]
+_MQ_METADATA = {"event_version": str, "event_time": (int, str), "region": str}
+# Huawei's Kafka test event has instance_id in each record, the OTC samples at the top level: either is read.
+_MQ_RECORDS = [Keys({"messages": [str], "topic_id": str}, {"instance_id": str})]
 _SMN_RECORD = Keys(
     {
         "event_source": "smn",
@@ -310,7 +311,7 @@ def _mq(name: str, label: str, trigger_type: str) -> Trigger:
         name,
         label,
         lambda e: e.get("trigger_type") == trigger_type and "records" in e,
-        Keys({**_MQ_METADATA, "trigger_type": trigger_type, "records": _MQ_RECORDS}, {}),
+        Keys({**_MQ_METADATA, "trigger_type": trigger_type, "records": _MQ_RECORDS}, {"instance_id": str}),
         _each(f"a {label} message", lambda e: [m for r in e["records"] for m in r["messages"]]),
     )
 
@@ -372,7 +373,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "kafka",
         "Kafka event (older shape)",
         lambda e: "messages" in e,
-        Keys({"messages": [str], "topic_id": str}, {**_MQ_METADATA, "trigger_type": "KAFKA"}),
+        Keys({"messages": [str], "topic_id": str}, {**_MQ_METADATA, "instance_id": str, "trigger_type": "KAFKA"}),
         _each("a Kafka message", lambda e: e["messages"]),
     ),
     _mq("rocketmq", "RocketMQ", "ROCKETMQ"),

@@ -44,6 +44,11 @@ EXPECTED = {
     "otc-go/obs.json": "obs",
     "otc-go/smn.json": "smn",
     "otc-go/timer.json": "timer",
+    "huawei/dds.json": "dds",
+    "huawei/dis.json": "dis",
+    "huawei/gaussdb-mongo.json": "dds",
+    "huawei/kafka.json": "kafka",
+    "huawei/lts.json": "lts",
 }
 REQUEST = {"project_id": OTHER_PROJECT, "dry_run": True}
 
