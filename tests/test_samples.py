@@ -49,6 +49,20 @@ EXPECTED = {
     "huawei/gaussdb-mongo.json": "dds",
     "huawei/kafka.json": "kafka",
     "huawei/lts.json": "lts",
+    "otc-java/apig.json": "apig",  # a plain-text body ("Hello OpenTelekomWorld!", base64): refused
+    "otc-java/async-notification.json": "direct",  # an asynchronous invocation's result notification
+    "otc-java/dds.json": "dds",
+    "otc-java/kafka.json": "kafka",
+    "otc-java/obs.json": "obs",
+    "otc-java/rocketmq.json": "rocketmq",
+    "otc-java/smn.json": "smn",  # OTC's shape: record alone
+    "otc-java/timer.json": "timer",
+    "otc-java/timer-2.json": "timer",
+    "otc-csharp/apig.json": "apig",
+    "otc-csharp/cts-functiongraph.json": "cts",
+    "otc-csharp/cts-login.json": "cts",
+    "otc-csharp/kafka.json": "kafka",
+    "otc-csharp/smn.json": "smn",
 }
 REQUEST = {"project_id": OTHER_PROJECT, "dry_run": True}
 
