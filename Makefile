@@ -11,7 +11,7 @@ PORT   ?= 3000
 ENV_FILE ?=
 ENV_ARG := $(if $(ENV_FILE),--env-file $(ENV_FILE))
 
-.PHONY: help venv run test test-compat lint format invoke serve emulator package deploy expose lock bench mutate clean
+.PHONY: help venv run test test-compat lint format invoke serve emulator package deploy expose openapi lock bench mutate clean
 
 help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
@@ -24,6 +24,7 @@ help:
 	@echo "make expose    PROJECT_ID=.. APIG_INSTANCE_ID=.. APIG_GROUP_ID=..: HTTP triggers on a dedicated API Gateway"
 	@echo "make bench     cold start, warm overhead, fan-out, memory, size; writes bench/results.json"
 	@echo "make mutate    a mutation pass over function/ (MUTANTS=20 per module, SEED=9, JOBS=2; MODULE=cleaner for one)"
+	@echo "make openapi   regenerate api/openapi-apig.yaml (OpenAPI 3.0 for API Gateway's import) from api/openapi.yaml"
 	@echo "make lock      regenerate requirements.txt and requirements-dev.txt (pins with hashes) from the .in files"
 	@echo "make format    apply ruff's formatter and fixes"
 	@echo "make clean     remove the virtual environment and caches"
@@ -78,14 +79,19 @@ expose: venv
 	  --instance-id "$(APIG_INSTANCE_ID)" --group-id "$(APIG_GROUP_ID)" --env-name "$(APIG_ENV_NAME)" \
 	  --env-id "$(APIG_ENV_ID)" --timeout-ms "$(APIG_TIMEOUT_MS)"
 
+# make openapi [FUNCTION_URN=urn:fss:... OPENAPI_OUT=dist/apig.yaml]: the file API Gateway imports (docs/deploy.md).
+OPENAPI_OUT ?= api/openapi-apig.yaml
+openapi: venv
+	$(PY) -m devtools.openapi30 --output "$(OPENAPI_OUT)" $(if $(FUNCTION_URN),--function-urn "$(FUNCTION_URN)")
+
 lock: venv
-	$(LOCK) --no-deps requirements.in -o requirements.txt
-	$(LOCK) --override requirements-overrides.txt requirements-dev.in -o requirements-dev.txt
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
 
 bench: package
 	$(PY) bench/run.py
 
-# Not part of make test: about half an hour on 2 cores (README, Failure behaviour, Mutation testing).
+# Not part of make test: about half an hour on 2 cores (docs/testing.md, Mutation testing).
 MUTANTS ?= 20
 SEED    ?= 9
 JOBS    ?= 2

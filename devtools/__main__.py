@@ -193,7 +193,7 @@ def _serve(port: int, auth: str, timeout: float, env: dict[str, str], tokens: li
 
 
 def settings_table() -> str:
-    """The README's table, generated from the one list the code reads."""
+    """docs/settings.md's table, generated from the one list the code reads."""
     sys.path.insert(0, str(ROOT))
     from function.settings import SETTINGS
 
@@ -231,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     event.add_argument("--region")
     event.add_argument("--dry-run", action="store_true")
     event.add_argument("--targets", help="all, or PROJECT[:REGION],...")
-    commands.add_parser("settings-table", help="print the README's settings table")
+    commands.add_parser("settings-table", help="print the settings table of docs/settings.md")
     emulator = commands.add_parser("emulator", help="run the emulator alone")
     emulator.add_argument("--port", type=int, default=8080)
     emulator.add_argument("--seed", action="append", default=[], metavar="PROJECT_ID[:COUNT]")

@@ -10,7 +10,7 @@ or when the caller may not read the configuration). ``--endpoint`` is HTTPS, or 
 (the calls are signed and may carry a security token), as the function's own endpoints.
 
 The event-data fields are those of CreateFunctionTrigger's TriggerEventDataRequestBody (FunctionGraph API
-reference; huaweicloudsdkfunctiongraph 3.1.219 ``v2/model/trigger_event_data_request_body.py``; Terraform's
+reference; huaweicloudsdkfunctiongraph 3.1.205 ``v2/model/trigger_event_data_request_body.py``; Terraform's
 ``huaweicloud_fgs_function_trigger`` passes the same JSON as ``event_data``). UpdateTrigger changes only a
 trigger's status and a few polling fields (``UpdateriggerEventData``), so a trigger whose API settings differ
 is replaced (deleted, then created); an identical one is left alone, or re-activated if it was disabled.
@@ -22,17 +22,20 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from function.errors import Rejected
 from function.payload import HTTP_METHODS
 from function.settings import PROJECT_ID, REGION, default_of, parse_endpoint
 
+# The fixed event data, shared with Terraform's deploy/terraform/triggers.tf (which reads the same file).
+HTTP_TRIGGER = json.loads((Path(__file__).resolve().parent.parent / "deploy/terraform/http-trigger.json").read_text())
 TRIGGER_TYPE = "DEDICATEDGATEWAY"
 # What identifies our trigger for a method, and what must match for it to be left alone.
 IDENTITY = ("instance_id", "group_id", "path", "req_method")
 COMPARED = (*IDENTITY, "env_id", "env_name", "name", "type", "protocol", "match_mode", "auth")
-MAX_BACKEND_TIMEOUT_MS = 60000
+MAX_BACKEND_TIMEOUT_MS: int = HTTP_TRIGGER["max_backend_timeout_ms"]
 
 
 class Config(NamedTuple):
@@ -58,13 +61,13 @@ class Config(NamedTuple):
             "env_id": self.env_id,
             "env_name": self.env_name,
             "name": f"{self.function_name.replace('-', '_')}_{method.lower()}",
-            "type": 1,  # a public API
-            "path": f"/{self.function_name}",  # the fgs component's path, so one curl serves both gateways
-            "protocol": "HTTPS",
+            "type": HTTP_TRIGGER["type"],  # 1: a public API
+            "path": f"/{self.function_name}",
+            "protocol": HTTP_TRIGGER["protocol"],
             "req_method": method,
-            "match_mode": "NORMAL",  # the exact path: nothing below it reaches the function
-            "auth": "IAM",
-            "func_info": {"timeout": self.timeout_ms, "invocation_type": "sync"},
+            "match_mode": HTTP_TRIGGER["match_mode"],  # NORMAL: the exact path, nothing below it
+            "auth": HTTP_TRIGGER["auth"],
+            "func_info": {"timeout": self.timeout_ms, "invocation_type": HTTP_TRIGGER["invocation_type"]},
         }
 
 

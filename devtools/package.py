@@ -3,11 +3,15 @@ runtime template.yml declares, reproducibly.
 
 The folder is what template.yml's ``codeUri`` names: Serverless Devs' fgs component zips the folder itself
 (``startZip`` in its ``src/utils/util.ts`` lists ``codeUri`` with ``fs.readdirSync``), so a path to a zip fails.
-The zip, made from the same files, is for the console and OBS. Wheels for that Python version on Linux x86_64
-(binary only, exactly requirements.txt with its hashes, no dependency resolution) go beside handler.py and
-function/. Everything is compiled to bytecode by that Python version, hash-checked-free (FunctionGraph's code
-directory is read-only: without shipped .pyc files every cold start compiles every module from source). Zip
-entries are sorted, dated 1980-01-01 and given fixed permissions, so the same sources give the same bytes.
+The zip, made from the same files, is for the console, OBS and Terraform. Wheels for that Python version on Linux
+x86_64 (binary only, requirements.txt's pins with their hashes, no dependency resolution) go beside handler.py and
+function/: only the distributions requirements.in names, what the function imports. requirements.txt locks the
+whole closure so that a plain ``pip install -r requirements.txt`` works; huaweicloudsdkcore's other declared
+dependencies (pymongo, simplejson, PyYAML, ...) are never imported by its signer, and leaving them out keeps
+the package small and its cold start short (the zip-only test runs the function without them). Everything is
+compiled to bytecode by that Python version, hash-checked-free (FunctionGraph's code directory is read-only:
+without shipped .pyc files every cold start compiles every module from source). Zip entries are sorted, dated
+1980-01-01 and given fixed permissions, so the same sources give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import glob
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,11 +111,40 @@ def pip_install_for(python_version: str, target: Path, *requirements: str) -> No
     )
 
 
+def packaged_names() -> set[str]:
+    """The distributions requirements.in names (normalized): what the function imports at run time."""
+    names = set()
+    for line in (ROOT / "requirements.in").read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            names.add(_normalized(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]))
+    return names
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def packaged_requirements() -> str:
+    """requirements.txt's pins (each with its markers and hashes) of the packaged distributions only."""
+    wanted, kept, keep = packaged_names(), [], False
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            keep = _normalized(line.split("==", 1)[0]) in wanted
+        if keep and not line.lstrip().startswith("#"):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
 def _install(staging: Path, python_version: str) -> None:
-    """Exactly requirements.txt: it pins the whole closure, so no resolution and no extras; every file must
-    match a hash in it. Its markers are read for the runtime's Python version (pip's --python-version)."""
-    requirements = str(ROOT / "requirements.txt")
-    pip_install_for(python_version, staging, "--no-deps", "--no-compile", "--require-hashes", "-r", requirements)
+    """requirements.txt's pins of the packaged distributions: no resolution and no extras; every file must
+    match a hash. The markers are read for the runtime's Python version (pip's --python-version)."""
+    with tempfile.TemporaryDirectory(prefix="kps-requirements-") as folder:
+        requirements = Path(folder) / "requirements.txt"
+        requirements.write_text(packaged_requirements())
+        pip_install_for(
+            python_version, staging, "--no-deps", "--no-compile", "--require-hashes", "-r", str(requirements)
+        )
 
 
 def _wanted(relative: Path, cache_tag: str) -> bool:

@@ -18,7 +18,7 @@ from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
 from .payload import ALLOW, HTTP_METHODS, apig_response, build_payload, internal_error_result, out_of_time_result
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
-from .targets import dry_run_field, dry_run_requested, ignored_fields, resolve_targets, sweep_selection
+from .targets import dry_run_requested, resolve_targets, sweep_selection
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
@@ -127,9 +127,6 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
         raise incoming.error
     dry_run = _dry_run(incoming, settings)
     wanted = resolve_targets(incoming.field_sets, settings)
-    ignored = ignored_fields(incoming.field_sets)
-    if ignored:
-        log.info("ignored fields", fields=ignored)
     credentials = resolve_credentials(settings, context)
     log.debug("credentials chosen", auth=credentials.source)
     deadline = Deadline.from_context(context, settings.http_budget_seconds if incoming.is_http else None)
@@ -154,7 +151,7 @@ def _dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     run when the setting or any message asks for one."""
     forced = HTTP_METHODS[incoming.http_method] if incoming.is_http else False
     requested = dry_run_requested(incoming, settings)
-    if forced and any(f.get("dry_run") is not None and not dry_run_field(f) for f in incoming.field_sets):
+    if forced and any(f.get("dry_run") is False for f in incoming.field_sets):
         raise Rejected("InvalidEvent", "GET is a dry run; send POST or DELETE to clean (dry_run: false)")
     return forced or requested
 
@@ -163,10 +160,7 @@ def _asked_for_dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
     """For a refused request's payload: whether it was a dry run, if that much could be read."""
     if incoming.is_http and HTTP_METHODS.get(incoming.http_method):
         return True
-    try:
-        return dry_run_requested(incoming, settings)
-    except Rejected:
-        return False
+    return dry_run_requested(incoming, settings)
 
 
 def _request_error(exc: Exception) -> dict[str, str]:

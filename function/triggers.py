@@ -1,415 +1,455 @@
-"""Recognises each FunctionGraph trigger by its event's full shape and pulls out the request fields
-it carries.
+"""Reads an event strictly: deny by default.
 
-The result is a list of field sets (one per message: Kafka and SMN deliver batches); an empty
-field set means "use the configured defaults". Nothing here decides where a request goes.
+Two steps, both data. A trigger's *envelope* (``TRIGGERS``) says how its event is recognised, which keys
+it has, where its messages are and how each is encoded; the messages are decoded once (base64 only where
+the platform documents it, JSON text where the message is JSON). One *request model* (``REQUEST_FIELDS``)
+then reads every message, each ``targets`` entry (``ENTRY_FIELDS``) and API Gateway's body, query string
+and path parameters alike: exact keys, each value validated. Anything else is refused ``InvalidEvent``:
+an unknown key (a "did you mean" names a close field, for the reader only), a trigger event with keys
+its envelope does not have, an event of no known shape whose keys are not all request fields, a trigger
+this function does not read, JSON text that repeats a key, text or batches above the bounds below.
 
-The shapes (``SHAPES``) are data, taken from the example events Huawei publishes for each trigger
-(FunctionGraph developer guide, "Supported Event Sources", and the same samples in the FunctionGraph
-runtimes' event types, e.g. github.com/opentelekomcloud-community/otc-functiongraph-go-runtime,
-``go-runtime/events/*``; for EventGrid, the EG user guide's "Events" page, usermanual-eg/eg-ug-015.html, and
-CloudEvents 1.0: id, specversion, source, type required). An event is a trigger's
-only when it has every key of that shape with the right type, so a stray key never turns a direct call
-into a trigger; an event that both matches a shape and names request fields at its top level is refused
-as ambiguous, never guessed. Likewise refused rather than read one way: a request field given twice in JSON
-text, a key that resembles a field (``DRY_RUN``), a message meant as JSON that is no object, API Gateway's
-keys without its shape.
+docs/triggers.md documents the rule, the fields, the table of triggers with its sources, and the bounds.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
-import re
 import unicodedata
-from typing import Any, Callable, NamedTuple, Union
+from collections.abc import Mapping
+from typing import Any, Callable, NamedTuple, Optional, Union
 
+from . import selection
 from .errors import Rejected
-from .logs import shorten
-from .selection import KEYS as SELECTION_KEYS
+from .logs import scrub, shorten
+from .settings import PROJECT_ID, REGION, SWEEP, parse_bool
 
-Fields = dict  # a request's fields as the caller sent them, not yet validated
-REQUEST_FIELDS = frozenset({"project_id", "region", "dry_run", "targets", "select"})
-MAX_VALUES = 100_000  # values an event may hold, nested JSON text included, to be read at all
-MAX_NESTING = 64
-_FALSE = frozenset({"false", "0", "no", "off"})
-# Base64 as senders write it: standard or URL-safe alphabet, padded or not, MIME line breaks.
-_BASE64 = re.compile(r"[A-Za-z0-9+/\-_\s]{8,}={0,2}\s*")
-_URLSAFE = str.maketrans("-_", "+/")
-_JSON_START = ("{", "[", '"')  # text that is meant as JSON, whether or not it parses
+MAX_TEXT = 64 * 1024  # characters of JSON text read at all (an event, a body, a message): 100 targets are ~6 KB
+MAX_MESSAGES = 100  # messages in one event, and items in any list of an envelope
+MAX_TARGETS = 100
+MAX_CONTEXT = 4096  # characters of the ``context`` field as JSON text
 
-# A check: a type (or tuple of types) the value must have; a string the value must equal; a dict, a
-# nested shape; a one-item list, a non-empty list whose every item passes that check.
-Check = Union[type, tuple, str, dict, list]
-
-
-class Shape(NamedTuple):
-    trigger: str
-    required: dict[str, Check]
-    optional: frozenset[str] = frozenset()  # other keys of the real event: not request fields here
-
-
-def _is(value: Any, check: Check) -> bool:
-    if isinstance(check, str):
-        return value == check
-    if isinstance(check, dict):
-        return isinstance(value, dict) and all(k in value and _is(value[k], c) for k, c in check.items())
-    if isinstance(check, list):
-        return isinstance(value, list) and bool(value) and all(_is(item, check[0]) for item in value)
-    types = check if isinstance(check, tuple) else (check,)
-    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
-
-
-_TIMER = Shape("timer", {"version": str, "time": str, "trigger_type": "TIMER", "trigger_name": str, "user_event": str})
-_APIG = Shape(  # shared and dedicated gateways alike
-    "apig",
-    {"requestContext": dict, "httpMethod": str, "headers": dict, "path": str},
-    frozenset({"body", "queryStringParameters", "pathParameters", "isBase64Encoded"}),
-)
-_KAFKA_METADATA = {"event_version": str, "event_time": (int, str), "trigger_type": "KAFKA", "region": str}
-SHAPES: tuple[Shape, ...] = (
-    _TIMER,
-    _APIG,
-    Shape(  # CloudEvents 1.0: the four required attributes; the rest (data, subject, time...) optional
-        "eventgrid",
-        {"specversion": str, "id": str, "source": str, "type": str},
-        frozenset({"data", "subject", "time", "datacontenttype", "dataschema"}),
-    ),
-    Shape(
-        "smn",
-        {
-            "record": [{"event_source": "smn", "smn": {"message": str, "message_id": str, "topic_urn": str}}],
-            "functionname": str,
-            "requestId": str,
-            "timestamp": str,
-        },
-    ),
-    Shape("kafka", {**_KAFKA_METADATA, "instance_id": str, "records": [{"messages": list, "topic_id": str}]}),
-    Shape(  # DMS for Kafka's older shape: one topic's messages at the top level
-        "kafka", {"messages": list, "topic_id": str}, frozenset({*_KAFKA_METADATA, "instance_id"})
-    ),
-    Shape("obs", {"Records": [{"eventName": str, "s3": dict}]}),
-    Shape("lts", {"lts": {"data": str}}),
-    Shape("cts", {"cts": {"trace_id": str, "trace_name": str, "service_type": str, "resource_type": str}}),
-)
-
-
-class TriggerEvent(NamedTuple):
-    trigger: str
-    field_sets: list[Fields]
-    correlation_id: str | None = None
-    is_http: bool = False
-    error: Rejected | None = None
-    http_method: str = ""  # API Gateway only, upper-cased
-    dry_run_anywhere: bool = False  # some part of the event, at any depth, asks for a dry run
+Request = dict  # one message read by the model: field name -> validated value; absent and null fields left out
+Validator = Callable[[Any], Any]
 
 
 def _invalid(message: str) -> Rejected:
     return Rejected("InvalidEvent", message)
 
 
-def normalised(key: str) -> str:
-    """A key as a reader would take it: NFKC, without format characters (zero-width spaces, BOMs),
-    case-folded, without ``-`` and ``_``: ``Dry-Run``, ``dryRun`` and ``dry_run\u200b`` all give ``dryrun``."""
-    if key.isascii():
-        return key.lower().replace("-", "").replace("_", "")
-    text = "".join(c for c in unicodedata.normalize("NFKC", key) if unicodedata.category(c) != "Cf")
-    return text.casefold().replace("-", "").replace("_", "")
-
-
-_FIELD_NAMES = {normalised(name): name for name in REQUEST_FIELDS}
-
-
-def look_alike(key: Any) -> str | None:
-    """The request field that ``key`` resembles without being it (``DRY_RUN``, ``projectId``), if any:
-    ignored, it would leave the default (a deletion, the configured project) in place of what was meant."""
-    if not isinstance(key, str) or key in REQUEST_FIELDS:
-        return None
-    return _FIELD_NAMES.get(normalised(key))
-
-
-def _is_field(key: Any) -> bool:
-    return key in REQUEST_FIELDS or look_alike(key) is not None
+def _shown(value: Any) -> str:
+    """A caller's value in an error message: cut and masked before ``repr`` escapes it; a structure by its type."""
+    if isinstance(value, (list, dict)):
+        return _json_type(value)
+    return shorten(repr(scrub(value[:64]) if isinstance(value, str) else value), 48)
 
 
 def _shown_key(key: Any) -> str:
-    return shorten(repr(key), 48)
+    """A key in an error message: masked, then escaped (``ascii``), so that an invisible or look-alike letter
+    shows; flagged when it is not plain ASCII, since masking may normalise what it shows."""
+    text = str(key)[:64]
+    plain = text.isascii() and text.isprintable()
+    return shorten(ascii(scrub(text)), 48) + ("" if plain else " (not plain ASCII)")
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", dict: "an object", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+# --- the request model -------------------------------------------------------------------------------
+
+
+def _project_id(value: Any) -> str:
+    if not isinstance(value, str) or not PROJECT_ID.fullmatch(value):
+        raise Rejected(
+            "InvalidProjectId", f"project_id must be 32 lower-case hexadecimal characters, got {_shown(value)}"
+        )
+    return value
+
+
+def _region(value: Any) -> str:
+    if not isinstance(value, str) or not REGION.fullmatch(value):
+        raise Rejected("InvalidRegion", f"region must be a region name such as cn-north-4, got {_shown(value)}")
+    return value
+
+
+def _dry_run(value: Any) -> bool:
+    """A boolean, or its text (a query string carries only text)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_bool(value)
+        except ValueError:
+            pass
+    raise _invalid(f"dry_run must be true or false, got {_shown(value)}")
+
+
+def _entry(value: Any) -> Request:
+    entry = read_fields(value, "an entry of targets", ENTRY_FIELDS)
+    if "project_id" not in entry:
+        raise Rejected("InvalidProjectId", "each entry of targets names its project_id")
+    return entry
+
+
+def _targets(value: Any) -> Union[str, list[Request]]:
+    if isinstance(value, str) and value.lower() == SWEEP:
+        return SWEEP
+    if not isinstance(value, list) or not value:
+        raise _invalid(f'targets must be "all" or a list of {{project_id, region}}, got {_shown(value)}')
+    if len(value) > MAX_TARGETS:
+        raise _invalid(f"the event names more than {MAX_TARGETS} targets")
+    return [_entry(item) for item in value]
+
+
+def _context(value: Any) -> Any:
+    """A workflow's own context: accepted, bounded, never read for what is deleted."""
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError, RecursionError):
+        raise _invalid("context must be JSON") from None
+    if size > MAX_CONTEXT:
+        raise _invalid(f"context is larger than {MAX_CONTEXT} characters as JSON")
+    return value
+
+
+# Adding a field is one line here (name -> validator); what it means is read from the model's output.
+REQUEST_FIELDS: dict[str, Validator] = {
+    "project_id": _project_id,
+    "region": _region,
+    "targets": _targets,
+    "dry_run": _dry_run,
+    "select": selection.parse,  # a JSON object only: in a query string it is text, and refused
+    "context": _context,
+}
+ENTRY_FIELDS: dict[str, Validator] = {"project_id": _project_id, "region": _region}
+
+
+def _did_you_mean(key: Any, names: Mapping[str, Validator]) -> str:
+    text = unicodedata.normalize("NFKC", str(key)[:64]).casefold()
+    close = difflib.get_close_matches(text, list(names), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUEST_FIELDS) -> Request:
+    """One object read by the model: every key exactly a field name, each value validated; ``null``,
+    ``{}`` and ``""`` mean the defaults, a null field means absent."""
+    if fields is None or fields == "":
+        return {}
+    if not isinstance(fields, dict):
+        raise _invalid(f"{where} must be a JSON object, got {_json_type(fields)}")
+    unknown = [key for key in fields if key not in names]
+    if unknown:
+        shown = ", ".join(_shown_key(key) + _did_you_mean(key, names) for key in unknown[:5])
+        raise _invalid(f"{where} has unknown keys: {shown}; its fields are {', '.join(names)}")
+    return {key: names[key](value) for key, value in fields.items() if value is not None}
+
+
+# --- decoding, once ----------------------------------------------------------------------------------
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict:
-    """``object_pairs_hook``: a request field given twice is refused; ``json`` would keep the last one,
-    which need not be the one the sender's own reader (or a reviewer) takes."""
+    """``object_pairs_hook``: a key given twice is ambiguous (``json`` would keep the last)."""
     built: dict = {}
     for key, value in pairs:
-        if key in built and (_is_field(key) or key in SELECTION_KEYS):
+        if key in built:
             raise _invalid(f"the JSON text gives the key {_shown_key(key)} more than once")
         built[key] = value
     return built
 
 
-def _stripped(text: str) -> str:
-    """Without surrounding white space or a byte order mark (which ``json`` refuses)."""
-    return text.strip().lstrip("\ufeff").strip()
+def _bounded(text: Union[str, bytes], what: str, most: int = MAX_TEXT) -> None:
+    if len(text) > most:
+        raise _invalid(f"{what} is longer than {most} characters; a request is far smaller (docs/triggers.md)")
 
 
-def _loads(text: str, what: str) -> Any:
-    """JSON text, strictly read; a JSON string that holds JSON text is read once more."""
+def _json_text(text: str, what: str) -> Any:
+    """JSON text, bounded before it is parsed; empty text is ``null``."""
+    _bounded(text, what)
+    text = text.strip().lstrip("\ufeff").strip()
+    if not text:
+        return None
     try:
-        parsed = json.loads(text, object_pairs_hook=_unique)
-        if isinstance(parsed, str) and _stripped(parsed).startswith(_JSON_START):
-            parsed = json.loads(_stripped(parsed), object_pairs_hook=_unique)
+        return json.loads(text, object_pairs_hook=_unique)
     except (ValueError, RecursionError):
-        raise _invalid(f"{what} is not valid JSON") from None
-    return parsed
+        raise _invalid(f"{what} is not JSON text (plain text is refused: it names nothing)") from None
 
 
-def _message_fields(value: Any, what: str) -> Fields:
-    """A message's fields. An object, or JSON text of one, carries fields; plain text (a timer's
-    "nightly cleanup") or nothing means "use the defaults". Text meant as JSON (starting with ``{``,
-    ``[`` or ``"``) that is not an object is refused: read as the defaults, it would clean the
-    configured project in place of the one it names."""
-    if isinstance(value, dict):
-        return value
-    if value is None:
-        return {}
-    if not isinstance(value, str):
-        raise _invalid(f"{what} must be an object or text, got {_json_type(value)}")
-    text = _stripped(value)
-    if not text.startswith(_JSON_START):
-        return {}
-    parsed = _loads(text, what)
-    if not isinstance(parsed, dict):
-        raise _invalid(f"{what} is JSON text but not an object, got {_json_type(parsed)}")
-    return parsed
+def _base64(text: Any, what: str) -> str:
+    if not isinstance(text, str):
+        raise _invalid(f"{what} must be base64 text")
+    _bounded(text, what, MAX_TEXT * 4 // 3 + 4)
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise _invalid(f"{what} is not base64-encoded UTF-8 text") from None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _request(message: Any, what: str) -> Request:
+    """A message as the model reads it: a structure as it is, text as JSON text."""
+    return read_fields(_json_text(message, what) if isinstance(message, str) else message, what)
 
 
-def _read_timer(event: dict) -> TriggerEvent:
-    return TriggerEvent("timer", [_message_fields(event["user_event"], "user_event")])
+# --- envelopes ---------------------------------------------------------------------------------------
 
 
-def _apig_body(event: dict) -> Fields:
-    body = event.get("body")
-    if body is None or body == "":
-        return {}
-    if not isinstance(body, str):
-        raise _invalid("body must be a string")
-    if event.get("isBase64Encoded", True) is not False:
-        try:
-            body = base64.b64decode(body, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise _invalid("body is not base64-encoded UTF-8 text (isBase64Encoded is true)") from None
-    body = _stripped(body)
-    if not body:
-        return {}
-    parsed = _loads(body, "body")
-    if parsed is None:
-        return {}
-    if not isinstance(parsed, dict):
-        raise _invalid("body must be a JSON object")
-    return parsed
+class Keys(NamedTuple):
+    """An object with exactly these keys: ``required`` ones and, when present, ``optional`` ones. A check is
+    a type (or tuple), a string the value must equal, a nested ``Keys``, or ``[check]``: a list of 1 to
+    ``MAX_MESSAGES`` items each passing ``check``."""
+
+    required: dict
+    optional: dict
 
 
-def _parameters(event: dict, key: str) -> Fields:
-    value = event.get(key)
-    if value is None:
-        return {}
+Check = Union[type, tuple, str, Keys, list]
+_TEXT_OR_NULL = (str, type(None))
+_OBJECT_OR_NULL = (dict, type(None))
+
+
+def _problem(value: Any, check: Check, where: str) -> Optional[str]:
+    """What is wrong with ``value`` against ``check``, or None."""
+    if isinstance(check, Keys):
+        return _object_problem(value, check, where)
+    if isinstance(check, list):
+        if not isinstance(value, list) or not 0 < len(value) <= MAX_MESSAGES:
+            return f"{where} is not a list of 1 to {MAX_MESSAGES} items"
+        return next((p for i, v in enumerate(value) if (p := _problem(v, check[0], f"{where}[{i}]"))), None)
+    if isinstance(check, str):
+        return None if value == check else f"{where} is not {check!r}"
+    types = check if isinstance(check, tuple) else (check,)
+    if isinstance(value, types) and (bool in types or not isinstance(value, bool)):
+        return None
+    return f"{where} is not {' or '.join(t.__name__ for t in types)}"
+
+
+def _object_problem(value: Any, keys: Keys, where: str) -> Optional[str]:
     if not isinstance(value, dict):
-        raise _invalid(f"{key} must be an object")
-    return value
+        return f"{where} is not an object"
+    missing = [key for key in keys.required if key not in value]
+    unknown = [_shown_key(key) for key in value if key not in keys.required and key not in keys.optional]
+    if missing or unknown:
+        return f"{where} lacks {', '.join(missing) or '-'}, has unknown keys {', '.join(unknown[:5]) or '-'}"
+    checks = {**keys.required, **keys.optional}
+    return next((p for k, v in value.items() if (p := _problem(v, checks[k], f"{where}.{k}"))), None)
 
 
-def _structured_fields(query: Fields) -> list[str]:
-    """Query keys such as ``project_id[0]``: a field sent as a structure a query string cannot carry.
-    Ignored, they would leave the configured default project to be cleaned instead of the one meant."""
-    return sorted(shorten(str(k), 64) for k in query if "[" in str(k) and _is_field(str(k).split("[", 1)[0]))
+class Trigger(NamedTuple):
+    name: str  # as the payload names it
+    label: str  # as an error message names it
+    marks: Callable[[dict], bool]  # whether an event claims to be this trigger's
+    envelope: Optional[Keys]  # None: refused, for ``refusal``
+    read: Callable[[dict], list[Request]] = lambda event: []
+    correlation: Callable[[dict], Any] = lambda event: None
+    refusal: str = ""
 
 
-def _read_apig(event: dict) -> TriggerEvent:
-    """Body, then query string, then path parameters: the more specific source wins."""
-    structured = _structured_fields(_parameters(event, "queryStringParameters"))
-    if structured:
-        raise _invalid(f"query parameters take plain values, got {', '.join(structured[:5])}")
-    fields = {
-        **_apig_body(event),
-        **_parameters(event, "queryStringParameters"),
-        **_parameters(event, "pathParameters"),
-    }
-    return TriggerEvent(
-        "apig", [fields], _text(event["requestContext"].get("requestId")), True, http_method=_http_method(event)
+def _each(what: str, messages: Callable[[dict], list]) -> Callable[[dict], list[Request]]:
+    def read(event: dict) -> list[Request]:
+        found = messages(event)
+        if len(found) > MAX_MESSAGES:
+            raise _invalid(f"the event holds more than {MAX_MESSAGES} messages")
+        return [_request(message, what) for message in found]
+
+    return read
+
+
+def _cloudevent_data(event: dict) -> Any:
+    """``data`` as it is (an object, JSON text or null), or ``data_base64`` decoded (CloudEvents 1.0 JSON format)."""
+    if "data_base64" in event:
+        if "data" in event:
+            raise _invalid("a CloudEvent has both data and data_base64")
+        return _base64(event["data_base64"], "data_base64")
+    return event.get("data")
+
+
+def _read_apig(event: dict) -> list[Request]:
+    """Body (base64 unless ``isBase64Encoded`` is false: API Gateway's default is true), query string and
+    path parameters, each read by the model; a field given in two of them is ambiguous and refused."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded", True):
+        body = _base64(body, "the body")
+    merged: Request = {}
+    for where, part in (
+        ("the body", _request(body, "the body")),
+        ("the query string", read_fields(event.get("queryStringParameters"), "the query string")),
+        ("the path parameters", read_fields(event.get("pathParameters"), "the path parameters")),
+    ):
+        twice = sorted(set(merged) & set(part))
+        if twice:
+            raise _invalid(f"{', '.join(twice)} is given twice: in {where} and before it")
+        merged.update(part)
+    return [merged]
+
+
+_CLOUDEVENT = Keys(
+    {"specversion": "1.0", "id": str, "source": str, "type": str},
+    {"subject": str, "time": str, "datacontenttype": str, "dataschema": str, "data": object, "data_base64": str},
+)
+_MQ_METADATA = {"event_version": str, "event_time": (int, str), "region": str}
+# Huawei's Kafka test event has instance_id in each record, the OTC samples at the top level: either is read.
+_MQ_RECORDS = [Keys({"messages": [str], "topic_id": str}, {"instance_id": str})]
+_SMN_RECORD = Keys(
+    {
+        "event_source": "smn",
+        "smn": Keys(
+            {"message": str, "message_id": str, "topic_urn": str},
+            {"timestamp": str, "message_attributes": object, "type": str, "subject": str},
+        ),
+    },
+    {"event_version": str, "event_subscription_urn": str},
+)
+_NO_REQUEST = (
+    "carries no request (nothing in it names a project or a dry run); invoke the function directly or from a timer"
+)
+
+
+def _mq(name: str, label: str, trigger_type: str) -> Trigger:
+    return Trigger(
+        name,
+        label,
+        lambda e: e.get("trigger_type") == trigger_type and "records" in e,
+        Keys({**_MQ_METADATA, "trigger_type": trigger_type, "records": _MQ_RECORDS}, {"instance_id": str}),
+        _each(f"a {label} message", lambda e: [m for r in e["records"] for m in r["messages"]]),
     )
 
 
-def _http_method(event: dict) -> str:
-    return shorten(str(event.get("httpMethod") or "").upper(), 16)
+def _refused(name: str, label: str, marks: Callable[[dict], bool], refusal: str = _NO_REQUEST) -> Trigger:
+    return Trigger(name, label, marks, None, refusal=refusal)
 
 
-def _read_eventgrid(event: dict) -> TriggerEvent:
-    return TriggerEvent("eventgrid", [_message_fields(event.get("data"), "data")], _text(event["id"]))
+TRIGGERS: tuple[Trigger, ...] = (
+    Trigger(
+        "timer",
+        "timer event",
+        lambda e: e.get("trigger_type") == "TIMER",
+        Keys({"version": str, "time": str, "trigger_type": "TIMER", "trigger_name": str, "user_event": str}, {}),
+        _each("user_event", lambda e: [e["user_event"]]),
+    ),
+    Trigger(
+        "apig",
+        "API Gateway event",
+        lambda e: "httpMethod" in e or "requestContext" in e,
+        Keys(
+            {"requestContext": dict, "httpMethod": str, "headers": dict, "path": str},
+            {
+                "body": _TEXT_OR_NULL,
+                "queryStringParameters": _OBJECT_OR_NULL,
+                "pathParameters": _OBJECT_OR_NULL,
+                "isBase64Encoded": bool,
+            },
+        ),
+        _read_apig,
+        lambda e: e["requestContext"].get("requestId"),
+    ),
+    Trigger(
+        "eventgrid",
+        "EventGrid CloudEvent",
+        lambda e: "specversion" in e,
+        _CLOUDEVENT,
+        _each("the CloudEvent's data", lambda e: [_cloudevent_data(e)]),
+        lambda e: e["id"],
+    ),
+    Trigger(
+        "eventgrid",
+        "EventGrid event list",
+        lambda e: "events" in e,
+        Keys({"events": [_CLOUDEVENT]}, {}),
+        _each("a CloudEvent's data", lambda e: [_cloudevent_data(c) for c in e["events"]]),
+        lambda e: e["events"][0]["id"],
+    ),
+    Trigger(
+        "smn",
+        "SMN event",
+        lambda e: "record" in e,
+        Keys({"record": [_SMN_RECORD]}, {"functionname": str, "requestId": str, "timestamp": str}),
+        _each("an SMN message", lambda e: [r["smn"]["message"] for r in e["record"]]),
+        lambda e: e["record"][0]["smn"]["message_id"],
+    ),
+    _mq("kafka", "Kafka", "KAFKA"),
+    Trigger(
+        "kafka",
+        "Kafka event (older shape)",
+        lambda e: "messages" in e,
+        Keys({"messages": [str], "topic_id": str}, {**_MQ_METADATA, "instance_id": str, "trigger_type": "KAFKA"}),
+        _each("a Kafka message", lambda e: e["messages"]),
+    ),
+    _mq("rocketmq", "RocketMQ", "ROCKETMQ"),
+    _refused("obs", "OBS event", lambda e: "Records" in e),
+    _refused("lts", "LTS event", lambda e: "lts" in e),
+    _refused("cts", "CTS event", lambda e: "cts" in e),
+    _refused("dis", "DIS event", lambda e: "ShardID" in e or "StreamName" in e),
+    _refused(
+        "dds",
+        "DDS event",
+        lambda e: "records" in e and "trigger_type" not in e,
+        "a DDS change stream event describes a database change; " + _NO_REQUEST,
+    ),
+)
 
 
-def _read_smn(event: dict) -> TriggerEvent:
-    messages = [record["smn"] for record in event["record"]]
-    fields = [_message_fields(m["message"], "an SMN message") for m in messages]
-    return TriggerEvent("smn", fields, _text(messages[0]["message_id"]))
+class TriggerEvent(NamedTuple):
+    trigger: str
+    field_sets: list[Request]  # one per message, read by the model; empty when ``error`` is set
+    correlation_id: Optional[str] = None
+    is_http: bool = False
+    error: Optional[Rejected] = None
+    http_method: str = ""  # API Gateway only, upper-cased
 
 
-def _read_kafka(event: dict) -> TriggerEvent:
-    batches = [r["messages"] for r in event["records"]] if "records" in event else [event["messages"]]
-    return TriggerEvent("kafka", [_message_fields(m, "a Kafka message") for batch in batches for m in batch] or [{}])
-
-
-_READERS: dict[str, Callable[[dict], TriggerEvent]] = {
-    "timer": _read_timer,
-    "apig": _read_apig,
-    "eventgrid": _read_eventgrid,
-    "smn": _read_smn,
-    "kafka": _read_kafka,
-}
-
-
-def _matching(event: dict) -> list[Shape]:
-    return [shape for shape in SHAPES if _is(event, shape.required)]
-
-
-def _is_apig(event: Any) -> bool:
-    return isinstance(event, dict) and _is(event, _APIG.required)
-
-
-def read_event(event: Any) -> TriggerEvent:
-    """Classifies the event and reads its fields. Never raises: a bad event comes back with ``error``
-    set, and still names its trigger, so that an API Gateway caller gets an API Gateway answer."""
-    try:
-        return _read(event)
-    except Rejected as rejection:
-        if _is_apig(event):  # the method still counts: a PUT with a bad body is a 405, not a 400
-            return TriggerEvent("apig", [], is_http=True, error=rejection, http_method=_http_method(event))
-        return TriggerEvent("direct", [], error=rejection)
-
-
-def _read(event: Any) -> TriggerEvent:
+def _parsed(event: Any) -> Any:
+    """An event sent as JSON text (or its bytes) is read as the JSON it holds, bounded first."""
     if isinstance(event, (bytes, bytearray)):
+        _bounded(event, "the event")
         try:
             event = bytes(event).decode("utf-8")
         except UnicodeDecodeError:
             raise _invalid("the event is not UTF-8 text") from None
-    if isinstance(event, str):
-        text = _stripped(event)
-        event = _loads(text, "the event") if text else None
-    if event is None:
-        return TriggerEvent("direct", [{}])
-    if not isinstance(event, dict):
-        raise _invalid(f"the event must be a JSON object, got {_json_type(event)}")
-    dry_run_anywhere = _asks_for_dry_run(event)
-    _refuse_partial_apig(event)
-    shapes = _matching(event)
-    if len(shapes) > 1:
-        names = " and ".join(sorted({f"{s.trigger} ({', '.join(s.required)})" for s in shapes}))
-        raise _invalid(f"ambiguous event: it has the shapes of {names}")
-    if not shapes:
-        _check_keys(event, "the event")
-        return TriggerEvent("direct", [event], dry_run_anywhere=dry_run_anywhere)
-    [shape] = shapes
-    stray = sorted(_shown_key(k) for k in event if _is_field(k) and k not in shape.required and k not in shape.optional)
-    if stray:
-        raise _invalid(
-            f"ambiguous event: it has the shape of a {shape.trigger} event and request fields at its top level"
-            f" ({', '.join(stray[:5])}); send the fields inside the trigger's message, or send them alone"
-        )
-    reader = _READERS.get(shape.trigger)  # OBS, LTS, CTS carry no project information: the defaults
-    incoming = reader(event) if reader else TriggerEvent(shape.trigger, [{}])
-    for fields in incoming.field_sets:
-        _check_keys(fields, "a message" if shape.trigger != "apig" else "the request")
-    return incoming._replace(dry_run_anywhere=dry_run_anywhere)
+    return _json_text(event, "the event") if isinstance(event, str) else event
 
 
-def _refuse_partial_apig(event: dict) -> None:
-    """API Gateway's own keys without its whole shape: a broken or forged HTTP request, never a
-    direct call to be cleaned with the defaults."""
-    if ("httpMethod" in event or "requestContext" in event) and not _is_apig(event):
-        raise _invalid(
-            "the event has API Gateway's keys (httpMethod, requestContext) but not its whole shape"
-            f" ({', '.join(_APIG.required)})"
-        )
+def _read(event: Any, trigger: Optional[Trigger]) -> list[Request]:
+    if trigger is None:
+        return [read_fields(event, "the event (a direct request: it has no trigger's marks)")]
+    if trigger.envelope is None:
+        raise _invalid(f"refused: this {trigger.label} {trigger.refusal}")
+    problem = _problem(event, trigger.envelope, f"the {trigger.label}")
+    if problem:
+        raise _invalid(problem)
+    return trigger.read(event)
 
 
-def _check_keys(fields: Fields, where: str) -> None:
-    """A key that resembles a request field without being it is refused, in a request and in each
-    entry of its ``targets``: ``{"project_id": B, "DRY_RUN": true}`` must not delete."""
-    entries = fields.get("targets") if isinstance(fields.get("targets"), list) else []
-    for place, keys in [(where, fields), *((f"an entry of targets in {where}", e) for e in entries)]:
-        if not isinstance(keys, dict):
-            continue
-        for key in keys:
-            meant = look_alike(key)
-            if meant is not None:
-                raise _invalid(f"{place} has the key {_shown_key(key)}: did you mean {meant}?")
-
-
-def clearly_false(value: Any) -> bool:
-    """``dry_run`` values that say "delete": false, null, 0 and their text. Anything else, asked for
-    anywhere in an event, is taken as a dry run: an unclear answer never deletes."""
-    if isinstance(value, str):
-        return value.strip().casefold() in _FALSE
-    return value is None or value is False or (type(value) is int and value == 0)
-
-
-def _base64_text(text: str) -> str | None:
-    if not _BASE64.fullmatch(text):
-        return None
-    compact = "".join(text.split()).rstrip("=").translate(_URLSAFE)
+def read_event(event: Any) -> TriggerEvent:
+    """Recognises the event and reads its requests. Never raises: a refused event comes back with
+    ``error`` set, still naming its trigger, so that an API Gateway caller gets an API Gateway answer."""
+    trigger: Optional[Trigger] = None
     try:
-        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
+        event = _parsed(event)
+        marked = [t for t in TRIGGERS if isinstance(event, dict) and t.marks(event)]
+        if len(marked) > 1:
+            raise _invalid(f"ambiguous event: it has the marks of each of {', '.join(t.label for t in marked)}")
+        trigger = marked[0] if marked else None
+        requests = _read(event, trigger)
+    except Rejected as rejection:
+        return _answer(event, trigger, [], rejection)
+    return _answer(event, trigger, requests, None)
 
 
-def _embedded(text: str) -> Any:
-    """JSON text inside a string (a message, a body), also base64-encoded in any of its variants;
-    None if there is none. A request field given twice in it is refused."""
-    stripped = _stripped(text)
-    if not stripped.startswith(_JSON_START):
-        decoded = _base64_text(stripped)
-        if decoded is None:
-            return None
-        stripped = _stripped(decoded)
-        if not stripped.startswith(_JSON_START):
-            return None
-    try:
-        return json.loads(stripped, object_pairs_hook=_unique)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _asks_for_dry_run(event: dict) -> bool:
-    """Whether any part of the event, at any depth and inside any JSON text, has a ``dry_run`` (or a
-    key resembling it) that is not clearly false: the safe side wins wherever the request came from, so
-    no reading of the event can lose it. An event too large or too deep to look through is refused."""
-    stack: list[tuple[Any, int]] = [(event, 0)]
-    seen = 0
-    while stack:
-        value, depth = stack.pop()
-        seen += 1
-        if seen > MAX_VALUES or depth > MAX_NESTING:
-            raise _invalid(f"the event holds more than {MAX_VALUES} values or {MAX_NESTING} levels of nesting")
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if (key == "dry_run" or look_alike(key) == "dry_run") and not clearly_false(inner):
-                    return True
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str) and len(value) >= 2:
-            inner = _embedded(value)
-            if inner is not None:
-                stack.append((inner, depth + 1))
-    return False
-
-
-def _json_type(value: Any) -> str:
-    names: dict[type, str] = {list: "an array", bool: "a boolean", int: "a number", float: "a number"}
-    return names.get(type(value), type(value).__name__)
+def _answer(event: Any, trigger: Optional[Trigger], requests: list[Request], error: Optional[Rejected]) -> TriggerEvent:
+    if trigger is None:
+        return TriggerEvent("direct", requests, error=error)
+    method = event.get("httpMethod") if trigger.name == "apig" else None
+    is_http = isinstance(method, str) and isinstance(event.get("requestContext"), dict)
+    correlation = trigger.correlation(event) if error is None else None
+    return TriggerEvent(
+        trigger.name,
+        requests,
+        shorten(correlation[:256], 128) if isinstance(correlation, str) and correlation else None,
+        is_http,
+        error,
+        shorten(method.upper(), 16) if is_http else "",
+    )

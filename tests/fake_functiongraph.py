@@ -21,7 +21,7 @@ from devtools.kps_emulator import AUTH_HEADER, _Received, _signature
 
 CONFIG = re.compile(r"/v2/([0-9a-f]{32})/fgs/functions/([^/]+)/config")
 TRIGGERS = re.compile(r"/v2/([0-9a-f]{32})/fgs/triggers/([^/]+)(?:/([A-Z]+)/([0-9a-f-]+))?")
-# TriggerEventDataRequestBody's fields an API Gateway trigger uses (huaweicloudsdkfunctiongraph 3.1.219).
+# TriggerEventDataRequestBody's fields an API Gateway trigger uses (huaweicloudsdkfunctiongraph 3.1.205).
 REQUIRED = {"instance_id", "group_id", "env_id", "env_name", "name", "type", "path", "protocol", "req_method"}
 ALLOWED = REQUIRED | {"match_mode", "auth", "func_info", "sl_domain", "backend_type", "group_name"}
 METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "ANY"}

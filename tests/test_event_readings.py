@@ -1,7 +1,7 @@
-"""Issue 9.2 and 9.9, as red-teamed: no reading of an event changes what the request means. JSON text that
-repeats a field, a message that looks like JSON but is not an object, a key that resembles a field, a
-``dry_run`` that is not clearly false, API Gateway's keys without its shape, a region KPS_TARGETS would
-ignore: each is refused (nothing sent) or, for a dry run, taken on the safe side (no DELETE)."""
+"""Issues 9.2, 9.9 and 15.1-15.3, as red-teamed: an event says exactly what it means or is refused. JSON text
+that repeats a key, a message that is not a JSON object, a key that is not exactly a field (a typo, a space,
+a separator, another alphabet), base64 where the platform documents none, a real event with no reader, API
+Gateway's keys without its shape, a region KPS_TARGETS would ignore: each is refused, nothing sent."""
 
 from __future__ import annotations
 
@@ -70,9 +70,6 @@ DUPLICATES = {
     "targets entry": f'{{"targets": [{{"project_id": "{B}", "region": "a", "region": "{REGION}"}}]}}',
     "region twice": f'{{"project_id": "{B}", "region": "eu-west-101", "region": "{REGION}"}}',
     "targets twice": f'{{"targets": "all", "targets": [{{"project_id": "{B}"}}]}}',
-    "embedded JSON text": {"project_id": B, "note": '{"dry_run": true, "dry_run": false}'},
-    "embedded base64": {"project_id": B, "note": base64.b64encode(DRY_TWICE.encode()).decode()},
-    "JSON string holding it": json.dumps(PROJECT_TWICE),
 }
 
 
@@ -82,10 +79,8 @@ def test_json_text_that_repeats_a_request_field_is_refused(kps, invoke, event):
     assert_refused(invoke(event), kps, "more than once")
 
 
-def test_a_repeated_key_that_is_no_request_field_is_read(kps, invoke):
-    run = invoke(f'{{"project_id": "{B}", "note": 1, "note": 2}}')
-    assert deletes(kps) == [B_TASKS]
-    assert run.payload["status"] == "succeeded"
+def test_any_key_given_twice_is_refused(kps, invoke):
+    assert_refused(invoke(f'{{"project_id": "{B}", "context": 1, "context": 2}}'), kps, "more than once")
 
 
 UNREADABLE = {
@@ -99,6 +94,8 @@ UNREADABLE = {
     "Kafka message, JSON string holding broken JSON": kafka(json.dumps(f'{{"project_id": "{B}",}}')),
     "Kafka message, not text": kafka(42),
     "API Gateway body, a JSON string of an array": apig_event(json.dumps(json.dumps([1]))),
+    "Kafka message, JSON in a JSON string": kafka(json.dumps(json.dumps({"project_id": B}))),
+    "timer user_event, JSON in a JSON string": timer(json.dumps(json.dumps({"project_id": B}))),
 }
 
 
@@ -108,16 +105,8 @@ def test_a_message_meant_as_json_that_is_no_object_is_refused_not_read_as_the_de
     assert_refused(invoke(event), kps)
 
 
-def _twice(payload: dict) -> str:
-    return json.dumps(json.dumps(payload))
-
-
 READABLE = {  # each builds an event carrying the request's fields
     "SMN message with a BOM": lambda p: smn("\ufeff" + json.dumps(p)),
-    "Kafka message, JSON in a JSON string": lambda p: kafka(_twice(p)),
-    "older Kafka message, JSON in a JSON string": lambda p: {"messages": [_twice(p)], "topic_id": "t"},
-    "EventGrid data, JSON in a JSON string": lambda p: eventgrid(_twice(p)),
-    "timer user_event, JSON in a JSON string": lambda p: timer(_twice(p)),
     "API Gateway body with a BOM": lambda p: apig_event("\ufeff" + json.dumps(p)),
     "event text with a BOM": lambda p: "\ufeff " + json.dumps(p),
     "event bytes with a BOM": lambda p: ("\ufeff" + json.dumps(p)).encode(),
@@ -126,7 +115,7 @@ READABLE = {  # each builds an event carrying the request's fields
 
 @pytest.mark.parametrize("build", list(READABLE.values()), ids=list(READABLE))
 @pytest.mark.parametrize("dry_run", [False, True])
-def test_a_bom_is_stripped_and_json_in_a_json_string_is_read_once(kps, invoke, build, dry_run):
+def test_a_bom_is_stripped(kps, invoke, build, dry_run):
     run = invoke(build({"project_id": B, "dry_run": dry_run}))
     assert run.payload["status"] == "succeeded", run.payload
     assert run.payload["dry_run"] is dry_run
@@ -134,94 +123,136 @@ def test_a_bom_is_stripped_and_json_in_a_json_string_is_read_once(kps, invoke, b
     assert deletes(kps) == ([] if dry_run else [B_TASKS])
 
 
-@pytest.mark.parametrize("message", ["nightly cleanup", "", "please clean", "42", "null", "true"])
-def test_plain_text_messages_still_mean_the_defaults(kps, invoke, message):
+@pytest.mark.parametrize("message", ["", "  ", "null", "{}", '""'])
+def test_an_empty_message_means_the_defaults(kps, invoke, message):
     run = invoke(timer(message))
     assert run.payload["status"] == "succeeded"
     assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+
+
+@pytest.mark.parametrize("message", ["nightly cleanup", "please clean", "42", "true", f"project_id={B}"])
+def test_plain_text_and_json_that_is_no_object_are_refused(kps, invoke, message):
+    assert_refused(invoke(timer(message)), kps)
 
 
 def _b64(payload: dict, encode: Any = base64.b64encode) -> str:
     return encode(json.dumps(payload).encode()).decode()
 
 
-DRY_BASE64 = {
-    "unpadded": _b64({"dry_run": True, "x": "ab"}).rstrip("="),
-    "URL-safe": _b64({"dry_run": True, "k": "?>?>"}, base64.urlsafe_b64encode),
-    "MIME, line breaks": _b64({"dry_run": True, "pad": "x" * 80}, base64.encodebytes),
-    "padded": _b64({"dry_run": "yes"}),
+BASE64_B = {  # base64 where the platform documents none: not decoded, so refused, never read as the defaults
+    "Kafka message": kafka,
+    "SMN message": smn,
+    "timer user_event": timer,
+    "EventGrid data (text)": eventgrid,
+}
+VARIANTS = {
+    "padded": _b64({"project_id": B}),
+    "unpadded": _b64({"project_id": B, "x": "ab"}).rstrip("="),
+    "URL-safe": _b64({"project_id": B, "k": "?>?>"}, base64.urlsafe_b64encode),
+    "MIME": _b64({"project_id": B, "pad": "x" * 80}, base64.encodebytes),
 }
 
 
-@pytest.mark.parametrize("message", list(DRY_BASE64.values()), ids=list(DRY_BASE64))
-def test_a_dry_run_in_any_base64_variant_sends_no_delete(kps, invoke, message):
-    assert "\n" in DRY_BASE64["MIME, line breaks"] and "_" in DRY_BASE64["URL-safe"] + "-"
-    run = invoke(kafka(json.dumps({"project_id": B}), message))
-    assert run.payload["dry_run"] is True
-    assert deletes(kps) == []
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("carrier", list(BASE64_B))
+def test_a_base64_message_naming_b_never_cleans_a(kps, invoke, carrier, variant):
+    """Issue 15.2: the dry-run scan decoded base64, the reader did not: a base64 message naming B cleaned A."""
+    assert_refused(invoke(BASE64_B[carrier](VARIANTS[variant])), kps)
 
 
-LOOK_ALIKES = {
+def test_eventgrid_data_base64_is_decoded_once_and_read(kps, invoke):
+    event = eventgrid(None)
+    del event["data"]
+    event["data_base64"] = _b64({"project_id": B})
+    run = invoke(event)
+    assert deletes(kps) == [B_TASKS]
+    assert [r["project_id"] for r in run.payload["results"]] == [B]
+
+
+NEAR_KEYS = {
+    "a typo": ({"project": B}, "project_id"),
+    "a space": ({"project id": B}, "project_id"),
+    "a trailing space": ({"project_id ": B}, "project_id"),
+    "a leading space": ({" project_id": B}, "project_id"),
+    "a hyphen": ({"project-id": B}, "project_id"),
+    "a dot": ({"project.id": B}, "project_id"),
+    "Cyrillic o": ({"pr\u043eject_id": B}, "project_id"),
+    "Greek rho": ({"p\u03c1oject_id": B}, "project_id"),
     "DRY_RUN": ({"project_id": B, "DRY_RUN": True}, "dry_run"),
-    "Dry_Run": ({"project_id": B, "Dry_Run": "true"}, "dry_run"),
     "zero-width space": ({"project_id": B, "dry_run\u200b": True}, "dry_run"),
     "dry-run": ({"project_id": B, "dry-run": True}, "dry_run"),
+    "dry run": ({"project_id": B, "dry run": True}, "dry_run"),
     "dryRun": ({"project_id": B, "dryRun": True}, "dry_run"),
-    "Project_id": ({"Project_id": B}, "project_id"),
-    "PROJECT_ID": ({"PROJECT_ID": B}, "project_id"),
     "projectId": ({"projectId": B}, "project_id"),
     "project_id with a BOM": ({"\ufeffproject_id": B}, "project_id"),
     "full-width": ({"\uff50\uff52\uff4f\uff4a\uff45\uff43\uff54\uff3f\uff49\uff44": B}, "project_id"),
     "Region": ({"project_id": B, "Region": "eu-west-101"}, "region"),
     "Targets": ({"Targets": [{"project_id": B}]}, "targets"),
     "sweep beside Project_id": ({"targets": "all", "Project_id": B}, "project_id"),
-    "sweep beside project_id zwsp": ({"targets": "all", "project_id\u200b": B}, "project_id"),
     "in a targets entry": ({"targets": [{"Project_ID": B, "region": REGION}]}, "project_id"),
     "region in a targets entry": ({"targets": [{"project_id": B, "REGION": "eu-west-101"}]}, "region"),
     "in a Kafka message": (kafka(json.dumps({"project_id": B, "DRY_RUN": True})), "dry_run"),
     "in an SMN message": (smn(json.dumps({"projectId": B})), "project_id"),
     "in a query string": (apig_event(None, query={"project_id": B, "DRY_RUN": "true"}), "dry_run"),
     "in path parameters": (apig_event(None, path={"Project_Id": B}), "project_id"),
+    "a query key as a structure": (apig_event(None, query={"project_id[0]": B}), "project_id"),
 }
 
 
-@pytest.mark.parametrize(("event", "meant"), list(LOOK_ALIKES.values()), ids=list(LOOK_ALIKES))
-def test_a_key_that_resembles_a_request_field_is_refused(kps, invoke, settings, event, meant):
-    """{"project_id": B, "DRY_RUN": true} deleted B; {"Project_id": B} deleted the configured project."""
+@pytest.mark.parametrize(("event", "meant"), list(NEAR_KEYS.values()), ids=list(NEAR_KEYS))
+def test_a_key_that_is_not_exactly_a_field_is_refused_with_a_suggestion(kps, invoke, settings, event, meant):
+    """Issue 15.1: {"project": B}, "project id", "project_id ", a Cyrillic o... cleaned the configured A."""
     settings["KPS_IAM_ENDPOINT"] = kps.url
     assert_refused(invoke(event), kps, f"did you mean {meant}?")
 
 
-@pytest.mark.parametrize("key", ["Project_id", "DRY_RUN", "projectId", "region\u200b"])
-def test_a_trigger_event_with_a_look_alike_at_its_top_level_is_ambiguous(kps, invoke, key):
-    assert_refused(invoke({**load_event("timer.json"), key: B}), kps, "ambiguous")
+@pytest.mark.parametrize("key", ["Project_id", "DRY_RUN", "projectId", "region\u200b", "project_id"])
+def test_a_trigger_event_with_a_request_key_at_its_top_level_is_refused(kps, invoke, key):
+    assert_refused(invoke({**load_event("timer.json"), key: B}), kps, "unknown keys")
 
 
-ASKING = [1, 1.0, "y", "t", "", [True], {"value": True}, "TRUE", " On ", "2", -1]
-CLEARLY_FALSE = [False, None, 0, "false", " FALSE ", "0", "no", "Off"]
+def test_kps_targets_all_with_a_stray_key_does_not_sweep(kps, invoke, settings):
+    """Issue 15.1: with KPS_TARGETS=all, {"project": B} swept every project."""
+    settings.update(KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    assert_refused(invoke({"project": B}), kps, "did you mean project_id?")
 
 
-@pytest.mark.parametrize("value", ASKING, ids=repr)
-def test_a_dry_run_in_a_targets_entry_that_is_not_clearly_false_sends_no_delete(kps, invoke, value):
-    """{"targets": [{"project_id": B, "dry_run": 1.0}]} deleted B: entries were never looked at."""
-    run = invoke({"targets": [{"project_id": B, "dry_run": value}]})
-    assert run.payload["dry_run"] is True
-    assert run.payload["status"] == "succeeded"
-    assert deletes(kps) == []
+UNKNOWN_REAL_EVENTS = {  # real FunctionGraph events this function has no reader for, naming B somewhere
+    "DIS": {"ShardID": "shardId-0", "Message": {"records": [{"data": _b64({"project_id": B})}]}, "Tag": "latest"},
+    "DDS": {"records": [{"event_source": "dds", "dds": {"full_document": json.dumps({"project_id": B})}}]},
+    "RabbitMQ-like": {"trigger_type": "RABBITMQ", "records": [{"messages": [json.dumps({"project_id": B})]}]},
+    "IoTDA-like": {"resource": "device.message", "event": "report", "notify_data": {"body": {"project_id": B}}},
+    "OBS": {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": B}}}]},
+    "LTS": {"lts": {"data": _b64({"project_id": B})}},
+}
 
 
-@pytest.mark.parametrize("value", CLEARLY_FALSE, ids=repr)
-def test_a_clearly_false_dry_run_anywhere_still_deletes(kps, invoke, value):
-    run = invoke({"targets": [{"project_id": B, "dry_run": value}], "options": {"dry_run": value}})
+@pytest.mark.parametrize("event", list(UNKNOWN_REAL_EVENTS.values()), ids=list(UNKNOWN_REAL_EVENTS))
+def test_a_real_event_with_no_reader_is_refused_not_read_as_the_defaults(kps, invoke, event):
+    assert_refused(invoke(event), kps)
+
+
+def test_the_eventgrid_wrapper_and_the_otc_smn_shape_are_read(kps, invoke):
+    """Issue 15.1: both were taken for a direct call with the defaults and cleaned A."""
+    cloudevent = {k: v for k, v in load_event("eventgrid.json").items() if k != "data"}
+    invoke({"events": [{**cloudevent, "data": {"project_id": B}}]})
+    invoke({"record": smn(json.dumps({"project_id": B}))["record"]})
+    assert deletes(kps) == [B_TASKS, B_TASKS]
+
+
+@pytest.mark.parametrize("region", [None, "absent"])
+def test_a_targets_entry_with_region_null_takes_the_events_region(kps, invoke, region):
+    """Issue 15.7: {"region": null} in an entry went to KPS_REGION instead of the event's region."""
+    entry = {"project_id": B} if region == "absent" else {"project_id": B, "region": None}
+    run = invoke({"region": "ap-southeast-1", "targets": [entry]})
+    assert [r["region"] for r in run.payload["results"]] == ["ap-southeast-1"]
+
+
+def test_a_workflow_context_is_accepted_and_never_read(kps, invoke):
+    run = invoke({"project_id": B, "context": {"run": 7, "dry_run": True, "project_id": PROJECT}})
     assert run.payload["dry_run"] is False
     assert deletes(kps) == [B_TASKS]
-
-
-@pytest.mark.parametrize("key", ["DryRun", "dry-run", "DRY_RUN"])
-def test_a_dry_run_look_alike_deep_in_the_event_sends_no_delete(kps, invoke, key):
-    run = invoke({"project_id": B, "options": {key: "y"}})
-    assert run.payload["dry_run"] is True
-    assert deletes(kps) == []
 
 
 def _apig_without(key: str, null: bool = False) -> dict:

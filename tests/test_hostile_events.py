@@ -6,10 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from conftest import OTHER_PROJECT, PROJECT, deletes
-from hypothesis import HealthCheck, given
+import pytest
+from conftest import OTHER_PROJECT, PROJECT, apig_event, deletes
+from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -220,12 +224,49 @@ def test_huge_and_deeply_nested_events(kps, invoke, settings):
     ]
     for event in cases:
         run = invoke(event)
-        check(run.result)
+        assert check(run.result)["status"] == "rejected"
         assert len(run.out) < 200_000, "a huge event is logged bounded"
-    assert [(r.method, r.path) for r in kps.requests] == [
-        ("GET", f"/v3/{PROJECT}/failed-tasks"),
-        ("DELETE", f"/v3/{PROJECT}/failed-tasks"),
-    ]
+    assert kps.requests == []
+
+
+HOSTILE_BODIES = {  # built cheaply; API Gateway forwards bodies up to 12 MB
+    "6 MB of empty objects": lambda: "[" + "{}," * 2_000_000 + "{}]",
+    "12 MB of empty objects": lambda: "[" + "{}," * 4_000_000 + "{}]",
+    "6 MB of one string": lambda: '{"project_id": "' + "a" * 6_000_000 + '"}',
+    "64 KB + 1 of spaces": lambda: " " * (64 * 1024 + 1),
+}
+
+
+@pytest.mark.parametrize("build", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
+@pytest.mark.parametrize("encoded", [True, False])
+def test_a_hostile_body_is_refused_before_it_is_parsed(kps, invoke, build, encoded):
+    body = build()
+    run = invoke(apig_event(body, encoded=encoded))
+    assert run.result["statusCode"] == 400
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert "is longer than" in run.payload["error"]["message"]
+    assert kps.requests == []
+
+
+PEAK = """
+import base64, json, sys, tracemalloc
+sys.path.insert(0, sys.argv[1])
+from function.triggers import read_event
+body = base64.b64encode(("[" + "{}," * 2_000_000 + "{}]").encode()).decode()
+event = {"body": body, "requestContext": {"requestId": "r"}, "httpMethod": "POST", "headers": {}, "path": "/"}
+tracemalloc.start()
+incoming = read_event(event)
+print(json.dumps({"peak": tracemalloc.get_traced_memory()[1], "code": incoming.error.code}))
+"""
+
+
+def test_a_6_mb_body_of_empty_objects_costs_no_memory_to_refuse():
+    """Issue 15.6: [{},{},...] of 4.5-6 MB took the function to 250-333 MB before it was refused."""
+    root = str(Path(__file__).resolve().parent.parent)
+    done = subprocess.run([sys.executable, "-c", PEAK, root], capture_output=True, text=True, check=True)
+    measured = json.loads(done.stdout)
+    assert measured["code"] == "InvalidEvent"
+    assert measured["peak"] < 1_000_000, measured
 
 
 ASKING_EXAMPLES = 400
@@ -307,3 +348,109 @@ def test_stray_keys_never_lose_a_dry_run_or_move_a_named_project(kps, invoke, se
     statuses = {status for status, _ in outcomes}
     assert {"succeeded", "rejected"} <= statuses, "both readings (direct, refused as ambiguous) were tried"
     assert any(asks for _, asks in outcomes) and not all(asks for _, asks in outcomes)
+
+
+NEAR_EXAMPLES = 300
+FIELD_NAMES = ["project_id", "region", "targets", "dry_run", "context"]
+CONFUSABLES = {"o": "\u043e", "a": "\u0430", "e": "\u0435", "p": "\u0440", "c": "\u0441", "i": "\u0456", "r": "\u0433"}
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", " ", "\t", "\u00a0"]
+
+
+@st.composite
+def near_keys(draw: st.DrawFn) -> tuple[str, str]:
+    """A key close to a field name: an edit, another separator, another case, a confusable letter, an
+    invisible or white-space character. Returns (field, key); the key is never the field itself."""
+    name = draw(st.sampled_from(FIELD_NAMES))
+    at = draw(st.integers(0, len(name)))
+    kind = draw(st.sampled_from(["edit", "separator", "case", "confusable", "invisible"]))
+    if kind == "edit":
+        letter = draw(st.characters(codec="utf-8", exclude_categories=["Cs"]))
+        key = draw(
+            st.sampled_from(
+                [name[:at] + letter + name[at:], name[:at] + name[at + 1 :], name[:at] + letter + name[at + 1 :]]
+            )
+        )
+    elif kind == "separator":
+        key = name.replace("_", draw(st.sampled_from([" ", "-", ".", "", "__", "/", ":", "\u2010", "\uff3f"])))
+    elif kind == "case":
+        key = draw(st.sampled_from([name.upper(), name.title(), name.capitalize(), name.swapcase()]))
+    elif kind == "confusable":
+        letters = [i for i, c in enumerate(name) if c in CONFUSABLES]
+        i = draw(st.sampled_from(letters))
+        key = name[:i] + CONFUSABLES[name[i]] + name[i + 1 :]
+    else:
+        key = name[:at] + draw(st.sampled_from(INVISIBLE)) + name[at:]
+    assume(key != name and key not in FIELD_NAMES)
+    return name, key
+
+
+def test_generated_keys_near_every_field_are_refused_with_nothing_sent(kps, invoke, settings):
+    """Issue 15.1 as a class: a key meant as a field but not exactly it is refused wherever fields are read."""
+    settings.update(KPS_PROJECT_ID=PROJECT, KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
+    kps.set_iam_projects([{"id": PROJECT, "name": "cn-north-4", "enabled": True}])
+    places = {
+        "direct": lambda fields: fields,
+        "kafka": lambda fields: shaped("kafka", fields),
+        "smn": lambda fields: shaped("smn", fields),
+        "timer": lambda fields: shaped("timer", fields),
+        "eventgrid": lambda fields: shaped("eventgrid", fields),
+        "targets entry": lambda fields: {"targets": [{"project_id": OTHER_PROJECT, **fields}]},
+    }
+    seen: list[str] = []
+
+    @hypothesis_settings(fuzzing, max_examples=NEAR_EXAMPLES)
+    @given(near=near_keys(), place=st.sampled_from(sorted(places)), value=st.sampled_from([OTHER_PROJECT, True, "x"]))
+    def run(near: tuple[str, str], place: str, value: Any) -> None:
+        _, key = near
+        before = len(kps.requests)
+        payload = check(invoke(places[place]({key: value})).result)
+        assert payload["status"] == "rejected" and payload["error"]["code"] == "InvalidEvent", (key, payload)
+        assert kps.requests[before:] == []
+        seen.append(place)
+
+    run()
+    assert len(seen) >= NEAR_EXAMPLES and set(seen) == set(places)
+
+
+STRAY_EXAMPLES = 300
+
+
+def _with_stray(shape: str, key: str, value: Any, where: str) -> dict[str, Any]:
+    """A well-formed event of ``shape`` naming OTHER_PROJECT, with one stray key at ``where``: its top
+    level, a nested object of its envelope, or the request inside its message."""
+    request = {"project_id": OTHER_PROJECT}
+    if where == "message":
+        return shaped(shape, {**request, key: value})
+    event = shaped(shape, request)
+    targets = [event]
+    if where == "nested" and shape == "smn":
+        targets = [event["record"][0], event["record"][0]["smn"]]
+    elif where == "nested" and shape == "kafka":
+        targets = [event["records"][0]]
+    for target in targets:
+        target[key] = value
+    return event
+
+
+def test_generated_events_of_every_shape_with_a_stray_key_are_refused(kps, invoke, settings):
+    """Issue 15.1: a trigger event with a key its envelope or the model does not have is refused, never read
+    with the defaults (KPS_PROJECT_ID is PROJECT; the events name OTHER_PROJECT)."""
+    settings.update(KPS_PROJECT_ID=PROJECT)
+    seen: list[tuple[str, str]] = []
+
+    @hypothesis_settings(fuzzing, max_examples=STRAY_EXAMPLES)
+    @given(
+        shape=st.sampled_from(["timer", "eventgrid", "smn", "kafka", "kafka-old", "direct"]),
+        key=st.text(min_size=1, max_size=12).map(lambda k: "x_" + k),
+        value=json_values,
+        where=st.sampled_from(["top", "nested", "message"]),
+    )
+    def run(shape: str, key: str, value: Any, where: str) -> None:
+        before = len(kps.requests)
+        payload = check(invoke(_with_stray(shape, key, value, where)).result)
+        assert payload["status"] == "rejected" and payload["error"]["code"] == "InvalidEvent", payload
+        assert kps.requests[before:] == []
+        seen.append((shape, where))
+
+    run()
+    assert len(seen) >= STRAY_EXAMPLES

@@ -127,7 +127,7 @@ def test_partial_failure(kps, invoke):
 
 def test_targets_setting(kps, invoke, settings):
     settings["KPS_TARGETS"] = f"cn-north-4:{PROJECT}, ap-southeast-1:{OTHER_PROJECT}"
-    run = invoke(load_event("obs.json"))
+    run = invoke(load_event("timer.json") | {"user_event": ""})
     assert [(r["project_id"], r["region"]) for r in run.payload["results"]] == [
         (PROJECT, "cn-north-4"),
         (OTHER_PROJECT, "ap-southeast-1"),
@@ -190,7 +190,7 @@ def test_sweep_cleans_every_enabled_regional_project(account, invoke):
 
 def test_sweep_by_setting_limited_to_regions_and_the_allow_list(account, invoke, settings):
     settings.update(KPS_TARGETS="all", KPS_REGIONS="cn-north-4", KPS_ALLOWED_PROJECT_IDS=f"{OTHER_PROJECT},{THIRD}")
-    run = invoke(load_event("timer.json") | {"user_event": "nightly"})
+    run = invoke(load_event("timer.json") | {"user_event": ""})
     assert [r["project_id"] for r in run.payload["results"]] == [OTHER_PROJECT]
 
 

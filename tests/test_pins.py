@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import sys
+from importlib.metadata import distribution
 
 import pytest
 from conftest import ROOT
-from packaging.markers import Marker
+from packaging.markers import Marker, default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
@@ -69,3 +73,22 @@ def test_the_dev_lock_holds_the_runtime_pins_unchanged(python):
     assert {name: development.get(name) for name in runtime} == runtime
     assert "huaweicloudsdkfunctiongraph" in development, "make expose's client: development only"
     assert "huaweicloudsdkfunctiongraph" not in runtime
+
+
+def test_requirements_txt_is_a_closure_plain_pip_installs():
+    """Every dependency a runtime pin declares (read from the installed metadata, for this Python) is pinned too, at
+    a version the declaration accepts: `pip install -r requirements.txt` needs nothing else and meets no conflict
+    (a lock compiled --no-deps, or one that overrides a declared bound, fails here)."""
+    pins = for_python(locked("requirements.txt"), f"{sys.version_info.major}.{sys.version_info.minor}")
+    environment = {**default_environment(), "extra": ""}
+    problems = []
+    for name, pinned in pins.items():
+        installed = distribution(name)
+        assert installed.version == pinned, (name, installed.version, pinned)
+        for declared in map(Requirement, installed.requires or []):
+            if declared.marker is not None and not declared.marker.evaluate(environment):
+                continue
+            needed = canonicalize_name(declared.name)
+            if needed not in pins or not declared.specifier.contains(pins[needed], prereleases=True):
+                problems.append(f"{name} {pinned} needs {declared}, locked {pins.get(needed)}")
+    assert problems == []

@@ -317,7 +317,8 @@ def test_targets_entries_and_sweeps_carry_the_selection(kps, invoke, settings):
 
 def test_a_select_inside_a_targets_entry_is_refused_not_ignored(kps, invoke):
     run = invoke({"targets": [{"project_id": PROJECT, "select": {"older_than_hours": 168}}]})
-    assert run.payload["error"]["code"] == "InvalidEvent" and "beside targets" in run.payload["error"]["message"]
+    error = run.payload["error"]
+    assert error["code"] == "InvalidEvent" and "unknown keys: 'select'" in error["message"]
     assert kps.requests == []
 
 

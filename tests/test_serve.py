@@ -190,8 +190,8 @@ def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kp
     url, _, out = served
     appcode = "APPCODE-caller-secret-0123456789abcdef"
     headers = {"X-Auth-Token": SECRET_TOKEN, "X-Forwarded-Auth": SECRET_TOKEN, "X-Apig-Appcode": appcode}
-    status, _, body = http(url, body={"project_id": PROJECT, "note": SECRET_TOKEN}, headers=headers)
-    status2, _, _ = http(url, body={"project_id": PROJECT, "echo": SIGNATURE}, headers={"Authorization": SIGNATURE})
+    status, _, body = http(url, body={"project_id": PROJECT, "context": SECRET_TOKEN}, headers=headers)
+    status2, _, _ = http(url, body={"project_id": PROJECT, "context": SIGNATURE}, headers={"Authorization": SIGNATURE})
     printed = out.getvalue() + capsys.readouterr().out + body.decode()
     assert (status, status2) == (200, 200) and printed.count("event received") == 2
     assert '"x-forwarded-auth": "***"' in printed and '"x-apig-appcode": "***"' in printed

@@ -1,0 +1,167 @@
+# Every name, default and limit here is checked against function/settings.py (SETTINGS), devtools/package.py and
+# devtools/expose.py by tests/test_terraform.py: change one side and the suite says so.
+
+variable "region" {
+  description = "The region the function runs in and, by default, the region it cleans (KPS_REGION)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z0-9]{1,20}){1,4}$", var.region))
+    error_message = "region must be a region name such as cn-north-4."
+  }
+}
+
+variable "project_id" {
+  description = "The project to clean (KPS_PROJECT_ID) and, unless allowed_project_ids says otherwise, the only one allowed."
+  type        = string
+  validation {
+    condition     = can(regex("^[0-9a-f]{32}$", var.project_id))
+    error_message = "project_id must be 32 lower-case hexadecimal characters."
+  }
+}
+
+variable "allowed_project_ids" {
+  description = "KPS_ALLOWED_PROJECT_IDS: every project a request may name. Empty: project_id alone (a sweep: no allow-list)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for id in var.allowed_project_ids : can(regex("^[0-9a-f]{32}$", id))])
+    error_message = "allowed_project_ids: each entry must be 32 lower-case hexadecimal characters."
+  }
+}
+
+variable "sweep" {
+  description = "true: clean every project the agency can see (KPS_TARGETS=all) and grant its role on all resources."
+  type        = bool
+  default     = false
+}
+
+variable "function_name" {
+  description = "The FunctionGraph function's name (app default)."
+  type        = string
+  default     = "kps-failed-task-cleaner"
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{1,59}$", var.function_name))
+    error_message = "function_name: 2 to 60 letters, digits, _ or -, starting with a letter."
+  }
+}
+
+variable "package_path" {
+  description = "The zip `make package` builds. Default: dist/kps-failed-task-cleaner.zip at the repository's root."
+  type        = string
+  default     = null
+}
+
+variable "runtime" {
+  description = "The Python runtime; `make package` builds the zip for the runtime template.yml declares, keep them equal."
+  type        = string
+  default     = "Python3.12"
+  validation {
+    condition     = contains(["Python3.9", "Python3.10", "Python3.12"], var.runtime)
+    error_message = "runtime must be Python3.9, Python3.10 or Python3.12."
+  }
+}
+
+variable "memory_size" {
+  description = "Memory in MB."
+  type        = number
+  default     = 128
+  validation {
+    condition     = var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "memory_size must be 128 to 10240 MB (the API checks the exact sizes it offers)."
+  }
+}
+
+variable "timeout" {
+  description = "Timeout in seconds: above the worst case of a count and a delete with the retry settings (2 x 43.5 s by default)."
+  type        = number
+  default     = 120
+  validation {
+    condition     = var.timeout >= 3 && var.timeout <= 900
+    error_message = "timeout must be 3 to 900 seconds (a synchronous invocation's limit)."
+  }
+}
+
+variable "settings" {
+  description = "More of the function's settings (README, Settings), as environment variables: name = value, all strings."
+  type        = map(string)
+  default     = {}
+  validation {
+    condition = alltrue([
+      for name in keys(var.settings) : can(regex("^[A-Z][A-Z0-9_]*$", name))
+      && !contains(["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "KPS_AUTH_TOKEN"], name)
+      && !startswith(name, "RUNTIME_")
+    ])
+    error_message = "settings: upper-case names; credentials go in secret_settings; RUNTIME_* are FunctionGraph's own."
+  }
+}
+
+variable "secret_settings" {
+  description = "Credentials, only if the agency is not used: stored as encrypted environment variables (still in the state)."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+  validation {
+    condition = alltrue([
+      for name in keys(var.secret_settings) :
+      contains(["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "KPS_AUTH_TOKEN"], name)
+    ])
+    error_message = "secret_settings takes HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_SECURITY_TOKEN and KPS_AUTH_TOKEN only."
+  }
+}
+
+variable "log_ttl_days" {
+  description = "How long LTS keeps the function's logs."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.log_ttl_days >= 1 && var.log_ttl_days <= 365
+    error_message = "log_ttl_days must be 1 to 365."
+  }
+}
+
+variable "schedule" {
+  description = "The timer: FunctionGraph cron has a seconds field (03:00 daily in the region's time zone), or a Rate such as 12h."
+  type        = string
+  default     = "0 0 3 * * ?"
+}
+
+variable "schedule_type" {
+  description = "Cron or Rate."
+  type        = string
+  default     = "Cron"
+  validation {
+    condition     = contains(["Cron", "Rate"], var.schedule_type)
+    error_message = "schedule_type must be Cron or Rate."
+  }
+}
+
+variable "timer_user_event" {
+  description = "The timer event's user_event. Plain text means the settings' targets; JSON text names a project or targets."
+  type        = string
+  default     = "nightly cleanup"
+}
+
+variable "timer_enabled" {
+  description = "false keeps the timer but disabled."
+  type        = bool
+  default     = true
+}
+
+variable "http" {
+  description = "null: no HTTP trigger. Otherwise a dedicated API Gateway: instance, API group, its domain, environment, backend timeout."
+  type = object({
+    instance_id = string
+    group_id    = string
+    domain      = string # the group's debugging domain or a bound domain, for the api_url output
+    env_name    = optional(string, "RELEASE")
+    env_id      = optional(string, "DEFAULT_ENVIRONMENT_RELEASE_ID") # RELEASE's id on every instance
+    timeout_ms  = optional(number, 60000)
+  })
+  default = null
+}
+
+variable "alarm_email" {
+  description = "An address the failcount alarm e-mails (it must confirm the subscription). Empty: the SMN topic only."
+  type        = string
+  default     = ""
+}
