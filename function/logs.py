@@ -55,16 +55,17 @@ FRAGMENT = 12
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
 LIBRARY_LOGGERS = ("urllib3", "requests", "huaweicloudsdkcore")
 
-# The keys a line may carry, and how a string under each is taken: "id" is the function's own
-# identifier or code (cut, not masked: project IDs and regions the reader validated, outcomes, codes,
-# KPS request IDs already cleaned on entry); anything else is text (normalised, cut, masked). Numbers,
-# booleans and null pass as they are; objects and lists are copied bounded, their strings as text.
+# The keys a line may carry, and how a string under each is taken: "id" is the function's own identifier
+# or code (cut, not masked: the line's message, project IDs and regions the reader validated, outcomes,
+# codes, KPS request IDs cleaned on entry; a library record's message is masked before); anything else is
+# text (normalised, cut, masked). Numbers, booleans and null pass as they are; objects and lists are
+# copied bounded, their strings as text.
 _IDS = (
-    "level timestamp logger project_id region outcome kps_request_id code error_type error_code status auth "
+    "event level timestamp logger project_id region outcome kps_request_id code error_type error_code status auth "
     "metric_namespace operate_type task_error_code"
 )
 _TEXTS = (
-    "event message reason warning error_message exception incomplete_reason error incoming_event fields project_ids "
+    "message reason warning error_message exception incomplete_reason error incoming_event fields project_ids "
     "payload skipped_non_regional skipped_no_kps_in_region select kept"
 )
 _VALUES = (
@@ -240,7 +241,7 @@ def _allowed(_: Any, __: str, event_dict: dict) -> dict:
         elif value is None or type(value) in (bool, int):
             kept[key] = value
         elif kind == "id" and isinstance(value, str):
-            kept[key] = value[:MAX_BOUND]
+            kept[key] = value[:MAX_STRING]
         else:
             kept[key] = _copy(value)
     if exception is not None:
@@ -265,6 +266,12 @@ def _format_exception(_: Any, __: str, event_dict: dict) -> dict:
     event_dict.setdefault("error_type", type(exc).__name__)
     message = normalise(str(exc))
     event_dict.setdefault("error_message", mask(_cut_middle(message, MESSAGE_PART, MESSAGE_PART)))
+    return event_dict
+
+
+def _library_message(_: Any, __: str, event_dict: dict) -> dict:
+    """A library's record (urllib3, requests, the SDK) is text the function did not write: masked."""
+    event_dict["event"] = shorten(str(event_dict.get("event", "")), MAX_STRING)
     return event_dict
 
 
@@ -382,7 +389,12 @@ def _configure() -> None:
     handler = _StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+                _library_message,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
