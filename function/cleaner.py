@@ -170,7 +170,7 @@ def _request_error(exc: Exception) -> dict[str, str]:
 
 def _start_logging(
     context: Any,
-    source: SettingSource,
+    secrets: list[str],
     settings: Settings | None,
     incoming: TriggerEvent,
     *,
@@ -182,7 +182,7 @@ def _start_logging(
         level = "DEBUG"
     logs.start_invocation(
         level,
-        _known_secrets(source, context),
+        secrets,
         service=settings.service_name if settings else default_of("SERVICE_NAME"),
         function_name=context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
         function_version=context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
@@ -200,7 +200,8 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     cold_start, _Instance.cold_start = _Instance.cold_start, False
     request_id = context_value(context, "getRequestID")
     source = SettingSource(context)
-    logs.use_secrets(_known_secrets(source, context))  # before the event is read: its errors quote it
+    secrets = _known_secrets(source, context)
+    logs.use_secrets(secrets)  # before the event is read: its errors quote it
     incoming = read_event(event)
     settings: Settings | None = None
     error: dict[str, str] | None = None
@@ -209,7 +210,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         settings = load_settings(source)
     except Rejected as rejection:
         error = _request_error(rejection)
-    _start_logging(context, source, settings, incoming, request_id=request_id, cold_start=cold_start)
+    _start_logging(context, secrets, settings, incoming, request_id=request_id, cold_start=cold_start)
     if settings is not None:
         try:
             dry_run, results = _run(event, context, incoming, settings, deadline)
