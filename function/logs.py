@@ -204,7 +204,7 @@ def shorten(text: str, most: int) -> str:
     """``text`` normalised, cut to ``most`` characters, then masked: a piece of a secret the cut went
     through is at the edge, where the edge rule finds it."""
     text = normalise(text)
-    return mask(text if len(text) <= most else text[: max(0, most - 3)] + "...")
+    return mask(text) if len(text) <= most else mask(text[: max(0, most - 3)]) + "..."
 
 
 def scrub(text: str) -> str:
@@ -213,9 +213,10 @@ def scrub(text: str) -> str:
 
 
 def _cut_middle(text: str, head: int, tail: int) -> str:
+    """``text`` cut in its middle; each part masked on its own, so that a cut edge is a text's edge."""
     if len(text) <= head + tail:
         return text
-    return f"{text[:head]}\n... ({len(text) - head - tail} characters cut) ...\n{text[-tail:]}"
+    return f"{mask(text[:head])}\n... ({len(text) - head - tail} characters cut) ...\n{mask(text[-tail:])}"
 
 
 def _copy(value: Any, depth: int = 0) -> Any:

@@ -249,6 +249,7 @@ def test_a_secret_cut_at_either_edge_of_a_string_is_masked():
     assert logs.scrub("code " + TOKEN[:8]) == "code ***"
     assert logs.scrub("code " + TOKEN[:7]) == "code " + TOKEN[:7], "too short to be told from ordinary text"
     assert logs.shorten("z" * 30 + TOKEN, 48) == "z" * 30 + "***..."
+    assert logs.shorten("z" * 37 + TOKEN, 48) == "z" * 37 + "***...", "the cut edge is the text's edge"
 
 
 # The red team's finding 7-9: a piece of a secret anywhere in a text, in any case, split, or inside HTML tags.

@@ -264,4 +264,8 @@ def test_masking_is_bounded_whatever_the_text():
     logs.use_secrets(["s" * 8000])
     assert logs.scrub("x" * 10_000_000) == "x" * (logs.MAX_STRING - 3) + "..."
     assert logs.scrub("y" * 20 + "s" * 5000) == "y" * 20 + "***..."
+    token = production_secret(64, 9)
+    logs.use_secrets([token])
+    assert token[:9] not in logs.shorten("z" * 88 + token, 100), "a cut edge is a text's edge"
+    assert token[:9] not in logs._cut_middle("x" * 91 + token + "y" * 300, 100, 100), "each part's edges too"
     logs.use_secrets([])
