@@ -331,7 +331,8 @@ def _render(_: Any, __: str, event_dict: dict) -> str:
     bound, names = _BOUND.get()
     first = {k: event_dict.pop(k) for k in FIRST_KEYS if k in event_dict}
     own = {k: v for k, v in event_dict.items() if k not in names}
-    parts = [_own_json(first, MAX_LINE // 4), bound, _own_json(own, MAX_LINE - MAX_LINE // 4 - len(bound) - 8)]
+    head = _dumps(first)[1:-1]  # at most ~6 KB: a message is cut to MAX_STRING characters
+    parts = [head, bound, _own_json(own, MAX_LINE - len(head) - len(bound) - 8)]
     return "{" + ", ".join(p for p in parts if p) + "}"
 
 

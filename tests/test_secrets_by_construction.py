@@ -269,3 +269,23 @@ def test_masking_is_bounded_whatever_the_text():
     assert token[:9] not in logs.shorten("z" * 88 + token, 100), "a cut edge is a text's edge"
     assert token[:9] not in logs._cut_middle("x" * 91 + token + "y" * 300, 100, 100), "each part's edges too"
     logs.use_secrets([])
+
+
+def test_a_line_is_one_strict_object_whatever_a_library_logs(capsys):
+    """A library record's message is text the function did not write: masked, cut, and the line stays
+    one bounded JSON object with each key once (the invocation's keys spliced in after the first keys)."""
+    import logging
+
+    token = production_secret(64, 7)
+    logs.start_invocation("WARNING", [token], service="s", function_request_id="r", correlation_id="c" * 500)
+    logging.getLogger("urllib3").warning(token + "\u00e9" * 5000 + "%s", "x" * 20_000)
+    [line] = capsys.readouterr().out.splitlines()
+
+    def unique(pairs: list) -> dict:
+        assert len({k for k, _ in pairs}) == len(pairs), pairs
+        return dict(pairs)
+
+    parsed = json.loads(line, object_pairs_hook=unique)
+    assert len(line) <= logs.MAX_LINE and list(parsed)[:4] == ["level", "timestamp", "message", "service"]
+    assert parsed["logger"] == "urllib3" and len(parsed["correlation_id"]) <= logs.MAX_BOUND
+    assert token[:12] not in line
