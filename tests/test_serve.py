@@ -186,7 +186,8 @@ def test_a_handler_answer_that_is_not_apis_shape_is_the_gateways_502_naming_only
 
 
 def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kps, capsys):
-    """LOG_EVENT=true: a token copied into another header or the body, and API Gateway's app code, never printed."""
+    """LOG_EVENT=true: a token copied into another header or the body, and API Gateway's app code, never printed
+    (the event is logged by its structure: no header value reaches a line)."""
     url, _, out = served
     appcode = "APPCODE-caller-secret-0123456789abcdef"
     headers = {"X-Auth-Token": SECRET_TOKEN, "X-Forwarded-Auth": SECRET_TOKEN, "X-Apig-Appcode": appcode}
@@ -194,6 +195,5 @@ def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kp
     status2, _, _ = http(url, body={"project_id": PROJECT, "context": SIGNATURE}, headers={"Authorization": SIGNATURE})
     printed = out.getvalue() + capsys.readouterr().out + body.decode()
     assert (status, status2) == (200, 200) and printed.count("event received") == 2
-    assert '"x-forwarded-auth": "***"' in printed and '"x-apig-appcode": "***"' in printed
     for secret in (SECRET_TOKEN, appcode, SIGNATURE):
         assert secret[:12] not in printed and secret[-12:] not in printed
