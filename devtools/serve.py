@@ -112,7 +112,7 @@ class Gateway:
         refused = self._auth_error(headers)
         if refused is not None:
             return (*_json(401, _gateway_error(refused)), None)
-        pairs = parse_qsl(url.query, keep_blank_values=True)
+        pairs = [(name, value) for name, value in parse_qsl(url.query, keep_blank_values=True) if name]  # `?=x`: no key
         query = dict(pairs)
         if len(query) != len(pairs):  # ?dry_run=true&dry_run=false: either reading could delete
             return (*_json(400, _gateway_error("a query parameter is given more than once", "APIGW.0201")), None)
