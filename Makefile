@@ -10,6 +10,10 @@ AUTH   ?= agency-keys
 PORT   ?= 3000
 ENV_FILE ?=
 ENV_ARG := $(if $(ENV_FILE),--env-file $(ENV_FILE))
+# make invoke is a dry run unless CLEAN=1; FLAGS=--json (raw JSON lines) or FLAGS=--quiet (the result line only)
+CLEAN  ?=
+FLAGS  ?=
+CLEAN_ARG := $(if $(filter 1 yes true,$(CLEAN)),--clean)
 
 .PHONY: help venv run test test-compat lint format invoke serve emulator package deploy expose openapi lock bench mutate clean
 
@@ -17,7 +21,8 @@ help:
 	@echo "make run       invoke events/timer.json against the embedded KPS emulator"
 	@echo "make test      ruff, then pytest on this Python and on 3.9, 3.10, 3.12 when present, two at a time (the CI gate)"
 	@echo "make invoke    EVENT=events/apig.json (or EVENT=- for stdin) AUTH=agency-keys|agency-token|aksk|token ENV_FILE=.env"
-	@echo "make serve     a local API Gateway on http://127.0.0.1:$(PORT)/kps-failed-task-cleaner (PORT=3000)"
+	@echo "               a dry run unless CLEAN=1; FLAGS=--json or --quiet (also for run and serve)"
+	@echo "make serve     a local API Gateway on http://127.0.0.1:$(PORT)/kps-failed-task-cleaner (PORT=3000), reloading"
 	@echo "make emulator  a standalone KPS emulator on http://127.0.0.1:8080"
 	@echo "make package   build dist/package/ (template.yml's codeUri) and the same files as dist/kps-failed-task-cleaner.zip"
 	@echo "make deploy    make package, then s deploy -t template.yml (Serverless Devs)"
@@ -39,7 +44,7 @@ $(STAMP): requirements-dev.txt
 venv: $(STAMP)
 
 run: venv
-	$(PY) -m devtools run
+	$(PY) -m devtools run $(FLAGS)
 
 lint: venv
 	$(PY) -m ruff check .
@@ -52,10 +57,10 @@ test-compat: venv
 	bash devtools/compat.sh
 
 invoke: venv
-	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH) $(ENV_ARG)
+	$(PY) -m devtools invoke --event $(EVENT) --auth $(AUTH) $(ENV_ARG) $(CLEAN_ARG) $(FLAGS)
 
 serve: venv
-	$(PY) -m devtools serve --port $(PORT) --auth $(AUTH) $(ENV_ARG)
+	$(PY) -m devtools serve --port $(PORT) --auth $(AUTH) $(ENV_ARG) $(FLAGS)
 
 emulator: venv
 	$(PY) -m devtools emulator --port 8080 --seed 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09:5

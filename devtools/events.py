@@ -6,6 +6,7 @@ handler reads them: the request fields travel where each trigger carries a messa
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import uuid
@@ -15,6 +16,13 @@ from .demo import DEMO_PROJECT, DEMO_REGION
 from .serve import apig_event
 
 Fields = dict[str, Any]
+FIELDS = ("project_id", "region", "targets", "dry_run")  # exactly the request fields, nothing else
+MAX_TARGETS = 100
+METHODS = ("GET", "POST", "DELETE")
+
+
+class EventError(ValueError):
+    """What was given cannot make an event the function would read as meant: an error, not an event."""
 
 
 def _now() -> str:
@@ -36,10 +44,23 @@ def _timer(fields: Fields) -> dict[str, Any]:
     }
 
 
-def _apig(fields: Fields) -> dict[str, Any]:
+def _query_value(name: str, value: Any) -> str:
+    if name == "dry_run":
+        return "true" if value else "false"
+    if name == "targets" and value != "all":
+        raise EventError("a list of targets travels in a body: use --method POST or DELETE")
+    return str(value)
+
+
+def _apig(fields: Fields, method: str = "POST", query: Fields | None = None) -> dict[str, Any]:
+    """GET carries the fields as its query string (a GET body is not read); POST and DELETE as the JSON body."""
+    query = dict(query or {})
+    if method == "GET":
+        query, fields = {**fields, **query}, {}
     body = json.dumps(fields).encode() if fields else b""
     headers = {"content-type": "application/json", "host": "example.apic.cn-north-4.huaweicloudapis.com"}
-    return apig_event("POST", headers=headers, body=body)
+    strings = {name: _query_value(name, value) for name, value in query.items()}
+    return apig_event(method, headers=headers, body=body, query=strings)
 
 
 def _eventgrid(fields: Fields) -> dict[str, Any]:
@@ -94,8 +115,7 @@ def _kafka(fields: Fields) -> dict[str, Any]:
 
 def _obs(fields: Fields) -> dict[str, Any]:
     """An OBS notification carries no request fields: the function runs with its settings."""
-    if fields:
-        raise ValueError("an OBS event carries no request fields (the function uses its settings); drop them")
+    _no_fields("obs", fields)
     return {
         "Records": [
             {
@@ -114,6 +134,48 @@ def _obs(fields: Fields) -> dict[str, Any]:
     }
 
 
+def _no_fields(trigger: str, fields: Fields) -> None:
+    if fields:
+        raise EventError(
+            f"{trigger.upper()} events carry no request fields (the function uses its settings); drop them"
+        )
+
+
+def _cts(fields: Fields) -> dict[str, Any]:
+    """A CTS trace notification: no request fields, like the sample in events/cts.json."""
+    _no_fields("cts", fields)
+    now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+    return {
+        "cts": {
+            "time": now,
+            "user": {
+                "name": "ops-admin",
+                "id": uuid.uuid4().hex,
+                "domain": {"name": "example", "id": uuid.uuid4().hex},
+            },
+            "request": {},
+            "response": {},
+            "code": 200,
+            "service_type": "KPS",
+            "resource_type": "keypair",
+            "resource_name": "KeyPair-0",
+            "resource_id": "KeyPair-0",
+            "trace_name": "associateKeypair",
+            "trace_type": "ConsoleAction",
+            "record_time": now,
+            "trace_id": str(uuid.uuid4()),
+            "trace_status": "normal",
+        }
+    }
+
+
+def _lts(fields: Fields) -> dict[str, Any]:
+    """An LTS subscription: its ``data`` is base64 of the logs, and carries no request fields."""
+    _no_fields("lts", fields)
+    logs = json.dumps({"logs": [{"message": "kps failed task"}]}, separators=(",", ":")).encode()
+    return {"lts": {"data": base64.b64encode(logs).decode("ascii")}}
+
+
 def _direct(fields: Fields) -> dict[str, Any]:
     """A direct invocation or a workflow step: the fields themselves."""
     return dict(fields)
@@ -126,8 +188,66 @@ GENERATORS: dict[str, Callable[[Fields], dict[str, Any]]] = {
     "smn": _smn,
     "kafka": _kafka,
     "obs": _obs,
+    "cts": _cts,
+    "lts": _lts,
     "direct": _direct,
 }
+
+
+def _project(value: Any, where: str) -> str:
+    from function.settings import PROJECT_ID  # the function's own rule (imported late: serve's worker picks the tree)
+
+    if not isinstance(value, str) or not PROJECT_ID.fullmatch(value):
+        raise EventError(f"{where} must be 32 lower-case hexadecimal characters, got {str(value)[:40]!r}")
+    return value
+
+
+def _region(value: Any, where: str) -> str:
+    from function.settings import REGION
+
+    if not isinstance(value, str) or not REGION.fullmatch(value):
+        raise EventError(f"{where} must be a region name such as cn-north-4, got {str(value)[:40]!r}")
+    return value
+
+
+def _target(entry: Any) -> dict[str, str]:
+    if not isinstance(entry, dict) or not entry or set(entry) - {"project_id", "region"}:
+        raise EventError('each target is {"project_id": ..., "region": ...} (region optional), nothing else')
+    target = {"project_id": _project(entry.get("project_id"), "a target's project_id")}
+    if "region" in entry:
+        target["region"] = _region(entry["region"], "a target's region")
+    return target
+
+
+def _targets(value: Any) -> str | list[dict[str, str]]:
+    if value == "all":
+        return "all"
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TARGETS:
+        raise EventError(f'targets is "all" or a list of 1 to {MAX_TARGETS} targets')
+    return [_target(entry) for entry in value]
+
+
+def validate(fields: Fields) -> Fields:
+    """The fields as the function reads them, each checked by its own rule; anything else is an error."""
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise EventError(f"not request fields: {', '.join(unknown)} (the fields are {', '.join(FIELDS)})")
+    if "targets" in fields and "project_id" in fields:
+        raise EventError("targets and project_id together are refused: give one")
+    if fields.get("targets") == "all" and "region" in fields:
+        raise EventError("a sweep (targets all) takes no region: KPS_REGIONS narrows it")
+    checked: Fields = {}
+    if "targets" in fields:
+        checked["targets"] = _targets(fields["targets"])
+    if "project_id" in fields:
+        checked["project_id"] = _project(fields["project_id"], "--project-id")
+    if "region" in fields:
+        checked["region"] = _region(fields["region"], "--region")
+    if "dry_run" in fields:
+        if not isinstance(fields["dry_run"], bool):
+            raise EventError("dry_run is true or false")
+        checked["dry_run"] = fields["dry_run"]
+    return checked
 
 
 def parse_targets(text: str) -> str | list[dict[str, str]]:
@@ -139,13 +259,28 @@ def parse_targets(text: str) -> str | list[dict[str, str]]:
         project_id, _, region = entry.partition(":")
         targets.append({"project_id": project_id, **({"region": region} if region else {})})
     if not targets:
-        raise ValueError("--targets needs `all` or PROJECT[:REGION],...")
-    return targets
+        raise EventError("--targets needs `all` or PROJECT[:REGION],...")
+    return _targets(targets)
+
+
+def _body_fields(body: str) -> Fields:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise EventError("--body is not JSON text") from None
+    if not isinstance(parsed, dict):
+        raise EventError("--body is a JSON object of request fields")
+    return parsed
 
 
 def request_fields(
-    project_id: str | None = None, region: str | None = None, dry_run: bool = False, targets: str | None = None
+    project_id: str | None = None,
+    region: str | None = None,
+    dry_run: bool = False,
+    targets: str | None = None,
+    body: str | None = None,
 ) -> Fields:
+    """The fields from the options and ``--body``, validated; a field given both ways is an error."""
     fields: Fields = {}
     if targets is not None:
         fields["targets"] = parse_targets(targets)
@@ -155,8 +290,47 @@ def request_fields(
         fields["region"] = region
     if dry_run:
         fields["dry_run"] = True
-    return fields
+    if body is not None:
+        extra = _body_fields(body)
+        twice = sorted(set(extra) & set(fields))
+        if twice:
+            raise EventError(f"given twice, as an option and in --body: {', '.join(twice)}")
+        fields.update(extra)
+    return validate(fields)
 
 
-def generate(trigger: str, fields: Fields) -> dict[str, Any]:
-    return GENERATORS[trigger](fields)
+def _query_fields(pairs: list[str]) -> Fields:
+    query: Fields = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise EventError(f"--query takes FIELD=VALUE, got {pair[:40]!r}")
+        if name in query:
+            raise EventError(f"--query {name} given twice: a repeated query key is ambiguous")
+        query[name] = value
+    if "dry_run" in query:
+        if query["dry_run"] not in ("true", "false"):
+            raise EventError("--query dry_run=true or dry_run=false")
+        query["dry_run"] = query["dry_run"] == "true"
+    return validate(query)
+
+
+def generate(
+    trigger: str, fields: Fields, *, method: str | None = None, query: list[str] | None = None
+) -> dict[str, Any]:
+    """An event of ``trigger``'s shape carrying exactly ``fields`` (validated here when not already)."""
+    fields = validate(fields)
+    if trigger != "apig":
+        if method is not None or query:
+            raise EventError("--method and --query are API Gateway's: use the apig trigger")
+        return GENERATORS[trigger](fields)
+    verb = (method or "POST").upper()
+    if verb not in METHODS:
+        raise EventError(f"--method is one of {', '.join(METHODS)} (the function refuses others 405)")
+    queried = _query_fields(query or [])
+    twice = sorted(set(queried) & set(fields))
+    if twice:
+        raise EventError(f"given twice, in the query and as fields: {', '.join(twice)}")
+    if verb == "GET" and fields.get("dry_run") is False:
+        raise EventError("a GET is a dry run: dry_run false is refused")
+    return _apig(fields, verb, queried)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -31,6 +33,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from .kps_emulator import AUTH_HEADER, _gateway_error
+from .output import OUT_LOCK, summary
 from .table import target_table, wants_table
 
 PATH = "/kps-failed-task-cleaner"  # the fgs component names the API's path after the function
@@ -39,7 +42,9 @@ MAX_BODY = 6 * 1024 * 1024  # FunctionGraph's synchronous request limit
 BACKLOG = 128  # the stdlib's 5 reset connections under a burst of 40
 _DIGITS = re.compile(r"[0-9]{1,16}")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
-_OUT_LOCK = threading.Lock()
+_GATEWAY_CODE = re.compile(r"[A-Z]{2,10}\.[A-Za-z0-9]{1,32}")
+# What a request line may name: nothing the caller chose (a method or path can be a pasted token).
+METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 Handler = Callable[[Any, Any], Any]
 
 
@@ -107,9 +112,11 @@ class Gateway:
         refused = self._auth_error(headers)
         if refused is not None:
             return (*_json(401, _gateway_error(refused)), None)
-        event = apig_event(
-            method, url.path, query=dict(parse_qsl(url.query, keep_blank_values=True)), headers=headers, body=body
-        )
+        pairs = [(name, value) for name, value in parse_qsl(url.query, keep_blank_values=True) if name]  # `?=x`: no key
+        query = dict(pairs)
+        if len(query) != len(pairs):  # ?dry_run=true&dry_run=false: either reading could delete
+            return (*_json(400, _gateway_error("a query parameter is given more than once", "APIGW.0201")), None)
+        event = apig_event(method, url.path, query=query, headers=headers, body=body)
         try:
             response = self.handler(event, self.context_factory())
             status, out = int(response["statusCode"]), dict(response.get("headers") or {})
@@ -124,18 +131,6 @@ class Gateway:
         except ValueError:
             payload = None
         return status, out, data, payload if isinstance(payload, dict) else None
-
-
-def is_sweep(query: str, body: bytes) -> bool:
-    """Whether the request asked for every project (for the table under the log line)."""
-    fields: dict[str, Any] = dict(parse_qsl(query))
-    try:
-        parsed = json.loads(body) if body.strip() else {}
-    except ValueError:
-        parsed = {}
-    if isinstance(parsed, dict):
-        fields = {**parsed, **fields}
-    return isinstance(fields.get("targets"), str) and fields["targets"].lower() == "all"
 
 
 class BadRequest(Exception):
@@ -192,10 +187,19 @@ def read_body(headers: Any, stream: Any) -> bytes:
     return _read_exactly(stream, length)
 
 
+def _gateway_code(data: bytes) -> str:
+    """The gateway's own error code from its own answer, else ``-``."""
+    try:
+        code = json.loads(data).get("error_code")
+    except (ValueError, AttributeError, RecursionError):
+        return "-"
+    return code if isinstance(code, str) and _GATEWAY_CODE.fullmatch(code) else "-"
+
+
 def write_line(out: Any, line: str) -> None:
     """One write per whole line, as the function writes its JSON lines: whole-line writes to one stream do not
     interleave (print wrote the text and its newline apart, and a function line could land in between)."""
-    with _OUT_LOCK:
+    with OUT_LOCK:
         out.write(line + "\n")
         out.flush()
 
@@ -219,8 +223,14 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             except OSError:  # the client went away mid-body: nothing to invoke, nobody to answer
                 self._refuse(400, "the connection closed before the body ended", "APIGW.0201", started)
                 return
-            status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
-            self._log(status, payload, body, started)  # before the answer leaves: the line is there when it arrives
+            try:
+                status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
+            except Exception as exc:  # noqa: BLE001 - a local gateway bug still answers, as the real one would
+                status, headers, data = _json(
+                    502, {"error_code": "LOCAL.GatewayError", "error_msg": type(exc).__name__}
+                )
+                payload = None
+            self._log(status, payload, data, started)  # before the answer leaves: the line is there when it arrives
             self._answer(status, headers, data)
 
         def _answer(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
@@ -238,8 +248,9 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
         def _refuse(self, status: int, message: str, code: str, started: float) -> None:
             """The gateway's own answer to a request it will not pass on; the connection is closed."""
             self.close_connection = True
-            self._log(status, None, b"", started)
-            self._answer(*_json(status, _gateway_error(message, code)))
+            answer = _json(status, _gateway_error(message, code))
+            self._log(status, None, answer[2], started)
+            self._answer(*answer)
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """The HTTP parser's own refusals (bad request line, 414, 431, ...) as the gateway's JSON, logged."""
@@ -249,13 +260,18 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             self.path = getattr(self, "path", "") or "-"
             self._refuse(code, message or "bad request", "APIGW.0201", time.monotonic())
 
-        def _log(self, status: int, payload: dict[str, Any] | None, body: bytes, started: float) -> None:
-            url = urlsplit(self.path)
+        def _log(self, status: int, payload: dict[str, Any] | None, data: bytes, started: float) -> None:
+            """One line built from the gateway's own words and the payload's summary, never from what was sent."""
             elapsed = (time.monotonic() - started) * 1000
-            path = url.path[:200].encode("unicode_escape").decode("ascii")  # one printable line, whatever was sent
-            line = f"{self.command} {path} -> {status} {payload['status'] if payload else '-'} ({elapsed:.0f} ms)"
-            if payload and wants_table(payload, is_sweep(url.query, body)):
-                line += "\n" + target_table(payload)
+            method = self.command if self.command in METHODS else "(other method)"
+            path = PATH if urlsplit(self.path or "").path == PATH else "(other path)"
+            try:
+                words = summary(payload) if payload else [_gateway_code(data)]
+                line = f"{method} {path} -> {status} {'  '.join(words)} ({elapsed:.0f} ms)"
+                if payload and wants_table(payload):
+                    line += "\n" + target_table(payload)
+            except Exception as exc:  # noqa: BLE001 - the line never costs the caller its answer
+                line = f"{method} {path} -> {status} (log line failed: {type(exc).__name__})"
             write_line(out, line)
 
         def __getattr__(self, name: str) -> Any:
@@ -267,12 +283,34 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
     return RequestHandler
 
 
+class PortBusy(Exception):
+    """The port is taken: said in one line before anything starts."""
+
+
+def listen(port: int) -> socket.socket:
+    """The listening socket on 127.0.0.1, or ``PortBusy``."""
+    try:
+        return socket.create_server(("127.0.0.1", port), backlog=BACKLOG)
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise PortBusy(
+            f"port {port} on 127.0.0.1 is in use ({why}): stop what holds it, "
+            f"or choose another with make serve PORT={port + 1 if port else 3001}"
+        ) from None
+
+
 class LocalServer:
     """The HTTP side: ``with LocalServer(gateway, port) as server:``, ``server.url``."""
 
-    def __init__(self, gateway: Gateway, port: int = 3000, out: Any = sys.stdout) -> None:
+    def __init__(
+        self, gateway: Gateway, port: int = 3000, out: Any = sys.stdout, sock: socket.socket | None = None
+    ) -> None:
         server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": BACKLOG})
-        self._server = server_class(("127.0.0.1", port), _http_handler(gateway, out))
+        self._server = server_class(("127.0.0.1", port), _http_handler(gateway, out), bind_and_activate=sock is None)
+        if sock is not None:  # already listening (make serve's reloader holds it across restarts)
+            self._server.socket.close()
+            self._server.socket = sock
+            self._server.server_address = sock.getsockname()
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

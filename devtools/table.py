@@ -36,6 +36,6 @@ def target_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def wants_table(payload: dict[str, Any], sweep: bool) -> bool:
-    """After a run with more than one target, or a sweep (whatever it found)."""
-    return sweep or len(payload.get("results", [])) > 1
+def wants_table(payload: dict[str, Any]) -> bool:
+    """After a run with more than one target (the result line counts them; the table says which)."""
+    return len(payload.get("results") or []) > 1

@@ -21,7 +21,7 @@ from urllib3.exceptions import NameResolutionError
 from . import transport
 from .budget import Deadline
 from .credentials import Credentials
-from .logs import scrub
+from .logs import mask, normalise
 from .settings import Settings
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -44,9 +44,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def clean_text(value: Any, limit: int) -> str:
-    """Server text as it may enter the payload and the logs: secrets in play masked (before cutting,
-    so no fragment survives), one line, no control characters, at most ``limit`` characters."""
-    return " ".join(_CONTROL.sub(" ", scrub(str(value))).split())[:limit]
+    """Server text as it may enter the payload and the logs: normalised (``logs.normalise``), one line,
+    no control characters, cut to ``limit`` characters, then masked: a secret the cut went through is at
+    the edge, where the mask looks for it; masking never lengthens a text."""
+    text = normalise(str(value)[: 4 * limit + 64])  # NFKC can lengthen: the rest would be cut anyway
+    return mask(" ".join(_CONTROL.sub(" ", text).split())[:limit])
 
 
 class RetryPolicy(NamedTuple):
@@ -161,8 +163,8 @@ def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
         code = clean_text(code, MAX_CODE) if isinstance(code, str) else ""
         if code:
             return _error(code, clean_text(message, MAX_MESSAGE), retryable)
-    # Masked before the tags go: "<br>" inside an echoed secret would otherwise hide it from the mask.
-    text = clean_text(_TAGS.sub(" ", scrub(body.decode("utf-8", "replace"))), 200)
+    # Tags become spaces: what they split is masked piece by piece.
+    text = clean_text(_TAGS.sub(" ", body[:4096].decode("utf-8", "replace")), 200)
     if response.is_redirect:
         text = f"redirect to {clean_text(response.headers['Location'], 200)} not followed"
     summary = clean_text(f"HTTP {status} {response.reason or ''}", 100)

@@ -11,22 +11,26 @@ SAFETY_MARGIN_SECONDS = 0.5
 
 
 class Deadline:
-    def __init__(self, seconds_left: float | None) -> None:
-        self._end = None if seconds_left is None else time.monotonic() + seconds_left - SAFETY_MARGIN_SECONDS
+    def __init__(self, seconds_left: float | None, start: float | None = None) -> None:
+        self._start = time.monotonic() if start is None else start
+        self._end = None if seconds_left is None else self._start + seconds_left - SAFETY_MARGIN_SECONDS
 
     @classmethod
-    def from_context(cls, context: Any, cap: float | None = None) -> Deadline:
-        """Unlimited when the context cannot tell (a local run without a deadline); never more than
-        ``cap`` seconds when one is given (an API Gateway caller stops waiting before the function does)."""
+    def from_context(cls, context: Any) -> Deadline:
+        """The platform's deadline, read on the handler's first line; unlimited when the context cannot
+        tell (a local run without a deadline)."""
         getter = getattr(context, "getRemainingTimeInMilliSeconds", None)
         try:
             millis = float(getter()) if getter is not None else None
         except Exception:  # noqa: BLE001 - a context that cannot tell means no deadline
             millis = None
-        seconds = None if millis is None else millis / 1000.0
-        if cap is not None:
-            seconds = cap if seconds is None else min(seconds, cap)
-        return cls(seconds)
+        return cls(None if millis is None else millis / 1000.0)
+
+    def capped(self, seconds: float) -> Deadline:
+        """This deadline, or ``seconds`` counted from when it was made if that ends sooner: an HTTP
+        budget runs from the handler's first line, like the platform's."""
+        left = seconds if self._end is None else min(seconds, self._end + SAFETY_MARGIN_SECONDS - self._start)
+        return Deadline(left, self._start)
 
     def remaining(self) -> float:
         """Seconds left for work; may be negative once the budget is spent."""

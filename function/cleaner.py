@@ -16,14 +16,21 @@ from .budget import ByteBudget, Deadline
 from .context import context_value
 from .credentials import Credentials, resolve_credentials
 from .errors import Rejected, SweepFailed
-from .payload import ALLOW, HTTP_METHODS, apig_response, build_payload, internal_error_result, out_of_time_result
+from .payload import (
+    ALLOW,
+    HTTP_METHODS,
+    apig_response,
+    build_payload,
+    internal_error_result,
+    out_of_time_result,
+    within_answer_limit,
+)
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
 from .targets import dry_run_requested, resolve_targets, sweep_selection
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
 _AGENCY_SECRETS = ("getSecurityAccessKey", "getSecuritySecretKey", "getSecurityToken", "getToken")
-_CALLER_SECRETS = ("x-auth-token", "authorization", "x-apig-appcode")  # API Gateway lower-cases header names
 
 
 class CleanupFailed(RuntimeError):
@@ -34,27 +41,10 @@ class _Instance:
     cold_start = True
 
 
-def _known_secrets(source: SettingSource, context: Any, event: Any = None) -> list[str]:
-    """Every credential that could be in play, registered before the first line is logged; the caller's
-    own (an API Gateway event's credential headers) too, wherever else the same value appears."""
-    from_settings = [source.get(s.name) for s in SETTINGS if s.secret]
-    headers = event.get("headers") if isinstance(event, dict) else None
-    from_caller = [headers.get(h) for h in _CALLER_SECRETS] if isinstance(headers, dict) else []
-    return (
-        from_settings
-        + [context_value(context, m) for m in _AGENCY_SECRETS]
-        + [v for v in from_caller if isinstance(v, str)]
-    )
-
-
-def _loggable_event(event: Any, incoming: TriggerEvent) -> dict[str, Any]:
-    """The event as logged: an API Gateway body is shown decoded (as fields) so redaction sees it;
-    a direct event is its own fields, logged once."""
-    if incoming.trigger == "direct":
-        return {"incoming_event": event}
-    if incoming.trigger == "apig" and isinstance(event, dict) and event.get("body"):
-        event = {**event, "body": f"<{len(str(event['body']))} characters, logged decoded as fields>"}
-    return {"incoming_event": event, "fields": incoming.field_sets}
+def _known_secrets(source: SettingSource, context: Any) -> list[str]:
+    """The function's own credentials, registered before the first line is logged, for the text copied
+    from servers. A caller's headers are not among them: no line or payload carries a header value."""
+    return [source.get(s.name) for s in SETTINGS if s.secret] + [context_value(context, m) for m in _AGENCY_SECRETS]
 
 
 def _clean_one(
@@ -119,9 +109,11 @@ def _clean_all(
     return results
 
 
-def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -> tuple[bool, list[dict]]:
-    if settings.log_event:
-        log.info("event received", **_loggable_event(event, incoming))
+def _run(
+    event: Any, context: Any, incoming: TriggerEvent, settings: Settings, deadline: Deadline
+) -> tuple[bool, list[dict]]:
+    if settings.log_event:  # its structure only (keys, types, sizes): never a value
+        log.info("event received", incoming_event=logs.event_structure(event))
     _check_method(incoming)
     if incoming.error is not None:
         raise incoming.error
@@ -129,7 +121,8 @@ def _run(event: Any, context: Any, incoming: TriggerEvent, settings: Settings) -
     wanted = resolve_targets(incoming.field_sets, settings)
     credentials = resolve_credentials(settings, context)
     log.debug("credentials chosen", auth=credentials.source)
-    deadline = Deadline.from_context(context, settings.http_budget_seconds if incoming.is_http else None)
+    if incoming.is_http:  # counted from the handler's first line too
+        deadline = deadline.capped(settings.http_budget_seconds)
     if wanted == SWEEP:
         from .sweep import sweep_targets
 
@@ -176,11 +169,10 @@ def _request_error(exc: Exception) -> dict[str, str]:
 
 def _start_logging(
     context: Any,
-    source: SettingSource,
+    secrets: list[str],
     settings: Settings | None,
     incoming: TriggerEvent,
     *,
-    event: Any,
     request_id: str,
     cold_start: bool,
 ) -> None:
@@ -189,7 +181,7 @@ def _start_logging(
         level = "DEBUG"
     logs.start_invocation(
         level,
-        _known_secrets(source, context, event),
+        secrets,
         service=settings.service_name if settings else default_of("SERVICE_NAME"),
         function_name=context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
         function_version=context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
@@ -202,11 +194,13 @@ def _start_logging(
 
 def handle(event: Any, context: Any) -> dict[str, Any]:
     """The function's whole behaviour; ``handler.handler`` only calls this."""
+    deadline = Deadline.from_context(context)  # one clock, from the first line
     started = time.monotonic()
     cold_start, _Instance.cold_start = _Instance.cold_start, False
     request_id = context_value(context, "getRequestID")
     source = SettingSource(context)
-    logs.use_secrets(_known_secrets(source, context))  # before the event is read: its errors quote it
+    secrets = _known_secrets(source, context)
+    logs.use_secrets(secrets)  # before the event is read: its errors quote it
     incoming = read_event(event)
     settings: Settings | None = None
     error: dict[str, str] | None = None
@@ -215,10 +209,10 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         settings = load_settings(source)
     except Rejected as rejection:
         error = _request_error(rejection)
-    _start_logging(context, source, settings, incoming, event=event, request_id=request_id, cold_start=cold_start)
+    _start_logging(context, secrets, settings, incoming, request_id=request_id, cold_start=cold_start)
     if settings is not None:
         try:
-            dry_run, results = _run(event, context, incoming, settings)
+            dry_run, results = _run(event, context, incoming, settings, deadline)
         except Exception as exc:  # noqa: BLE001 - every outcome, a bug included, ends in the payload
             error = _request_error(exc)
             dry_run = _asked_for_dry_run(incoming, settings)
@@ -230,7 +224,9 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         duration_ms=(time.monotonic() - started) * 1000,
         error=error,
     )
-    payload = logs.scrub_value(payload)  # a KPS or IAM message may echo a credential
+    payload = within_answer_limit(payload, http=incoming.is_http)
+    if "samples_limited" in payload:
+        log.warning("samples cut", reason="the answer must stay under 6 MB", count=payload["samples_limited"])
     if payload["status"] == "rejected":
         log.warning("rejected", code=error["code"], reason=error["message"])  # type: ignore[index]
     metrics.emit(payload)

@@ -1,189 +1,162 @@
 """Structured logging: one strict-JSON object per line on stdout, at most ``MAX_LINE`` characters.
 
-Per invocation, ``start_invocation`` clears the context variables, binds the invocation's keys, sets
-the level, and registers the secret values in use so that no line can carry them, whatever its level.
-Secrets are masked before anything is shortened, in keys as in values; ``scrub_value`` applies the same
-mask to the payload.
+Lines are built from the function's own fields: a key not in ``FIELDS`` is dropped (and counted), and
+each kept value is a scalar, an identifier the function produced (cut), or text (normalised, cut, then
+masked). Nothing a caller sends reaches a line except as the function's own reading of it (a code, a
+count, a validated project ID, the event's structure). The invocation's keys (service, function,
+request, trigger, correlation ID) are rendered once per invocation and spliced into every line.
+
+Masking is the last line of defence for text copied from servers (a KPS ``error_msg`` that echoes a
+credential): ``mask`` finds every ``FRAGMENT``-character window of a secret or of its base64 forms, in
+any case, by one hash lookup per position of a bounded text, plus a secret's first or last
+``MIN_FRAGMENT``..``FRAGMENT - 1`` characters at a text's edges. Its cost is linear in the text's
+length, whatever the number and length of the secrets (their windows are computed once per set).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import itertools
 import json
 import logging
 import math
 import re
 import sys
 import traceback
+import unicodedata
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 import structlog
 
-SECRET_NAME = re.compile(
-    r"token|secret|passw|authori[sz]ation|signature|credential|cookie|appcode|(?:^|[_\-.])(?:ak|sk)$|key(?!pair)",
-    re.IGNORECASE,
-)
 REDACTED = "***"
-MAX_DEPTH = 10
+MAX_DEPTH = 6
 MAX_STRING = 1000
-MAX_KEY = 200
 MAX_ITEMS = 50
 # One line's bound, in characters of its JSON text (ASCII: non-ASCII is escaped). LTS takes a log event
 # of up to 500 KB through ICAgent and 1 MB through its API (LTS "Basic Resource Constraints",
 # support.huaweicloud.com/intl/en-us/productdesc-lts/lts-0717.html); 16 KiB keeps a line readable in
 # the console and an invocation's log small, whatever an event or a server sends.
 MAX_LINE = 16 * 1024
-# Each key bound to every line of an invocation (correlation id, function name, request id, service): at
-# most 128 characters once masked and 256 bytes of JSON, so that the keys every line carries take under 2 KB.
+# Each key bound to every line of an invocation: at most 128 characters once masked and 256 bytes of
+# JSON, so that the keys every line carries take under 2 KB.
 MAX_BOUND, MAX_BOUND_BYTES = 128, 256
 EXCEPTION_HEAD, EXCEPTION_TAIL = 1000, 3000  # a traceback keeps its first frames and its end
-# An exception's message keeps its start and its end, and the marker between them, within MAX_STRING.
-MESSAGE_PART = (MAX_STRING - 64) // 2
+MESSAGE_PART = (MAX_STRING - 64) // 2  # an exception's message keeps its start and its end
 MIN_SECRET = 6  # shorter values are not real keys or tokens: masking them would garble every line
 # A secret's cut-off beginning (at the end of a text) or end (at its start) this long is masked too; shorter,
 # it could be ordinary text: 8 hex characters match by chance once in 4 billion.
 MIN_FRAGMENT = 8
-# Any run of this many characters of a secret, anywhere in a text and in any case, is masked, extended to
-# all of the secret that is there: what is left of a secret that a server echoed cut, split or lower-cased.
+# Any run of this many characters of a secret (or of its base64 form), anywhere in a text and in any case,
+# is masked: what is left of a secret that a server echoed cut, split, lower-cased or encoded.
 FRAGMENT = 12
-# Found through anchors: every run of FRAGMENT characters of a secret holds one of its ANCHOR-character pieces
-# that start at a multiple of FRAGMENT - ANCHOR + 1. One expression looks for those few pieces in the lower-cased
-# text (an expression of every run, case-insensitive, took 2 µs a character).
-ANCHOR = 6
+# A run of FRAGMENT characters holds a PROBE-character window starting at a multiple of FRAGMENT - PROBE:
+# looking those up first (a quarter of the positions) tells a text with no run at all, the usual case.
+PROBE = 8
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50}
-FIRST_KEYS = ("level", "timestamp", "message", "service")
-# Kept when a line has to shrink to its bound: what says which invocation, what happened, and why.
-KEPT_KEYS = (
-    *FIRST_KEYS,
-    "logger",
-    "function_name",
-    "function_version",
-    "function_request_id",
-    "cold_start",
-    "trigger",
-    "correlation_id",
-    "code",
-    "error_type",
-    "error_message",
-)
 LIBRARY_LOGGERS = ("urllib3", "requests", "huaweicloudsdkcore")
 
+# The keys a line may carry, and how a string under each is taken: "id" is the function's own identifier
+# or code (cut, not masked: the line's message, project IDs and regions the reader validated, outcomes,
+# codes, KPS request IDs cleaned on entry; a library record's message is masked before); anything else is
+# text (normalised, cut, masked). Numbers, booleans and null pass as they are; objects and lists are
+# copied bounded, their strings as text.
+_IDS = (
+    "event level timestamp logger project_id region outcome kps_request_id code error_type error_code status auth "
+    "metric_namespace operate_type task_error_code"
+)
+_TEXTS = (
+    "message reason warning error_message exception incomplete_reason error incoming_event fields project_ids "
+    "payload skipped_non_regional skipped_no_kps_in_region select kept"
+)
+_VALUES = (
+    "ok http_status failed_task_count attempts duration_ms count record complete recorded part parts task_count "
+    "dry_run succeeded targets targets_ok targets_failed tasks_deleted tasks_found listed line_truncated dropped_keys "
+    "selected already_gone left"
+)
+FIELDS = {
+    **dict.fromkeys(_IDS.split(), "id"),
+    **dict.fromkeys(_TEXTS.split(), "text"),
+    **dict.fromkeys(_VALUES.split(), "value"),
+}
+FIRST_KEYS = ("level", "timestamp", "message")
+KEPT_KEYS = (*FIRST_KEYS, "logger", "code", "error_type", "error_message")  # kept when a line must shrink
 
-class _Scrubber(NamedTuple):
-    """A set of secrets, compiled once: whole values; every ``FRAGMENT``-character run of each, in any
-    case, with where it sits in which secret (to mask a piece of a secret anywhere in a text); and their
-    first and last characters (to find what is left of a secret that something upstream cut off at a
-    string's edge). Short texts recur on every line and every invocation (keys, names, ids): what was
-    worked out for them is remembered, per set of secrets, a bounded number."""
 
-    secrets: tuple[str, ...]
-    whole: re.Pattern[str] | None = None
-    heads: re.Pattern[str] | None = None
-    tails: re.Pattern[str] | None = None
-    longest: int = 0
-    anchors: dict[str, list[tuple[str, int]]] = {}  # noqa: RUF012 - anchor -> (secret lower-cased, its offset there)
-    find: re.Pattern[str] | None = None  # any anchor
-    values: dict[str, str] = {}  # noqa: RUF012 - each instance gets its own from _compile
-    names: dict[Any, tuple[str, bool]] = {}  # noqa: RUF012
-    parts: tuple[str, ...] = ()  # each secret's first and last characters: a text without them is clean
+class _Masker(NamedTuple):
+    """A set of secrets, compiled once: every ``FRAGMENT``-character window of each, and of its base64
+    forms, lower-cased; their first and last ``MIN_FRAGMENT``..``FRAGMENT - 1`` characters (for a
+    secret cut at a text's edge); and the secrets too short for a window, masked whole."""
+
+    windows: frozenset[str] = frozenset()
+    probes: frozenset[str] = frozenset()  # every PROBE-character window: a text with none needs no scan
+    heads: frozenset[str] = frozenset()
+    tails: frozenset[str] = frozenset()
+    short: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.windows or self.short)
 
 
-_NO_SECRETS = _Scrubber((), values={}, names={})
-MEMO_TEXT, MEMO_SIZE = 128, 1024
+_NO_SECRETS = _Masker()
 
-# What the processors need to know about the current invocation. Context variables, like structlog's
-# bound keys, so that invocations running at once in one instance (and their worker threads, which run
-# in copies of the invocation's context) each keep their own.
+# What the processors need to know about the current invocation. Context variables, like structlog's,
+# so that invocations running at once in one instance (and their worker threads, which run in copies
+# of the invocation's context) each keep their own.
 _LEVEL: ContextVar[int] = ContextVar("kps_log_level", default=LEVELS["info"])
-_SCRUBBER: ContextVar[_Scrubber] = ContextVar("kps_log_secrets", default=_NO_SECRETS)
+_MASKER: ContextVar[_Masker] = ContextVar("kps_log_secrets", default=_NO_SECRETS)
+_BOUND: ContextVar[tuple[str, frozenset[str]]] = ContextVar("kps_log_bound", default=("", frozenset()))
 # The library loggers' level is process-wide: it is the lowest any invocation of this instance asked
 # for, and each record is then kept or dropped by the level of the invocation that emitted it.
 _library_level = [LEVELS["warning"]]
 
 
-@functools.lru_cache(maxsize=64)
-def _compile(secrets: tuple[str, ...]) -> _Scrubber:
-    def alternatives(parts: Iterable[str], flags: int = 0) -> re.Pattern[str]:
-        return re.compile("|".join(re.escape(p) for p in sorted(set(parts), key=len, reverse=True)), flags)
-
-    anchors: dict[str, list[tuple[str, int]]] = {}
-    for secret in {s.lower() for s in secrets if len(s) >= FRAGMENT}:
-        for offset in range(0, len(secret) - ANCHOR + 1, FRAGMENT - ANCHOR + 1):
-            anchors.setdefault(secret[offset : offset + ANCHOR], []).append((secret, offset))
-    return _Scrubber(
-        secrets,
-        alternatives(secrets),
-        alternatives(s[:MIN_FRAGMENT] for s in secrets),
-        alternatives(s[-MIN_FRAGMENT:] for s in secrets),
-        max(len(s) for s in secrets),
-        anchors,
-        alternatives(anchors) if anchors else None,
-        {},
-        {},
-        tuple({*(s[:MIN_FRAGMENT] for s in secrets), *(s[-MIN_FRAGMENT:] for s in secrets)}),
-    )
+def _forms(secret: str) -> list[str]:
+    """The secret, and its base64 encodings (standard and URL-safe) at each of the three alignments
+    it can take inside a longer encoded text, without the characters its neighbours would change."""
+    raw = secret.encode("utf-8", "replace")
+    forms = [secret]
+    for shift, skip in ((0, 0), (1, 2), (2, 3)):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()[skip:].rstrip("=")
+        encoded = encoded[: len(encoded) - 3]  # the last group depends on what follows
+        forms += [encoded, encoded.replace("+", "-").replace("/", "_")]
+    return [form.lower() for form in forms if len(form) >= MIN_FRAGMENT]
 
 
-def scrub(text: str) -> str:
-    """Masks every secret in use: whole, any run of ``FRAGMENT`` characters of one anywhere (in any
-    case), or cut off at either edge of ``text``."""
-    scrubber = _SCRUBBER.get()
-    if scrubber.whole is None:
+@functools.lru_cache(maxsize=16)
+def _compile(secrets: tuple[str, ...]) -> _Masker:
+    windows: set[str] = set()
+    probes: set[str] = set()
+    heads: set[str] = set()
+    tails: set[str] = set()
+    for secret in secrets:
+        for form in _forms(secret):
+            windows.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+            probes.update(form[i : i + PROBE] for i in range(len(form) - PROBE + 1))
+            heads.update(form[:k] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+            tails.update(form[-k:] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+    short = tuple(sorted((s for s in secrets if len(s) < FRAGMENT), key=len, reverse=True))
+    return _Masker(frozenset(windows), frozenset(probes), frozenset(heads), frozenset(tails), short)
+
+
+def use_secrets(secrets: Iterable[str | None]) -> None:
+    """Registers the credentials in use: from now on no text masked here can carry them."""
+    values = tuple(sorted({s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET}))
+    _MASKER.set(_compile(values) if values else _NO_SECRETS)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def normalise(text: str) -> str:
+    """Text as the function keeps it: format characters (U+200B and the like) dropped, NFKC, and lone
+    surrogates (which no encoder takes) replaced by U+FFFD. ASCII is already so."""
+    if text.isascii():
         return text
-    memo = scrubber.values
-    known = memo.get(text)
-    if known is not None:
-        return known
-    masked = _masked(text, scrubber)
-    if len(text) <= MEMO_TEXT:
-        _remember(memo, text, masked)
-    return masked
-
-
-def _remember(memo: dict, key: Any, value: Any) -> None:
-    """Bounded: when full, the memo starts again, so that texts seen once (timestamps, durations) never
-    crowd out the ones every invocation logs."""
-    if len(memo) >= MEMO_SIZE:
-        memo.clear()
-    memo[key] = value
-
-
-def _masked(text: str, scrubber: _Scrubber) -> str:
-    return _mask_edges(_mask_fragments(scrubber.whole.sub(REDACTED, text), scrubber), scrubber)  # type: ignore[union-attr]
-
-
-def _mask_fragments(text: str, scrubber: _Scrubber) -> str:
-    """Each run of ``FRAGMENT`` characters of a secret, in any case, grown to as much of that secret as
-    the text holds on either side, becomes ``***``."""
-    if scrubber.find is None:
-        return text
-    lowered = _lowered(text)
-    spans = []
-    match = scrubber.find.search(lowered)
-    while match:
-        found = match.start()
-        after = found + 1
-        for secret, offset in scrubber.anchors[match.group()]:
-            start, end = _grown(lowered, found, secret, offset)
-            if end - start >= FRAGMENT:
-                spans.append((start, end))
-                after = max(after, end)  # what it skips is masked: no run outside a mask is missed
-        match = scrubber.find.search(lowered, after)
-    if not spans:
-        return text
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    pieces, done = [], 0
-    for start, end in merged:
-        pieces += [text[done:start], REDACTED]
-        done = end
-    return "".join([*pieces, text[done:]])
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return _SURROGATE.sub("\ufffd", unicodedata.normalize("NFKC", text))
 
 
 def _lowered(text: str) -> str:
@@ -194,119 +167,100 @@ def _lowered(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
-def _grown(lowered: str, found: int, secret: str, offset: int) -> tuple[int, int]:
-    """The span around an anchor found at ``found`` that matches ``secret`` around ``offset``."""
-    start, k = found, offset
-    while start > 0 and k > 0 and lowered[start - 1] == secret[k - 1]:
-        start, k = start - 1, k - 1
-    end, k = found + ANCHOR, offset + ANCHOR
-    while end < len(lowered) and k < len(secret) and lowered[end] == secret[k]:
-        end, k = end + 1, k + 1
-    return start, end
-
-
-def may_hold_secret(text: str) -> bool:
-    """Whether ``scrub`` could change ``text``: a few substring searches (faster than the patterns' one)
-    for a whole secret or its cut-off edges, then the fragment anchors, for texts (many joined) mostly clean."""
-    scrubber = _SCRUBBER.get()
-    if any(part in text for part in scrubber.parts):
-        return True
-    return scrubber.find is not None and scrubber.find.search(_lowered(text)) is not None
-
-
-def _mask_edges(text: str, scrubber: _Scrubber) -> str:
-    window = scrubber.longest - 1
-    heads, tails = scrubber.heads, scrubber.tails
-    match = heads.search(text, max(0, len(text) - window))  # type: ignore[union-attr]
-    while match:  # text ends with a secret's beginning
-        if any(s.startswith(text[match.start() :]) for s in scrubber.secrets):
-            text = text[: match.start()] + REDACTED
-            break
-        match = heads.search(text, match.start() + 1)  # type: ignore[union-attr]
-    if tails.search(text, 0, window) is None:  # type: ignore[union-attr]
+def mask(text: str) -> str:
+    """``text`` (already normalised and bounded) with every piece of a secret in use masked: any
+    ``FRAGMENT``-character window of one or of its base64 forms, in any case; a cut-off beginning at
+    its end or end at its start; a short secret whole. One hash lookup per position."""
+    masker = _MASKER.get()
+    if not masker or len(text) < MIN_FRAGMENT:
         return text
-    ends = [m.end() for m in tails.finditer(text, 0, window)]  # type: ignore[union-attr]
-    for end in reversed(ends):  # text starts with a secret's end: the longest first
-        if any(s.endswith(text[:end]) for s in scrubber.secrets):
-            return REDACTED + text[end:]
-    return text
+    lowered = _lowered(text)
+    windows, last = masker.windows, len(text) - FRAGMENT + 1
+    step = FRAGMENT - PROBE
+    if masker.probes.isdisjoint(lowered[i : i + PROBE] for i in range(0, last + step, step)):
+        spans = []
+    else:
+        spans = [(i, i + FRAGMENT) for i in range(last) if lowered[i : i + FRAGMENT] in windows]
+    for k in range(MIN_FRAGMENT, min(FRAGMENT, len(text) + 1)):
+        if lowered[-k:] in masker.heads:
+            spans.append((len(text) - k, len(text)))
+        if lowered[:k] in masker.tails:
+            spans.append((0, k))
+    for secret in masker.short:
+        found = text.find(secret)
+        while found >= 0:
+            spans.append((found, found + len(secret)))
+            found = text.find(secret, found + len(secret))
+    if not spans:
+        return text
+    pieces, done = [], 0
+    for start, end in sorted(spans):
+        if start > done or not pieces:
+            pieces += [text[done:start], REDACTED]
+        done = max(done, end)
+    return "".join([*pieces, text[done:]])
 
 
 def shorten(text: str, most: int) -> str:
-    """``text`` masked, then cut to ``most`` characters: masking after a cut would miss a secret
-    the cut went through."""
-    text = scrub(text)
-    return text if len(text) <= most else text[: max(0, most - 3)] + "..."
+    """``text`` normalised, cut to ``most`` characters, then masked: a piece of a secret the cut went
+    through is at the edge, where the edge rule finds it."""
+    text = normalise(text)
+    return mask(text) if len(text) <= most else mask(text[: max(0, most - 3)]) + "..."
 
 
-def _is_secret(name: str) -> bool:
-    return SECRET_NAME.search(name) is not None
-
-
-_SCALARS = frozenset({type(None), bool, int})
-
-
-def _name(key: Any) -> tuple[str, bool]:
-    """A key as logged, and whether its name looks secret: masked like any text, then cut."""
-    scrubber = _SCRUBBER.get()
-    known = scrubber.names.get(key)
-    if known is not None:
-        return known
-    raw = str(key)
-    text = _masked(raw, scrubber) if scrubber.whole is not None else raw
-    name = (text if len(text) <= MAX_KEY else text[:MAX_KEY] + "...(truncated)", _is_secret(raw))
-    if type(key) is str and len(raw) <= MEMO_TEXT:
-        _remember(scrubber.names, key, name)
-    return name
-
-
-def _text(value: str) -> str:
-    text = scrub(value)
-    return text if len(text) <= MAX_STRING else text[:MAX_STRING] + "...(truncated)"
-
-
-def redact(value: Any, depth: int = 0) -> Any:
-    """Copies ``value`` with secret-looking fields and known secret values masked (keys included),
-    non-finite numbers as strings, and size bounded."""
-    if type(value) in _SCALARS or isinstance(value, int):
-        return value
-    if isinstance(value, (str, float)):  # strict JSON has no NaN or Infinity: they become strings
-        return _text(value) if isinstance(value, str) else value if math.isfinite(value) else str(value)
-    if depth > MAX_DEPTH:
-        return "<nested too deep>"
-    if isinstance(value, dict):
-        items = list(value.items())
-        copied = {}
-        for k, v in items[:MAX_ITEMS]:
-            name, secret = _name(k)
-            copied[name] = REDACTED if secret else v if type(v) in _SCALARS else redact(v, depth + 1)
-        if len(items) > MAX_ITEMS:
-            copied["..."] = f"{len(items) - MAX_ITEMS} more"
-        return copied
-    if isinstance(value, (list, tuple)):
-        copied_list = [redact(v, depth + 1) for v in value[:MAX_ITEMS]]
-        if len(value) > MAX_ITEMS:
-            copied_list.append(f"... {len(value) - MAX_ITEMS} more")
-        return copied_list
-    return redact(repr(value), depth)
-
-
-def scrub_value(value: Any) -> Any:
-    """A copy of ``value`` (the payload) with every secret in use masked in its strings and keys;
-    unlike ``redact``, nothing else changes."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {scrub(k) if isinstance(k, str) else k: scrub_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_value(v) for v in value]
-    return value
+def scrub(text: str) -> str:
+    """``text`` masked (normalised and cut to ``MAX_STRING`` first: masking is bounded work)."""
+    return shorten(text, MAX_STRING)
 
 
 def _cut_middle(text: str, head: int, tail: int) -> str:
+    """``text`` cut in its middle; each part masked on its own, so that a cut edge is a text's edge."""
     if len(text) <= head + tail:
         return text
-    return f"{text[:head]}\n... ({len(text) - head - tail} characters cut) ...\n{text[-tail:]}"
+    return f"{mask(text[:head])}\n... ({len(text) - head - tail} characters cut) ...\n{mask(text[-tail:])}"
+
+
+def _copy(value: Any, depth: int = 0) -> Any:
+    """A bounded copy of a value the function built: strings as text, keys too, at most ``MAX_ITEMS``
+    items a collection and ``MAX_DEPTH`` levels; non-finite numbers as strings (strict JSON)."""
+    if value is None or isinstance(value, (bool, int, float)):  # strict JSON: NaN and Infinity as strings
+        return str(value) if isinstance(value, float) and not math.isfinite(value) else value
+    if isinstance(value, str):
+        return shorten(value, MAX_STRING)
+    if depth >= MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        copied = {shorten(str(k), 64): _copy(v, depth + 1) for k, v in itertools.islice(value.items(), MAX_ITEMS)}
+        if len(value) > MAX_ITEMS:
+            copied["..."] = f"{len(value) - MAX_ITEMS} more"
+        return copied
+    if isinstance(value, (list, tuple)):
+        return [_copy(v, depth + 1) for v in value[:MAX_ITEMS]] + (
+            [f"... {len(value) - MAX_ITEMS} more"] if len(value) > MAX_ITEMS else []
+        )
+    return shorten(f"<{type(value).__name__}>", 64)
+
+
+def _allowed(_: Any, __: str, event_dict: dict) -> dict:
+    """Only the keys in ``FIELDS``, each value taken by its kind; the others are dropped and counted."""
+    exception = event_dict.pop("exception", None)
+    kept: dict[str, Any] = {}
+    dropped = 0
+    for key, value in event_dict.items():
+        kind = FIELDS.get(key)
+        if kind is None:
+            dropped += 1
+        elif value is None or type(value) in (bool, int):
+            kept[key] = value
+        elif kind == "id" and isinstance(value, str):
+            kept[key] = value[:MAX_STRING]
+        else:
+            kept[key] = _copy(value)
+    if exception is not None:
+        kept["exception"] = mask(_cut_middle(normalise(str(exception)), EXCEPTION_HEAD, EXCEPTION_TAIL))
+    if dropped:
+        kept["dropped_keys"] = dropped
+    return kept
 
 
 def _format_exception(_: Any, __: str, event_dict: dict) -> dict:
@@ -320,9 +274,16 @@ def _format_exception(_: Any, __: str, event_dict: dict) -> dict:
     if not isinstance(exc_info, tuple) or exc_info[1] is None:
         return event_dict
     exc = exc_info[1]
-    event_dict["exception"] = "".join(traceback.format_exception(*exc_info))  # masked and cut with the rest
+    event_dict["exception"] = "".join(traceback.format_exception(*exc_info))
     event_dict.setdefault("error_type", type(exc).__name__)
-    event_dict.setdefault("error_message", _cut_middle(scrub(str(exc)), MESSAGE_PART, MESSAGE_PART))
+    message = normalise(str(exc))
+    event_dict.setdefault("error_message", mask(_cut_middle(message, MESSAGE_PART, MESSAGE_PART)))
+    return event_dict
+
+
+def _library_message(_: Any, __: str, event_dict: dict) -> dict:
+    """A library's record (urllib3, requests, the SDK) is text the function did not write: masked."""
+    event_dict["event"] = shorten(str(event_dict.get("event", "")), MAX_STRING)
     return event_dict
 
 
@@ -331,20 +292,6 @@ def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
     if LEVELS.get(method_name, 20) < _LEVEL.get() and event_dict.get("record") is not True:
         raise structlog.DropEvent
     return event_dict
-
-
-def _redact_processor(_: Any, __: str, event_dict: dict) -> dict:
-    exception = event_dict.pop("exception", None)  # a traceback: masked, but cut in its middle
-    copied = redact(event_dict)
-    if exception is not None:
-        copied["exception"] = _cut_middle(scrub(str(exception)), EXCEPTION_HEAD, EXCEPTION_TAIL)
-    return copied
-
-
-def _first_keys_first(_: Any, __: str, event_dict: dict) -> dict:
-    ordered = {key: event_dict.pop(key) for key in FIRST_KEYS if key in event_dict}
-    ordered.update(event_dict)
-    return ordered
 
 
 def _dumps(value: Any) -> str:
@@ -357,29 +304,37 @@ def _shrunk(value: Any, most: int, items: int) -> Any:
     if isinstance(value, str):
         return value if len(value) <= most else _cut_middle(value, most // 4, most - most // 4)
     if isinstance(value, dict):
-        kept = list(value.items())[:items]
-        return {k[:most]: _shrunk(v, most, items) for k, v in kept}
+        return {k[:most]: _shrunk(v, most, items) for k, v in list(value.items())[:items]}
     if isinstance(value, list):
         return [_shrunk(v, most, items) for v in value[:items]]
     return value
 
 
-def _render(_: Any, __: str, event_dict: dict) -> str:
-    """Strict JSON, never longer than ``MAX_LINE``: a line too long sheds detail (shorter strings,
-    fewer items, then every key but ``KEPT_KEYS``) and says how long it was; it is never cut into
-    invalid JSON."""
-    line = _dumps(event_dict)
-    if len(line) <= MAX_LINE:
-        return line
-    full = len(line)
+def _own_json(fields: dict, room: int) -> str:
+    """The line's own fields as JSON members, within ``room`` characters: a line too long sheds detail
+    (shorter strings, fewer items, then every key but ``KEPT_KEYS``) and says how long it was."""
+    text = _dumps(fields)[1:-1]
+    if len(text) <= room:
+        return text
+    full = len(text)
     for most, items in ((400, 20), (100, 5), (20, 2)):
-        shrunk = {k: (v if k in KEPT_KEYS else _shrunk(v, most, items)) for k, v in event_dict.items()}
-        shrunk["line_truncated"] = full
-        line = _dumps(shrunk)
-        if len(line) <= MAX_LINE:
-            return line
-    kept = {k: _shrunk(event_dict[k], 512 if k == "error_message" else 128, 2) for k in KEPT_KEYS if k in event_dict}
-    return _dumps({**kept, "line_truncated": full})
+        shrunk = {k: (v if k in KEPT_KEYS else _shrunk(v, most, items)) for k, v in fields.items()}
+        text = _dumps({**shrunk, "line_truncated": full})[1:-1]
+        if len(text) <= room:
+            return text
+    kept = {k: _shrunk(fields[k], 512 if k == "error_message" else 128, 2) for k in KEPT_KEYS if k in fields}
+    return _dumps({**kept, "line_truncated": full})[1:-1]
+
+
+def _render(_: Any, __: str, event_dict: dict) -> str:
+    """Strict JSON: the line's first keys, the invocation's keys (rendered once, at its start), then
+    the line's own fields, never more than ``MAX_LINE`` in all and never cut into invalid JSON."""
+    bound, names = _BOUND.get()
+    first = {k: event_dict.pop(k) for k in FIRST_KEYS if k in event_dict}
+    own = {k: v for k, v in event_dict.items() if k not in names}
+    head = _dumps(first)[1:-1]  # at most ~6 KB: a message is cut to MAX_STRING characters
+    parts = [head, bound, _own_json(own, MAX_LINE - len(head) - len(bound) - 8)]
+    return "{" + ", ".join(p for p in parts if p) + "}"
 
 
 class _StdoutLogger:
@@ -441,33 +396,17 @@ _PROCESSORS: list[Any] = []
 
 def _configure() -> None:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    rendering = [
-        _format_exception,
-        _redact_processor,
-        structlog.processors.EventRenamer("message"),
-        _first_keys_first,
-        _render,
-    ]
-    _PROCESSORS[:] = [
-        _drop_below_level,
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        timestamper,
-        *rendering,
-    ]
-    structlog.configure(
-        processors=_PROCESSORS,
-        logger_factory=_stdout_logger,
-        cache_logger_on_first_use=True,
-    )
+    rendering = [_format_exception, _allowed, structlog.processors.EventRenamer("message"), _render]
+    _PROCESSORS[:] = [_drop_below_level, structlog.processors.add_log_level, timestamper, *rendering]
+    structlog.configure(processors=_PROCESSORS, logger_factory=_stdout_logger, cache_logger_on_first_use=True)
     handler = _StdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
-                structlog.contextvars.merge_contextvars,
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
                 timestamper,
+                _library_message,
             ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
@@ -483,30 +422,21 @@ _configure()
 logger = structlog.get_logger()
 
 
-def _secret_values(secrets: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted({s for s in secrets if len(s) >= MIN_SECRET}))
-
-
-def use_secrets(secrets: Iterable[str]) -> None:
-    """Registers the secret values in use: from now on no text masked here can carry them."""
-    values = _secret_values(secrets)
-    _SCRUBBER.set(_compile(values) if values else _NO_SECRETS)
-
-
-def _bound_key(value: Any) -> Any:
-    """A key bound to every line (a correlation id is the event's to choose): masked, then at most
-    ``MAX_BOUND`` characters and ``MAX_BOUND_BYTES`` of JSON."""
+def _bound_key(value: Any, masked: bool) -> Any:
+    """A key bound to every line: at most ``MAX_BOUND`` characters and ``MAX_BOUND_BYTES`` of JSON, and
+    masked when the event chose it (a correlation ID)."""
     if not isinstance(value, str):
-        return value
-    text = shorten(value, MAX_BOUND)
+        return value if value is None or isinstance(value, (bool, int)) else f"<{type(value).__name__}>"
+    text = shorten(value, MAX_BOUND) if masked else value[:MAX_BOUND]
     while len(json.dumps(text)) > MAX_BOUND_BYTES:
         text = text[: len(text) // 2]
     return text
 
 
-def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
-    """Resets the per-invocation state: nothing of the previous invocation leaks into this one. The
-    keys bound to every line are bounded (``_bound_key``), so that a line's fixed part stays small."""
+def start_invocation(level: str, secrets: Iterable[str | None], **keys: Any) -> None:
+    """Resets the per-invocation state, so nothing of the previous invocation leaks into this one, and
+    renders the keys bound to every line once, bounded (``_bound_key``): the function's own (service,
+    function, request, trigger) and the event's ``correlation_id``, masked."""
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
@@ -515,4 +445,38 @@ def start_invocation(level: str, secrets: Iterable[str], **keys: Any) -> None:
     _LEVEL.set(number)
     use_secrets(secrets)
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**{name: _bound_key(value) for name, value in keys.items()})
+    bound = {name: _bound_key(value, name == "correlation_id") for name, value in keys.items()}
+    _BOUND.set((_dumps(bound)[1:-1], frozenset(bound)))
+
+
+# Names an event's structure shows (LOG_EVENT=true): the request fields and the envelope keys of the
+# FunctionGraph triggers. Any other key is shown only by its length: a caller's key is the caller's text.
+_EVENT_KEYS = (
+    "project_id region targets dry_run select body headers httpMethod path pathParameters queryStringParameters "
+    "isBase64Encoded requestContext resource trigger_type trigger_name user_event time record records smn "
+    "message messages events data data_base64 event_version event_subscription_urn topic_urn type subject "
+    "timestamp message_id source id specversion datacontenttype event_source region_id cts kafka dms"
+)
+EVENT_KEYS = frozenset(_EVENT_KEYS.split())
+
+
+def event_structure(value: Any, depth: int = 0) -> Any:
+    """What ``LOG_EVENT=true`` logs: the event's shape (known keys by name, types, sizes), never a value."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return f"<str {len(value)}>"
+    if depth >= MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        shown = {}
+        for index, (key, item) in enumerate(itertools.islice(value.items(), MAX_ITEMS)):
+            name = key if key in EVENT_KEYS else f"<key {index}: {len(str(key))} characters>"
+            shown[name] = event_structure(item, depth + 1)
+        if len(value) > MAX_ITEMS:
+            shown["..."] = f"{len(value) - MAX_ITEMS} more keys"
+        return shown
+    if isinstance(value, list):
+        items = [event_structure(v, depth + 1) for v in value[:5]]
+        return items + ([f"... {len(value) - 5} more items"] if len(value) > 5 else [])
+    return f"<{type(value).__name__}>"

@@ -11,6 +11,14 @@ from .errors import FAILURE_STATUS, REJECTION_STATUS
 # API Gateway methods -> whether the method forces a dry run. Anything else is refused 405.
 HTTP_METHODS = {"GET": True, "POST": False, "DELETE": False}
 ALLOW = ", ".join(HTTP_METHODS)
+# FunctionGraph answers a synchronous invocation of at most 6 MB (reference/functiongraph.md): the answer,
+# as the runtime sends it (an API Gateway body is JSON inside JSON), is kept under this, with room for
+# the runtime's own envelope. Only samples give way: everything else in a result is bounded already.
+MAX_ANSWER_BYTES = 5_500_000
+SAMPLE_STEPS = (50, 25, 12, 6, 3, 1, 0)  # tasks each sample keeps, tried in turn until the answer fits
+# Results whose samples cannot reach the limit whatever they hold: 50 tasks of at most 7 fields of 768
+# bytes, doubled by the API Gateway body's escaping, with the result's other bounded fields, is < 600 KB.
+FEW_RESULTS = 8
 
 if TYPE_CHECKING:  # the payload needs only their shape; importing api would pull requests in
     from .api import Reply
@@ -134,6 +142,29 @@ def build_payload(
         "error": error,
         "duration_ms": round(duration_ms, 1),
     }
+
+
+def _size(value: Any, http: bool) -> int:
+    text = json.dumps(value, separators=(",", ":")) if http else json.dumps(value)
+    return len(json.dumps(text)) - 2 if http else len(text)
+
+
+def within_answer_limit(payload: dict[str, Any], *, http: bool) -> dict[str, Any]:
+    """The payload with its samples shrunk (the same number of tasks in each, down to none) until the
+    answer fits ``MAX_ANSWER_BYTES``, however many targets and tasks; ``samples_limited`` then says how
+    many tasks each sample kept at most. Counts, outcomes and the record are never cut."""
+    results = payload["results"]
+    sampled = [r for r in results if r.get("sample")]
+    if len(results) <= FEW_RESULTS or not sampled:
+        return payload
+    sizes = [[_size(task, http) + 1 for task in r["sample"]] for r in sampled]
+    room = MAX_ANSWER_BYTES - _size({**payload, "results": [{**r, "sample": []} for r in results]}, http)
+    most = next(n for n in SAMPLE_STEPS if sum(sum(s[:n]) for s in sizes) <= room)
+    if most >= max(map(len, sizes)):
+        return payload
+    for result in sampled:
+        result["sample"] = result["sample"][:most]
+    return {**payload, "samples_limited": most}
 
 
 def http_status(payload: dict[str, Any]) -> int:

@@ -46,30 +46,26 @@ class Entry(NamedTuple):
     text: str
 
 
-def bounded(value: Any, masked: bool = True) -> str | None:
-    """A string from KPS as the payload and the logs carry it: masked (unless the caller knows it holds
-    no part of a secret), then at most ``MAX_STRING`` characters and ``MAX_ENCODED`` bytes of JSON;
-    numbers become text; objects and lists are not copied."""
+def bounded(value: Any) -> str | None:
+    """A string from KPS as the payload and the logs carry it: normalised (``logs.normalise``: no lone
+    surrogate survives, so every field can be encoded), cut to ``MAX_STRING`` characters and
+    ``MAX_ENCODED`` bytes of JSON, then masked; numbers become text; objects and lists are not copied."""
     if value is None:
         return None
     if isinstance(value, (bool, int, float)):
         value = json.dumps(value)
     elif not isinstance(value, str):
         return f"<{type(value).__name__}>"
-    text = (logs.scrub(value) if masked else value)[:MAX_STRING]
-    if text.isascii() and text.isprintable():  # at most 2 + 2 * MAX_STRING bytes of JSON: no need to look
-        return text
-    while len(json.dumps(text)) > MAX_ENCODED:
-        text = text[: len(text) // 2]
-    return text
+    text = logs.normalise(value)[:MAX_STRING]
+    if not (text.isascii() and text.isprintable()):  # else at most 2 + 2 * MAX_STRING bytes of JSON
+        while len(json.dumps(text)) > MAX_ENCODED:
+            text = text[: len(text) // 2]
+    return logs.mask(text)
 
 
 def task_of(raw: dict[str, Any]) -> dict[str, str | None]:
-    """The fields kept of one listed task, each masked and bounded. One search over the task's strings
-    tells whether any could hold part of a secret (rarely): only then is each masked on its own."""
-    values = [raw.get(name) for name in TASK_FIELDS]
-    masked = logs.may_hold_secret("\x00".join(v for v in values if isinstance(v, str)))
-    return {name: bounded(value, masked) for name, value in zip(TASK_FIELDS, values)}
+    """The fields kept of one listed task, each bounded and masked (bounded work: linear in its length)."""
+    return {name: bounded(raw.get(name)) for name in TASK_FIELDS}
 
 
 def entry(task: dict[str, str | None]) -> Entry:

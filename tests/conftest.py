@@ -115,6 +115,7 @@ def invoke(capsys: pytest.CaptureFixture[str], settings: dict[str, str]) -> Any:
         result = handler(event, context)
         captured = capsys.readouterr()
         logs = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+        assert not [line for line in logs if "dropped_keys" in line], "a line logged a key not in logs.FIELDS"
         json.dumps(result)  # every result is JSON-serialisable
         invocation = Invocation(result, captured.out, logs, captured.err)
         invocation.payload  # noqa: B018 - validated against the schema even when the test never reads it

@@ -99,7 +99,7 @@ def test_env_file_sets_the_functions_environment(tmp_path):
 def test_a_local_sweep_stays_local_and_shows_every_branch():
     """KPS and IAM are the emulator: projects in several regions, a sub-project, a region without KPS,
     a non-regional project (skipped) and a disabled one (skipped); the table lists what was cleaned."""
-    done = run_tool("invoke", "--event", "-", stdin='{"targets": "all"}')
+    done = run_tool("invoke", "--clean", "--event", "-", stdin='{"targets": "all"}')
     assert done.returncode == 0, done.stderr
     assert "GET /v3/auth/projects -> 200" in done.stdout
     payload = payload_of(done.stdout)
@@ -142,3 +142,70 @@ def test_the_bench_script_still_imports_what_it_uses():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert callable(module.main) and module.AK and module.TOKEN
+
+
+# --- output for people, and the dry-run default (issue 17) ---
+
+
+def emulator_log(stdout: str) -> str:
+    return stdout.split("--- emulator request log ---\n", 1)[1]
+
+
+def test_run_ends_with_one_result_line():
+    done = run_tool("run")
+    last = done.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("result: succeeded  deleted 5  targets 1/1 ok  ") and last.endswith(" ms")
+    assert sum(line.startswith("result: ") for line in done.stdout.splitlines()) == 1
+
+
+def test_a_bare_invoke_is_a_dry_run_and_says_how_to_clean():
+    done = run_tool("invoke", "--event", "events/apig.json")  # a POST naming the demo project
+    assert done.returncode == 0, done.stderr
+    assert payload_of(done.stdout)["dry_run"] is True
+    assert "DELETE " not in emulator_log(done.stdout) and "failed tasks left in" in done.stdout
+    last = done.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("result: succeeded  HTTP 200  would delete 5  targets 1/1 ok")
+    assert "CLEAN=1" in last and "--clean" in last
+    cleaned = run_tool("invoke", "--clean", "--event", "events/apig.json")
+    assert "DELETE /v3/4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09/failed-tasks -> 200" in emulator_log(cleaned.stdout)
+    assert cleaned.stdout.rstrip("\n").splitlines()[-1].startswith("result: succeeded  HTTP 200  deleted 5")
+
+
+def test_quiet_prints_the_result_line_only_and_json_keeps_the_raw_lines():
+    quiet = run_tool("invoke", "--quiet", "--event", "events/timer.json")
+    assert quiet.returncode == 0 and quiet.stdout.splitlines() == [quiet.stdout.strip()]
+    assert quiet.stdout.startswith("result: succeeded  would delete 5")
+    raw = run_tool("run", "--json")
+    logs = raw.stdout.split("--- function logs ---\n", 1)[1].split("--- payload ---", 1)[0].splitlines()
+    assert logs and all(isinstance(json.loads(line), dict) for line in logs)
+
+
+def run_on_a_terminal(*args: str) -> str:
+    """The tool with its stdout on a pseudo-terminal, as a person runs it."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "devtools", *args], cwd=ROOT, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=60)
+    os.close(leader)
+    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def test_on_a_terminal_lines_are_rendered_and_an_api_gateway_answer_is_decoded():
+    shown = run_on_a_terminal("invoke", "--event", "events/apig.json")
+    assert '{"level"' not in shown and "\\u" not in shown and '\\"' not in shown
+    assert "[info     ] invocation finished" in shown and "tasks_found=5" in shown
+    answer = shown.split("--- answer: HTTP 200 ---\n", 1)[1].split("--- emulator request log ---", 1)[0]
+    assert json.loads(answer)["status"] == "succeeded"
+    assert shown.rstrip("\n").splitlines()[-1].startswith("result: succeeded  HTTP 200  would delete 5")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import OTHER_PROJECT, PROJECT, REGION, load_event
+from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, load_event
 from test_devtools import run_tool
 
-from devtools.events import GENERATORS, generate, parse_targets, request_fields
+from devtools.events import GENERATORS, EventError, generate, parse_targets, request_fields
 from function.triggers import read_event
 
 FIELDS = [
@@ -18,7 +18,8 @@ FIELDS = [
     {"targets": "all", "dry_run": True},
     {"targets": [{"project_id": PROJECT, "region": REGION}, {"project_id": OTHER_PROJECT}]},
 ]
-CARRIERS = sorted(set(GENERATORS) - {"obs"})
+NO_FIELDS = ("obs", "cts", "lts")  # notifications: the function runs with its settings
+CARRIERS = sorted(set(GENERATORS) - set(NO_FIELDS))
 
 
 @pytest.mark.parametrize("trigger", CARRIERS)
@@ -47,10 +48,16 @@ def test_the_shape_has_every_key_of_the_shipped_sample(trigger):
         }
 
 
-def test_an_obs_event_carries_no_fields():
-    assert read_event(generate("obs", {})).trigger == "obs"
-    with pytest.raises(ValueError, match="no request fields"):
-        generate("obs", {"project_id": PROJECT})
+@pytest.mark.parametrize("trigger", NO_FIELDS)
+def test_a_notification_carries_no_fields(trigger):
+    assert read_event(generate(trigger, {})).trigger == trigger
+    with pytest.raises(EventError, match="no request fields"):
+        generate(trigger, {"project_id": PROJECT})
+
+
+def test_every_sample_in_events_has_a_generator():
+    samples = {path.stem for path in (ROOT / "events").glob("*.json")}
+    assert samples <= set(GENERATORS)
 
 
 def test_targets_parse_as_all_or_a_list():
@@ -74,3 +81,43 @@ def test_the_command_prints_an_event_that_make_invoke_reads_from_stdin():
 def test_a_bad_option_is_a_one_line_error():
     done = run_tool("event", "obs", "--project-id", PROJECT)
     assert done.returncode != 0 and done.stderr.strip().count("\n") == 0 and "no request fields" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--project-id", "4B1F2A0C9E7D4C3B8A6F5E4D3C2B1A09"], "32 lower-case hexadecimal"),
+        (["--project-id", PROJECT[:31]], "32 lower-case hexadecimal"),
+        (["--project-id", "../etc"], "32 lower-case hexadecimal"),
+        (["--region", "cn north 4"], "region name"),
+        (["--targets", f"{PROJECT}:cn-north-4,nope"], "32 lower-case hexadecimal"),
+        (["--targets", "all", "--project-id", PROJECT], "together"),
+        (["--body", '{"project": "x"}'], "not request fields: project"),
+        (["--body", f'{{"project_id": "{PROJECT}", "dry_run": "yes"}}'], "dry_run is true or false"),
+        (["--body", "[1]"], "JSON object"),
+        (["--project-id", PROJECT, "--body", f'{{"project_id": "{PROJECT}"}}'], "given twice"),
+        (["--method", "PUT"], "--method is one of"),
+        (["--query", "dry_run=true", "--query", "dry_run=false"], "ambiguous"),
+        (["--query", "dryrun=true"], "not request fields"),
+        (["--method", "GET", "--targets", f"{PROJECT}"], "travels in a body"),
+    ],
+)
+def test_what_the_generator_is_given_is_validated_an_error_not_an_event(options, says):
+    done = run_tool("event", "apig", *options)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and says in done.stderr
+
+
+def test_method_query_and_body_options_make_the_request_the_handler_reads():
+    get = generate("apig", request_fields(PROJECT, REGION), method="get", query=["dry_run=true"])
+    assert get["httpMethod"] == "GET" and get["body"] == ""
+    assert get["queryStringParameters"] == {"project_id": PROJECT, "region": REGION, "dry_run": "true"}
+    [read] = read_event(get).field_sets  # a query string's values are text: "true" as the function reads it
+    assert read == {"project_id": PROJECT, "region": REGION, "dry_run": "true"}
+    delete = generate(
+        "apig", request_fields(body=f'{{"targets": [{{"project_id": "{OTHER_PROJECT}"}}]}}'), method="DELETE"
+    )
+    assert delete["httpMethod"] == "DELETE"
+    assert read_event(delete).field_sets == [{"targets": [{"project_id": OTHER_PROJECT}]}]
+    with pytest.raises(EventError, match="API Gateway's"):
+        generate("kafka", {}, method="GET")

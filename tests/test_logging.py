@@ -228,15 +228,20 @@ def printed(out: str) -> list[str]:
 
 
 def test_non_finite_numbers_are_logged_as_strict_json(kps, invoke, settings):
-    """Issue 9.10: NaN/Infinity in a logged event made lines no strict parser accepts."""
+    """Issue 9.10: NaN/Infinity in a logged event made lines no strict parser accepts. Issue 15.5: the
+    event is logged by its structure (known keys by name, types, sizes), never its values."""
     settings["LOG_EVENT"] = "true"
     event = {"project_id": PROJECT, "x": float("nan"), "y": [float("inf"), {"z": float("-inf")}], "n": 1.5}
     run = invoke(event)
     lines = [strict(line) for line in printed(run.out)]
     [received] = [line for line in lines if line["message"] == "event received"]
-    assert received["incoming_event"]["x"] == "nan"
-    assert received["incoming_event"]["y"] == ["inf", {"z": "-inf"}]
-    assert received["incoming_event"]["n"] == 1.5
+    assert received["incoming_event"] == {
+        "project_id": "<str 32>",
+        "<key 1: 1 characters>": "<float>",
+        "<key 2: 1 characters>": ["<float>", {"<key 0: 1 characters>": "<float>"}],
+        "<key 3: 1 characters>": "<float>",
+    }
+    assert PROJECT not in json.dumps(received["incoming_event"])
 
 
 def test_every_line_is_bounded_and_stays_valid_json(kps, invoke, settings):
@@ -250,18 +255,15 @@ def test_every_line_is_bounded_and_stays_valid_json(kps, invoke, settings):
         {"project_id": PROJECT, **{"k" * 500 + str(i): {"\U0001f600" * 300: "v" * 9000} for i in range(50)}},
         {"project_id": PROJECT, "deep": [[[[[[[[["\u2028" * 5000] * 50] * 3] * 3]]]]]]},
     ]
-    shed = []
     for event in cases:
         run = invoke(event)
         lines = printed(run.out)
         assert lines and all(len(line) <= MAX_LINE for line in lines), max(len(line) for line in lines)
         parsed = [strict(line) for line in lines]
         [received] = [line for line in parsed if line["message"] == "event received"]
-        assert received.get("line_truncated", MAX_LINE + 1) > MAX_LINE
-        shed.append("line_truncated" in received)
         assert received["function_request_id"] == run.payload["request_id"]
+        assert "\u00e9" * 10 not in json.dumps(received) and "v" * 100 not in json.dumps(received), "no value"
         assert run.payload["status"] == "rejected", "keys that are no request fields are refused (docs/triggers.md)"
-    assert shed[0], "the first case, at least, had to shed detail"
 
 
 def test_a_huge_correlation_id_still_leaves_bounded_lines(kps, invoke):

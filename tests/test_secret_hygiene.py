@@ -104,15 +104,17 @@ def test_no_secret_in_any_output(kps, invoke, settings, name, event_name):
     scan(run)
 
 
-def test_the_event_is_logged_with_secret_fields_masked(kps, invoke, settings):
+def test_the_event_is_logged_by_its_structure_alone(kps, invoke, settings):
+    """Issue 15.5: LOG_EVENT=true logs keys the function knows by name, every other key by its length,
+    and every value by its type and size: no header value, no body, no caller's key."""
     settings.update(LOG_EVENT="true")
     run = invoke(caller_event())
     [line] = run.lines("event received")
-    assert line["incoming_event"]["headers"]["authorization"] == "***"
-    assert line["incoming_event"]["headers"]["x-auth-token"] == "***"
-    assert line["fields"][0]["context"]["password"] == "***"
-    assert line["fields"][0]["project_id"] == PROJECT
-    assert line["incoming_event"]["body"].startswith("<")
+    event = line["incoming_event"]
+    assert event["body"].startswith("<str ") and event["httpMethod"] == "<str 4>"
+    assert set(event["headers"].values()) <= {f"<str {n}>" for n in range(10_000)}
+    assert not any("auth" in key or "cookie" in key for key in json.dumps(event).split('"'))
+    assert PROJECT not in json.dumps(line) and CALLER_TOKEN not in run.out
     scan(run)
 
 
@@ -245,8 +247,8 @@ def test_a_secret_cut_at_either_edge_of_a_string_is_masked():
     assert logs.scrub(TOKEN[-20:] + " rest") == "*** rest"
     assert logs.scrub("code " + TOKEN[:8]) == "code ***"
     assert logs.scrub("code " + TOKEN[:7]) == "code " + TOKEN[:7], "too short to be told from ordinary text"
-    assert logs.redact({"k" * 300 + TOKEN: TOKEN[3:]}) == {"k" * 200 + "...(truncated)": "***"}
-    assert logs.shorten("z" * 30 + TOKEN, 48) == "z" * 30 + "***"
+    assert logs.shorten("z" * 30 + TOKEN, 48) == "z" * 30 + "***..."
+    assert logs.shorten("z" * 37 + TOKEN, 48) == "z" * 37 + "***...", "the cut edge is the text's edge"
 
 
 # The red team's finding 7-9: a piece of a secret anywhere in a text, in any case, split, or inside HTML tags.
@@ -332,21 +334,6 @@ def test_a_run_of_12_characters_of_a_secret_is_masked_anywhere_in_any_case():
     assert logs.scrub(f"a {TOKEN[2:30].upper()} b {TOKEN.lower()}") == "a *** b ***"
     assert logs.scrub(f"x{TOKEN[:19]}<br>{TOKEN[19:]}y") == "x***<br>***y"
     assert logs.scrub("short1 and SHORT1") == "*** and SHORT1", "whole values only, as they are"
-    assert logs.redact({f"k{TOKEN[-15:]}z": 1}) == {"k***z": 1}, "keys too"
-
-
-def test_the_memo_stays_bounded_and_keeps_masking_after_it_fills():
-    """Warm invocations log unique texts (timestamps): the memo restarts when full instead of refusing
-    every later text, and what it returns is always masked."""
-    from function import logs
-
-    logs.start_invocation("INFO", [TOKEN])
-    for n in range(logs.MEMO_SIZE + 10):
-        logs.scrub(f"2026-11-29T03:00:{n:06d}Z")
-    assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
-    assert logs.scrub(f"t {TOKEN[4:20]}") == "t ***"
-    memo = logs._SCRUBBER.get().values
-    assert f"t {TOKEN[4:20]}" in memo and len(memo) <= logs.MEMO_SIZE
 
 
 @pytest.mark.parametrize("credential_settings", list(SOURCES), indirect=True)

@@ -186,7 +186,8 @@ def test_a_handler_answer_that_is_not_apis_shape_is_the_gateways_502_naming_only
 
 
 def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kps, capsys):
-    """LOG_EVENT=true: a token copied into another header or the body, and API Gateway's app code, never printed."""
+    """LOG_EVENT=true: a token copied into another header or the body, and API Gateway's app code, never printed
+    (the event is logged by its structure: no header value reaches a line)."""
     url, _, out = served
     appcode = "APPCODE-caller-secret-0123456789abcdef"
     headers = {"X-Auth-Token": SECRET_TOKEN, "X-Forwarded-Auth": SECRET_TOKEN, "X-Apig-Appcode": appcode}
@@ -194,6 +195,163 @@ def test_the_callers_credentials_are_masked_wherever_else_they_appear(served, kp
     status2, _, _ = http(url, body={"project_id": PROJECT, "context": SIGNATURE}, headers={"Authorization": SIGNATURE})
     printed = out.getvalue() + capsys.readouterr().out + body.decode()
     assert (status, status2) == (200, 200) and printed.count("event received") == 2
-    assert '"x-forwarded-auth": "***"' in printed and '"x-apig-appcode": "***"' in printed
     for secret in (SECRET_TOKEN, appcode, SIGNATURE):
         assert secret[:12] not in printed and secret[-12:] not in printed
+
+
+# --- issue 15 point 7: the local gateway's own line, a hostile body, a repeated query key ---
+
+
+def test_the_request_line_never_prints_what_the_caller_sent_as_method_or_path(served, capsys):
+    """A token pasted as the method (``curl -X "$TOKEN"``) or into the path: 405 and 404, the token unprinted."""
+    url, _, out = served
+    auth = {"X-Auth-Token": SECRET_TOKEN, "Content-Type": "application/json"}
+    status, _, body = http(url, method=SECRET_TOKEN, body={"project_id": PROJECT}, headers=auth)
+    assert status == 405 and json.loads(body)["error"]["code"] == "MethodNotAllowed"
+    status, _, _ = http(url.replace(PATH, "/" + SECRET_TOKEN), method=SECRET_TOKEN, body={}, headers=auth)
+    assert status == 404
+    printed = out.getvalue()
+    assert f"(other method) {PATH} -> 405 rejected  error MethodNotAllowed" in printed
+    assert "(other method) (other path) -> 404 APIGW.0101" in printed
+    assert SECRET_TOKEN[:12] not in printed + capsys.readouterr().out
+
+
+def test_a_body_nested_100000_deep_is_answered(served, kps):
+    url, _, out = served
+    status, headers, body = http(url, body=b"[" * 100_000 + b"]" * 100_000)
+    assert 400 <= status < 600 and headers["Content-Type"] == "application/json" and json.loads(body)
+    assert kps.requests == [] or all(r.method != "DELETE" for r in kps.requests)
+    assert f"POST {PATH} -> {status}" in out.getvalue()
+
+
+@pytest.mark.parametrize("query", ["dry_run=true&dry_run=false", f"project_id={PROJECT}&project_id={OTHER_PROJECT}"])
+def test_a_repeated_query_key_is_refused_before_the_function_runs(served, kps, query):
+    url, events, out = served
+    status, _, body = http(f"{url}?{query}", body={})
+    assert status == 400 and json.loads(body)["error_code"] == "APIGW.0201"
+    assert events == [] and kps.requests == []
+    assert f"POST {PATH} -> 400 APIGW.0201" in out.getvalue()
+
+
+def test_each_request_line_carries_the_count_and_the_error_code(served, kps):
+    url, _, out = served
+    http(url, body={"project_id": PROJECT, "dry_run": True})
+    http(url, body={"project_id": "nope"})
+    lines = out.getvalue()
+    assert f"POST {PATH} -> 200 succeeded  would delete 3  targets 1/1 ok (" in lines
+    assert f"POST {PATH} -> 400 rejected  error InvalidProjectId (" in lines
+
+
+# --- make serve as a process: the busy port, the reload ---
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("KPS_", "HUAWEICLOUD_"))}
+
+
+def test_a_busy_port_is_one_line_before_anything_starts():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "devtools", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert done.stdout == "", "nothing started: no emulator, no banner"
+    [line] = done.stderr.splitlines()
+    assert f"port {port}" in line and "in use" in line and "PORT=" in line
+
+
+class Lines:
+    """A process's stdout read on a thread, so a test can wait for one line within a bound (no timing check)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        import queue
+        import threading
+
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self._lines.put(line) for line in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+
+    def until(self, needle: str, seconds: float = 30) -> str:
+        import queue
+
+        while True:
+            try:
+                line = self._lines.get(timeout=seconds)
+            except queue.Empty:
+                raise AssertionError(f"{needle!r} never came; got {''.join(self.seen)[-2000:]!r}") from None
+            self.seen.append(line)
+            if needle in line:
+                return line
+
+
+def test_serve_reloads_when_the_functions_code_changes(tmp_path):
+    import shutil
+
+    shutil.copy(ROOT / "handler.py", tmp_path / "handler.py")
+    shutil.copytree(ROOT / "function", tmp_path / "function", ignore=shutil.ignore_patterns("__pycache__"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0", "--code-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = Lines(process)
+        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+        status, _, body = http(url, body={"project_id": PROJECT, "dry_run": True})
+        assert status == 200 and json.loads(body)["dry_run"] is True
+        with (tmp_path / "function" / "cleaner.py").open("a", encoding="utf-8") as cleaner:
+            cleaner.write(
+                "\n\ndef handle(event, context):\n"
+                "    body = '{\"edited\": true}'\n"
+                '    return {"statusCode": 418, "headers": {}, "body": body, "isBase64Encoded": False}\n'
+            )
+        lines.until("reloading: function/cleaner.py changed")
+        status, _, body = http(url, body={"project_id": PROJECT})
+        assert (status, json.loads(body)) == (418, {"edited": True}), "a fresh interpreter imported the edit"
+        process.send_signal(signal.SIGINT)
+        lines.until("stopped")
+        err = process.stderr.read()  # type: ignore[union-attr]
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_a_worker_never_outlives_its_watcher():
+    """The watcher killed outright (it cannot stop its worker): the worker leaves, the port is free again."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = Lines(process)
+    url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+    assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
+    process.kill()
+    process.wait(timeout=20)
+    port = int(url.split(":")[2].split("/")[0])
+    for _ in range(100):  # up to 10 s for the worker to notice and close its copy of the socket
+        try:
+            socket.create_server(("127.0.0.1", port)).close()
+            break
+        except OSError:
+            import time
+
+            time.sleep(0.1)
+    else:
+        raise AssertionError("the worker still holds the port after its watcher died")

@@ -87,7 +87,7 @@ def test_a_malformed_body_is_the_gateways_400_and_the_function_never_runs(served
     status, body = raw(url, request_bytes, half_close=True)
     assert status == 400 and body["error_code"] == "APIGW.0201"
     assert events == [] and kps.requests == [] and len(kps.failed_tasks(PROJECT)) == 3
-    assert len([line for line in log_lines(out) if f"POST {PATH} -> 400 -" in line]) == 1
+    assert len([line for line in log_lines(out) if f"POST {PATH} -> 400 APIGW.0201" in line]) == 1
 
 
 def test_a_body_cut_short_by_the_client_hanging_up_never_runs_the_function(served, kps, settings):
@@ -99,7 +99,7 @@ def test_a_body_cut_short_by_the_client_hanging_up_never_runs_the_function(serve
         half_close=True,
     )
     assert events == [] and kps.requests == [] and len(kps.failed_tasks(PROJECT)) == 3
-    assert len([line for line in log_lines(out) if "-> 400 -" in line]) == 1
+    assert len([line for line in log_lines(out) if "-> 400 APIGW.0201" in line]) == 1
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_the_http_parsers_own_refusals_are_json_and_logged(served, kps, request_
     url, events, out = served
     status, body = raw(url, request_bytes)
     assert status == expected and body["error_code"] == "APIGW.0201" and body["error_msg"]
-    assert events == [] and len([line for line in log_lines(out) if f"-> {expected} -" in line]) == 1
+    assert events == [] and len([line for line in log_lines(out) if f"-> {expected} APIGW.0201" in line]) == 1
 
 
 @pytest.mark.parametrize("value", ["", "   "])

@@ -136,9 +136,13 @@ variable "schedule_type" {
 }
 
 variable "timer_user_event" {
-  description = "The timer event's user_event. Plain text means the settings' targets; JSON text names a project or targets."
+  description = "The timer event's user_event: JSON text of a request object. {} means the settings' targets; {\"project_id\": ...} names them. Plain text is refused (docs/triggers.md)."
   type        = string
-  default     = "nightly cleanup"
+  default     = "{}"
+  validation {
+    condition     = can(keys(jsondecode(var.timer_user_event)))
+    error_message = "timer_user_event must be JSON text of an object, such as {} or {\"dry_run\": true}."
+  }
 }
 
 variable "timer_enabled" {

@@ -1,0 +1,291 @@
+"""Issue 15, points 4-7: one clock from the handler's first line, server text masked in linear time
+(base64 and format-character echoes included), the answer under 6 MB, a task_id no encoder takes.
+
+Each case was reproduced on the code before issue 15: the base64 and zero-width echoes came back
+whole, the 4,000-character caller token made a 4 s HTTP budget answer after 65 s, 1,000 verbose tasks
+overran a 3 s invocation, a lone surrogate in a task_id made the target InternalError with no DELETE.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+import time
+import unicodedata
+
+import pytest
+from conftest import AGENCY_AK, AGENCY_SK, PROJECT, apig_event, assert_valid_payload, deletes
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from devtools.context import FakeContext
+from function import logs, payload, record
+from handler import handler
+
+ZWSP = "\u200b"
+
+
+def production_secret(length: int, seed: int) -> str:
+    """A credential as long and as random-looking as a real one (base64 text)."""
+    rng = random.Random(seed)
+    return base64.b64encode(rng.randbytes(length * 3 // 4)).decode()[:length]
+
+
+def forms(secret: str) -> list[str]:
+    """The secret as a server could echo it: as it is, lower-cased, base64 at each alignment."""
+    raw = secret.encode()
+    encoded = [base64.b64encode(b"\0" * k + raw).decode()[k + 1 : -4] for k in range(3)]
+    return [secret, secret.lower(), *encoded, *(e.lower() for e in encoded)]
+
+
+def readable(text: str) -> str:
+    """What a reader sees: JSON escapes decoded, format characters gone, lower-cased."""
+    decoded = []
+    for line in text.splitlines():
+        try:
+            decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
+        except ValueError:
+            decoded.append(line)
+    return "".join(c for c in "\n".join(decoded) if unicodedata.category(c) != "Cf").lower()
+
+
+def assert_no_window(text: str, secrets: list[str]) -> None:
+    seen = readable(text)
+    for secret in secrets:
+        for form in map(str.lower, forms(secret)):
+            left = [form[i : i + 12] for i in range(len(form) - 11) if form[i : i + 12] in seen]
+            assert left == [], f"a piece of a secret ({len(secret)} characters) left: {left[:3]}"
+
+
+def invoke_raw(event, context) -> tuple[dict, str]:
+    import io
+    import sys
+
+    out, saved = io.StringIO(), sys.stdout
+    sys.stdout = out
+    try:
+        result = handler(event, context)
+    finally:
+        sys.stdout = saved
+    body = json.loads(result["body"]) if "statusCode" in result else result
+    assert_valid_payload(body)
+    return result, out.getvalue()
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2])
+def test_a_base64_echo_of_the_security_token_is_masked_at_any_alignment(kps, settings, shift):
+    """Reproduced: KPS's error_msg echoing the security token base64-encoded came back whole."""
+    token = "agency-security-token-" + "q7Rz" * 100  # 422 characters
+    settings.pop("KPS_AUTH_TOKEN")
+    settings["KPS_COUNT_BEFORE_DELETE"] = "false"
+    kps.add_key(AGENCY_AK, AGENCY_SK, token)
+    echoed = base64.b64encode(b"x" * shift + token.encode()).decode()
+    kps.inject(status=403, body={"error_code": "KPS.9003", "error_msg": f"bad token {echoed[:300]}"})
+    context = FakeContext(user_data=settings, access_key=AGENCY_AK, secret_key=AGENCY_SK, security_token=token)
+    result, out = invoke_raw({"project_id": PROJECT}, context)
+    message = result["results"][0]["error"]["message"]
+    assert message.startswith("bad token ") and message.endswith("***") and len(message) < 20
+    assert_no_window(out + json.dumps(result), [token])
+
+
+def test_a_token_split_by_zero_width_spaces_is_masked(kps, settings):
+    """Reproduced: a token with a zero-width space every 11 characters came back readable."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT-" + "a1b2c3d4e5f6g7h8" * 20
+    settings["KPS_COUNT_BEFORE_DELETE"] = "false"
+    kps.add_token(token)
+    split = ZWSP.join(token[i : i + 11] for i in range(0, len(token), 11))
+    kps.inject(status=403, body={"error_code": "KPS.9003", "error_msg": f"token {split[:400]} is invalid"})
+    result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    assert result["results"][0]["error"]["message"].startswith("token ***")
+    assert_no_window(out + json.dumps(result), [token])
+
+
+ALNUM = string.ascii_letters + string.digits
+
+
+def secret_of(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.text(alphabet=ALNUM + "-_+/=", min_size=low, max_size=high)
+
+
+@st.composite
+def echo(draw, secret: str) -> str:
+    """A form a server may echo a secret in: whole, cut, lower-cased, base64, split by format characters."""
+    kind = draw(st.sampled_from(["whole", "cut", "lower", "base64", "format", "upper cut"]))
+    if kind == "whole":
+        return secret
+    if kind in ("cut", "upper cut"):
+        start = draw(st.integers(0, len(secret) - 12))
+        piece = secret[start : draw(st.integers(start + 12, len(secret)))]
+        return piece.upper() if kind == "upper cut" else piece
+    if kind == "lower":
+        return secret.lower()
+    if kind == "base64":
+        return base64.b64encode(b"z" * draw(st.integers(0, 2)) + secret.encode()).decode()
+    every = draw(st.integers(1, 11))
+    mark = draw(st.sampled_from([ZWSP, "\u200d", "\u2060", "\ufeff", "\u00ad"]))
+    return mark.join(secret[i : i + every] for i in range(0, len(secret), every))
+
+
+@st.composite
+def credentials_and_echo(draw):
+    ak = draw(st.text(alphabet=string.ascii_uppercase + string.digits, min_size=20, max_size=20))
+    sk = draw(secret_of(40, 40))
+    security = draw(secret_of(1024, 4096))
+    iam = draw(secret_of(4096, 8192))
+    target = draw(st.sampled_from([ak, sk, security, iam]))
+    before = draw(st.text(alphabet=" .:abc", max_size=30))
+    return ak, sk, security, iam, before + draw(echo(target))
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=credentials_and_echo(), where=st.sampled_from(["error_msg", "task fields"]))
+def test_no_generated_secret_echoed_in_any_form_reaches_a_line_or_the_payload(kps, settings, case, where):
+    ak, sk, security, iam, text = case
+    env = {**settings, "KPS_AUTH_TOKEN": iam, "KPS_COUNT_BEFORE_DELETE": str(where != "error_msg").lower()}
+    kps.add_token(iam)
+    kps.clear_log()
+    if where == "error_msg":
+        kps.inject(status=403, body={"error_code": "KPS.9003", "error_msg": text})
+    else:
+        kps.inject(
+            status=200,
+            body={"total": 1, "tasks": [{"task_id": text[:300], "server_name": text, "keypair_name": text[-200:]}]},
+        )
+    context = FakeContext(user_data=env, access_key=ak, secret_key=sk, security_token=security, token=iam)
+    result, out = invoke_raw({"project_id": PROJECT, "dry_run": where != "error_msg"}, context)
+    assert result["results"][0]["outcome"] == ("failed" if where == "error_msg" else "would_delete")
+    assert_no_window(out + json.dumps(result), [ak, sk, security, iam])
+
+
+def test_a_callers_long_token_and_a_body_of_keys_answer_within_the_http_budget(kps, settings):
+    """Reproduced: a caller's 4,000-character X-Auth-Token (registered as a secret) with a body of keys
+    made a 4 s HTTP budget answer after 65 s. Now caller headers are never registered: they never reach
+    a line. The answer comes within the budget, counted on the context double's clock from entry, and no
+    request reaches KPS after the deadline."""
+    settings.update(KPS_HTTP_BUDGET_SECONDS="4", LOG_EVENT="true")
+    token = "Tk0z" * 1000
+    event = apig_event({"project_id": PROJECT, **{f"k{i}": token[1:] for i in range(400)}})
+    event["headers"]["x-auth-token"] = token
+    context = FakeContext(user_data=settings, timeout_seconds=60)
+    entered, since = context.getRemainingTimeInMilliSeconds(), time.monotonic()
+    result, out = invoke_raw(event, context)
+    assert entered - context.getRemainingTimeInMilliSeconds() < 4000, "answered within the 4 s budget"
+    body = json.loads(result["body"])
+    assert body["status"] in ("succeeded", "rejected")
+    assert all(r.started <= since + 4 for r in kps.requests), "nothing sent after the deadline"
+    assert "Tk0zTk0zTk0z" not in out
+
+
+def test_a_thousand_verbose_tasks_return_within_a_three_second_invocation(kps, settings):
+    """Reproduced: 1,000 verbose tasks in a 3 s invocation returned after 4.2 s (3.2 ms of masking per
+    task with production-length secrets). Masking is now linear in the text, whatever the secrets."""
+    kps.seed_wide(PROJECT, 1000)
+    iam = settings["KPS_AUTH_TOKEN"] = "MIIT" + production_secret(6000, 1)
+    kps.add_token(iam)
+    context = FakeContext(
+        user_data=settings,
+        timeout_seconds=3,
+        access_key=AGENCY_AK,
+        secret_key=production_secret(40, 2),
+        security_token=production_secret(4096, 3),
+        token="MIIT" + production_secret(7000, 4),
+    )
+    result, out = invoke_raw({"project_id": PROJECT}, context)
+    assert context.getRemainingTimeInMilliSeconds() > 0, "returned before the platform's deadline"
+    [target] = result["results"]
+    assert target["ok"] and target["failed_task_count"] == 1000
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+    recorded = [line for line in out.splitlines() if '"message": "tasks deleted"' in line]
+    cut = [line for line in out.splitlines() if '"message": "record cut short"' in line]
+    assert sum(json.loads(line)["task_count"] for line in recorded) == 1000 or cut, "recorded, or says what is left"
+
+
+def test_a_task_id_no_encoder_takes_neither_fails_the_target_nor_blocks_the_delete(kps, invoke):
+    """Reproduced: a lone surrogate in a task_id made the target InternalError and no DELETE was sent."""
+    [task, *_] = kps.failed_tasks(PROJECT)
+    task["task_id"] = "\ud800" + task["task_id"]  # the emulator's JSON escapes it: the function reads "\ud800"
+    run = invoke({"project_id": PROJECT})
+    [result] = run.payload["results"]
+    assert (result["ok"], result["outcome"], result["failed_task_count"]) == (True, "deleted", 3)
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+    assert result["sample"][0]["task_id"].startswith("\ufffd")
+    assert sum(len(line["tasks"]) for line in run.lines("tasks deleted")) == 3
+
+
+def maximal_results(count: int) -> list[dict]:
+    wide = dict.fromkeys(record.TASK_FIELDS, "é" * record.MAX_STRING)
+    sample = [record.task_of({**wide, "task_id": f"{n:03d}" + "\u00e9" * 300}) for n in range(50)]
+    base = {"region": "cn-north-4", "ok": True, "outcome": "would_delete", "http_status": 200}
+    rest = {"failed_task_count": 50, "attempts": 1, "error": None, "duration_ms": 1.0, "warning": "w" * 300}
+    return [
+        {"project_id": f"{n:032x}", **base, "kps_request_id": "r" * 64, **rest, "sample": sample} for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("http", [False, True], ids=["returned", "API Gateway body"])
+def test_a_thousand_targets_with_maximal_samples_answer_under_six_megabytes(http):
+    """Reproduced: a sweep's payload reached 7.3-10.5 MB (50 sample tasks a result). Samples give way."""
+    built = payload.build_payload(
+        trigger="apig" if http else "timer",
+        request_id="r",
+        dry_run=True,
+        results=maximal_results(1000),
+        duration_ms=1.0,
+    )
+    answer = payload.within_answer_limit(built, http=http)
+    text = json.dumps(payload.apig_response(answer)) if http else json.dumps(answer)
+    assert len(text.encode()) < 6 * 1000 * 1000
+    assert_valid_payload(answer)
+    assert answer["samples_limited"] < 50 and {len(r["sample"]) for r in answer["results"]} == {
+        answer["samples_limited"]
+    }
+    assert [r["failed_task_count"] for r in answer["results"]] == [50] * 1000, "counts are never cut"
+
+
+def test_samples_are_cut_in_the_answer_and_the_cut_is_said(kps, invoke, settings, monkeypatch):
+    monkeypatch.setattr(payload, "MAX_ANSWER_BYTES", 200_000)
+    projects = [f"{n:032x}" for n in range(10)]
+    for project in projects:
+        kps.seed_wide(project, 50, width=200)
+    settings.update(KPS_CONCURRENCY="4")
+    run = invoke({"targets": [{"project_id": p} for p in projects], "dry_run": True})
+    body = run.payload
+    assert len(json.dumps(body)) < 200_000 and body["samples_limited"] < 50
+    assert [r["failed_task_count"] for r in body["results"]] == [50] * 10
+    [line] = run.lines("samples cut")
+    assert line["count"] == body["samples_limited"]
+
+
+def test_masking_is_bounded_whatever_the_text():
+    """A text far past every bound is cut before it is masked: the work is that of the bound."""
+    logs.use_secrets(["s" * 8000])
+    assert logs.scrub("x" * 10_000_000) == "x" * (logs.MAX_STRING - 3) + "..."
+    assert logs.scrub("y" * 20 + "s" * 5000) == "y" * 20 + "***..."
+    token = production_secret(64, 9)
+    logs.use_secrets([token])
+    assert token[:9] not in logs.shorten("z" * 88 + token, 100), "a cut edge is a text's edge"
+    assert token[:9] not in logs._cut_middle("x" * 91 + token + "y" * 300, 100, 100), "each part's edges too"
+    logs.use_secrets([])
+
+
+def test_a_line_is_one_strict_object_whatever_a_library_logs(capsys):
+    """A library record's message is text the function did not write: masked, cut, and the line stays
+    one bounded JSON object with each key once (the invocation's keys spliced in after the first keys)."""
+    import logging
+
+    token = production_secret(64, 7)
+    logs.start_invocation("WARNING", [token], service="s", function_request_id="r", correlation_id="c" * 500)
+    logging.getLogger("urllib3").warning(token + "\u00e9" * 5000 + "%s", "x" * 20_000)
+    [line] = capsys.readouterr().out.splitlines()
+
+    def unique(pairs: list) -> dict:
+        assert len({k for k, _ in pairs}) == len(pairs), pairs
+        return dict(pairs)
+
+    parsed = json.loads(line, object_pairs_hook=unique)
+    assert len(line) <= logs.MAX_LINE and list(parsed)[:4] == ["level", "timestamp", "message", "service"]
+    assert parsed["logger"] == "urllib3" and len(parsed["correlation_id"]) <= logs.MAX_BOUND
+    assert token[:12] not in line
