@@ -47,7 +47,9 @@ class Fault:
     answer's ``"headers"`` (status line included) or ``"body"`` one byte every ``trickle_every``
     seconds. ``stall`` accepts the request and never answers, until the client hangs up.
     ``stream_bytes`` answers a task page of about that many bytes, written as it is sent (never held
-    in memory), chunked or, with ``declare_length``, with its Content-Length.
+    in memory), chunked or, with ``declare_length``, with its Content-Length. ``method`` and ``path``
+    (a regular expression the whole path must match) limit the fault to those requests: the others
+    pass it by, answered normally.
     """
 
     status: int | None = None
@@ -64,6 +66,13 @@ class Fault:
     stall: bool = False
     stream_bytes: int = 0
     declare_length: bool = False
+    method: str | None = None
+    path: str | None = None
+
+    def applies(self, received: _Received) -> bool:
+        return (self.method is None or self.method == received.method) and (
+            self.path is None or re.fullmatch(self.path, received.path) is not None
+        )
 
 
 @dataclass
@@ -97,6 +106,8 @@ class _State:
     latency: float = 0.0
     page_cap: int = 1000
     log: list[LoggedRequest] = field(default_factory=list)
+    in_flight: dict[str, int] = field(default_factory=dict)  # method -> requests being answered now
+    peak: dict[str, int] = field(default_factory=dict)  # method -> the most answered at once
 
 
 class KpsEmulator:
@@ -152,6 +163,11 @@ class KpsEmulator:
             tasks.extend(new)
         return new
 
+    def put_tasks(self, project_id: str, tasks: list[dict[str, Any]]) -> None:
+        """Make ``tasks`` (any objects, as KPS might word them) the project's whole list."""
+        with self._lock:
+            self._state.tasks[project_id] = [dict(t) for t in tasks]
+
     def seed_wide(self, project_id: str, count: int, width: int = 256) -> None:
         """Give a project ``count`` tasks whose every field is ``width`` characters (the largest the
         function keeps), made page by page as they are listed: 20,000 of them cost nothing until asked."""
@@ -193,21 +209,40 @@ class KpsEmulator:
     def clear_log(self) -> None:
         with self._lock:
             self._state.log.clear()
+            self._state.peak.clear()
+
+    def peak_in_flight(self, method: str) -> int:
+        """The most ``method`` requests this emulator was answering at once (since ``clear_log``)."""
+        with self._lock:
+            return self._state.peak.get(method, 0)
+
+    @contextlib.contextmanager
+    def _answering(self, method: str) -> Any:
+        with self._lock:
+            now = self._state.in_flight[method] = self._state.in_flight.get(method, 0) + 1
+            self._state.peak[method] = max(self._state.peak.get(method, 0), now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._state.in_flight[method] -= 1
 
     # --- serving (called from the handler threads) -----------------------------------------
     def _record(self, entry: LoggedRequest) -> None:
         with self._lock:
             self._state.log.append(entry)
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, received: _Received) -> Fault | None:
+        """The first queued fault that applies to this request, used once."""
         with self._lock:
             faults = self._state.faults
-            if not faults:
+            index = next((i for i, f in enumerate(faults) if f.applies(received)), None)
+            if index is None:
                 return None
-            fault = faults[0]
+            fault = faults[index]
             fault.times -= 1
             if fault.times <= 0:
-                faults.popleft()
+                del faults[index]
             return fault
 
     def _sleep(self, seconds: float) -> None:
@@ -459,7 +494,8 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
                 client_port=self.client_address[1],
             )
             emulator._record(entry)
-            status, body, extra, fault = self._answer(received, entry)
+            with emulator._answering(received.method):
+                status, body, extra, fault = self._answer(received, entry)
             if entry.dropped:
                 self.close_connection = True
                 entry.ended = time.monotonic()
@@ -475,7 +511,7 @@ def _make_handler(emulator: KpsEmulator) -> type[BaseHTTPRequestHandler]:
             with emulator._lock:
                 latency = emulator._state.latency
             emulator._sleep(latency)
-            fault = emulator._next_fault()
+            fault = emulator._next_fault(received)
             if fault is not None:
                 emulator._sleep(max(fault.delay, fault.until - time.monotonic()))
                 if fault.stall:

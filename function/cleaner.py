@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor  # free: structlog's asyncio has imported it already
+from concurrent.futures import Executor, ThreadPoolExecutor  # free: structlog's asyncio has imported it
 from typing import Any
 
 from . import logs, metrics
@@ -26,7 +26,7 @@ from .payload import (
     within_answer_limit,
 )
 from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
-from .targets import dry_run_requested, resolve_targets
+from .targets import dry_run_requested, resolve_targets, sweep_selection
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
@@ -55,6 +55,7 @@ def _clean_one(
     dry_run: bool,
     *,
     budget: ByteBudget,
+    deletes: Executor,
 ) -> dict[str, Any]:
     """Whatever happens while cleaning this target, a bug or a reply nothing could parse included,
     ends as this target's result: the other targets' results, DELETEs done included, stand."""
@@ -62,7 +63,7 @@ def _clean_one(
     try:
         from .kps_client import clean_target
 
-        result = clean_target(target, settings, credentials, deadline, dry_run, budget=budget)
+        result = clean_target(target, settings, credentials, deadline, dry_run, budget=budget, deletes=deletes)
     except Exception as exc:  # one target's fault is that target's error, never the invocation's
         log.exception("target failed unexpectedly", project_id=target.project_id, region=target.region)
         result = internal_error_result(target, started, exc)
@@ -77,7 +78,9 @@ def _clean_all(
     """Targets run concurrently on a bounded pool sharing one deadline and one byte budget for the tasks
     they keep; results keep the targets' order. Each task runs in a copy of the invocation's context,
     so its log lines carry the invocation's keys. A target not started when the deadline has passed is
-    answered ``DeadlineExceeded`` without a client, a call or a line of its own (one line names them)."""
+    answered ``DeadlineExceeded`` without a client, a call or a line of its own (one line names them).
+    Selective DeleteFailedTask calls of all targets share one pool of KPS_CONCURRENCY threads (started
+    only when one is submitted)."""
     from .kps_client import MAX_KEPT_BYTES
 
     budget = ByteBudget(MAX_KEPT_BYTES)
@@ -87,14 +90,15 @@ def _clean_all(
         if deadline.remaining() <= 0:
             late.append(target)
             return out_of_time_result(target)
-        return _clean_one(target, settings, credentials, deadline, dry_run, budget=budget)
+        return _clean_one(target, settings, credentials, deadline, dry_run, budget=budget, deletes=deletes)
 
-    if len(targets) <= 1:
-        results = [clean(t) for t in targets]
-    else:
-        with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, clean, t) for t in targets]
-            results = [future.result() for future in futures]
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as deletes:
+        if len(targets) <= 1:
+            results = [clean(t) for t in targets]
+        else:
+            with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(targets))) as pool:
+                futures = [pool.submit(contextvars.copy_context().run, clean, t) for t in targets]
+                results = [future.result() for future in futures]
     if late:
         log.error(
             "targets not started",
@@ -122,7 +126,8 @@ def _run(
     if wanted == SWEEP:
         from .sweep import sweep_targets
 
-        wanted = sweep_targets(settings, credentials, deadline)
+        select = sweep_selection(incoming.field_sets, settings)
+        wanted = [t._replace(select=select) for t in sweep_targets(settings, credentials, deadline)]
     return dry_run, _clean_all(list(wanted), settings, credentials, deadline, dry_run)
 
 

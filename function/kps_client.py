@@ -1,13 +1,21 @@
-"""The KPS operations on one target: list (every page), count, and DeleteAllFailedTask.
+"""The KPS operations on one target: list (every page), count, and DeleteAllFailedTask, or, with a
+selection (``selection.py``), DeleteFailedTask for each selected task.
 
 KPS deletes blindly and says nothing about what it removed, so the count, the sample and the record
 (``record.py``) come from listing first. A count is exact or it is ``None`` with a warning saying why.
+A selective cleanup deletes only tasks it listed and selected, each by its own DELETE, so its count
+and record are exactly the DELETEs that succeeded.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import re
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any, NamedTuple
 
 from . import record
@@ -16,6 +24,7 @@ from .budget import ByteBudget, Deadline
 from .credentials import Credentials
 from .logs import logger as log
 from .payload import target_result
+from .selection import Selection
 from .settings import Settings, Target
 from .targets import endpoint_for
 
@@ -31,6 +40,13 @@ MAX_LISTED_TASKS = 20_000
 # Measured with tracemalloc: ~0.6 KB for a task as KPS usually words it, ~2.2 KB with every field maximal.
 MAX_KEPT_BYTES = 16 * 2**20
 TASK_OVERHEAD_BYTES = 280
+# A task_id goes into a URL path: only the characters of KPS's UUID-like ids, so no '/', '..', '%',
+# '?' or control character can ever make another path (and no quoting is needed).
+TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+NOT_FOUND = "KPS.0005"  # DeleteFailedTask's "failed task not found": already gone
+# Selective DELETEs stop this long before the invocation's deadline, so the record of those that
+# succeeded is still written (about 1 ms a line of 25 tasks; 800 lines for the most a target lists).
+RECORD_RESERVE_SECONDS = 1.0
 
 
 def tasks_path(project_id: str) -> str:
@@ -41,9 +57,11 @@ class Listing(NamedTuple):
     reply: Reply  # the last page's answer, or the failure
     task_count: int | None  # None unless every task was read, each once
     sample: list[dict[str, str | None]]  # the first SAMPLE_SIZE tasks, bounded strings
-    entries: list[record.Entry]  # every distinct task listed, in order, in the record's compact form
+    entries: list[record.Entry]  # every distinct task listed (selected, with a selection), in order, compact
     attempts: int
     warning: str | None = None  # why the count is None although every page answered
+    task_ids: Sequence[str | None] = ()  # with a selection: each entry's task_id, None when unsafe in a URL
+    kept: int = 0  # with a selection: the listed tasks it did not select
 
 
 def _page(reply: Reply, page_size: int) -> list[dict[str, Any]] | Reply:
@@ -63,44 +81,65 @@ def _page(reply: Reply, page_size: int) -> list[dict[str, Any]] | Reply:
 class _Kept:
     """The tasks a listing keeps: each once, compact, within the invocation's shared byte budget."""
 
-    def __init__(self, budget: ByteBudget) -> None:
+    def __init__(self, budget: ByteBudget, select: Selection | None) -> None:
         self.budget = budget
+        self.select = select
+        self.now_ms = int(time.time() * 1000)  # one "now" for the whole listing's age conditions
+        self.listed = 0  # distinct tasks read, selected or not
+        self.kept = 0
+        self.task_ids: list[str | None] = []
         self.sample: list[dict[str, str | None]] = []
         self.entries: list[record.Entry] = []
         self.seen: set[bytes] = set()  # digests of the task_ids listed: 16 bytes where an id can take 256
         self.groups: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}  # one copy of each group
 
     def absorb(self, page: list[dict[str, Any]], offset: int) -> str | None:
-        """Adds a page's new tasks; returns why the listing must stop short, if it must."""
+        """Adds a page's new tasks; returns why the listing must stop short, if it must. With a
+        selection, a task it does not select is counted (``kept``) and spotted as a repeat, not kept."""
         repeated = anonymous = False
-        for task in map(record.task_of, page):
+        for raw in page:
+            task = record.task_of(raw)
             task_id = task["task_id"]
             digest = None if task_id is None else hashlib.blake2b(task_id.encode(), digest_size=16).digest()
             if digest is not None and digest in self.seen:
                 repeated = True
                 continue
-            if len(self.entries) == MAX_LISTED_TASKS:
+            if self.listed == MAX_LISTED_TASKS:
                 return f"more than {MAX_LISTED_TASKS} tasks: listing stopped there"
-            kept = record.entry(task)
-            group = self.groups.setdefault(kept.group, kept.group)
-            cost = len(kept.text) + TASK_OVERHEAD_BYTES
-            if group is kept.group:
-                cost += sum(len(k or "") for k in group)
-            if not self.budget.take(cost):
-                return (
-                    f"the {self.budget.total // 2**20} MiB the invocation keeps for listed tasks (all targets "
-                    f"together) is spent: listing stopped after {len(self.entries)} tasks"
-                )
+            if self.select is None or self.select.matches(raw, self.now_ms):
+                refused = self._keep(task, raw.get("task_id"))
+                if refused is not None:
+                    return refused
+            else:
+                self.kept += 1
+            self.listed += 1
             if digest is None:
                 anonymous = True
             else:
                 self.seen.add(digest)
-            self.entries.append(kept._replace(group=group))
-            if len(self.sample) < SAMPLE_SIZE:
-                self.sample.append(task)
         if anonymous:
             return f"ListFailedTask's page at offset {offset} holds tasks without a task_id: repeats cannot be told"
         return f"ListFailedTask's page at offset {offset} repeated tasks already listed" if repeated else None
+
+    def _keep(self, task: dict[str, str | None], raw_id: Any) -> str | None:
+        """Keeps one task within the byte budget (with a selection, its task_id for the DELETE too, or
+        None when it is unsafe in a URL); returns why not, if the budget is spent."""
+        kept = record.entry(task)
+        group = self.groups.setdefault(kept.group, kept.group)
+        cost = len(kept.text) + TASK_OVERHEAD_BYTES + (0 if self.select is None else len(task["task_id"] or ""))
+        if group is kept.group:
+            cost += sum(len(k or "") for k in group)
+        if not self.budget.take(cost):
+            return (
+                f"the {self.budget.total // 2**20} MiB the invocation keeps for listed tasks (all targets "
+                f"together) is spent: listing stopped after {self.listed} tasks"
+            )
+        self.entries.append(kept._replace(group=group))
+        if self.select is not None:
+            self.task_ids.append(raw_id if isinstance(raw_id, str) and TASK_ID.fullmatch(raw_id) else None)
+        if len(self.sample) < SAMPLE_SIZE:
+            self.sample.append(task)
+        return None
 
 
 _UNSEEN = object()
@@ -123,18 +162,18 @@ def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget:
     total that makes no sense (negative, below the tasks read, changing between pages), a page that
     repeats a task already listed or holds one without a task_id, an empty page before ``total``, or
     the page, task or memory cap ends the listing with the count ``None`` and a warning: a count is
-    exact or it is not given."""
-    kept = _Kept(budget)
+    exact or it is not given. With the target's selection, only selected tasks are kept."""
+    kept = _Kept(budget, target.select)
     attempts, warning = 0, None
     first_total: object = _UNSEEN
     reply = Reply(True, None, None, 0)
     for _ in range(MAX_PAGES):
-        offset = len(kept.entries)
+        offset = kept.listed
         reply = client.call("GET", tasks_path(target.project_id), [("limit", str(page_size)), ("offset", str(offset))])
         attempts += reply.attempts
         page = _page(reply, page_size)
         if isinstance(page, Reply):
-            return Listing(page, None, kept.sample, kept.entries, attempts)
+            return Listing(page, None, kept.sample, kept.entries, attempts, None, kept.task_ids, kept.kept)
         total = reply.data.get("total")
         total = total if isinstance(total, int) and not isinstance(total, bool) else None
         warning = _total_problem(total, first_total, offset)
@@ -145,16 +184,17 @@ def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget:
             if total is not None and offset < total:
                 warning = f"ListFailedTask answered an empty page at offset {offset}, before its total {total}"
             break
-        warning = kept.absorb(page, offset) or _total_problem(total, first_total, len(kept.entries))
+        warning = kept.absorb(page, offset) or _total_problem(total, first_total, kept.listed)
         if warning is not None:
             break
-        if len(kept.entries) >= total if total is not None else len(page) < page_size:
+        if kept.listed >= total if total is not None else len(page) < page_size:
             break
     else:
         warning = f"ListFailedTask's total not reached after {MAX_PAGES} pages"
     if warning is not None:
         log.warning("count unknown", project_id=target.project_id, region=target.region, reason=warning)
-    return Listing(reply, None if warning else len(kept.entries), kept.sample, kept.entries, attempts, warning)
+    count = None if warning else kept.listed
+    return Listing(reply, count, kept.sample, kept.entries, attempts, warning, kept.task_ids, kept.kept)
 
 
 def _record_fields(target: Target, reply: Reply) -> dict[str, Any]:
@@ -173,12 +213,20 @@ def clean_target(
     dry_run: bool,
     *,
     budget: ByteBudget,
+    deletes: Executor,
 ) -> dict[str, Any]:
     """Dry run: list and count. Otherwise: count first (unless switched off), then delete all (unless the
-    listing found that the host does not resolve), and record what was deleted when the DELETE succeeded."""
+    listing found that the host does not resolve), and record what was deleted when the DELETE succeeded.
+    With a selection, ``clean_selected``; its DELETEs run on ``deletes``, the invocation's one pool."""
     started = time.monotonic()
     scoped = credentials.for_project(target.project_id)
-    client = ApiClient(endpoint_for(target, settings), scoped, RetryPolicy.from_settings(settings), deadline)
+    endpoint, policy = endpoint_for(target, settings), RetryPolicy.from_settings(settings)
+    client = ApiClient(endpoint, scoped, policy, deadline)
+    if target.select is not None:
+        deleter = ApiClient(endpoint, scoped, policy, _Reserved(deadline, RECORD_RESERVE_SECONDS))
+        return clean_selected(
+            target, client, deleter, settings, deadline, dry_run=dry_run, budget=budget, deletes=deletes
+        )
     listing = None
     if dry_run or settings.count_before_delete:
         listing = list_failed_tasks(client, target, settings.list_page_size, budget)
@@ -226,6 +274,151 @@ def clean_target(
         attempts=attempts + reply.attempts,
         sample=listing.sample if listing else None,
         warning=warning,
+    )
+
+
+def _not_examined(listing: Listing) -> str | None:
+    """Why tasks past those listed were not examined (so a selection may have missed some), if so."""
+    if listing.reply.ok and listing.warning is None:
+        return None
+    why = listing.warning or f"the listing failed ({record.bounded((listing.reply.error or {}).get('code'))})"
+    listed = len(listing.entries) + listing.kept
+    return f"{why}: tasks past the {listed} listed were not examined"
+
+
+class _Reserved(Deadline):
+    """The invocation's deadline, ``reserve`` seconds sooner."""
+
+    def __init__(self, deadline: Deadline, reserve: float) -> None:
+        self._outer, self._reserve = deadline, reserve
+
+    def remaining(self) -> float:
+        return self._outer.remaining() - self._reserve
+
+
+LEFT, DELETED, GONE, FAILED = range(4)  # what became of a selected task
+
+
+class _Deletions:
+    """The DELETEs of one target's selected tasks, tallied as they end. At most ``window`` wait on the
+    invocation's shared pool at once: a queued job costs about 2 KB, 20,000 at once would take 40 MB.
+    The first failure (after its retries) stops the DELETEs not yet started: the same fault (no
+    permission, throttled past its attempts) would meet every other one."""
+
+    def __init__(self, count: int) -> None:
+        self.outcome = bytearray(count)  # per selected task, LEFT until its DELETE says otherwise
+        self.failure: Reply | None = None  # the first failed DELETE (or unsafe task_id)
+        self.last: Reply | None = None  # the last DELETE that succeeded
+        self.attempts = 0
+        self.stop = threading.Event()
+
+    def run(self, deleter: ApiClient, path: str, task_ids: Sequence[str | None], pool: Executor, window: int) -> None:
+        pending: dict[Future[Reply | None], int] = {}
+        waiting = iter(enumerate(task_ids))
+        while True:
+            while not self.stop.is_set() and len(pending) < window:
+                index, task_id = next(waiting, (-1, None))
+                if index < 0:
+                    break
+                if task_id is None:
+                    self._note(index, _unsafe(), stops=False)
+                    continue
+                job = pool.submit(contextvars.copy_context().run, self._delete, deleter, f"{path}/{task_id}")
+                pending[job] = index
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for job in finished:
+                self._note(pending.pop(job), job.result(), stops=True)
+
+    def _delete(self, deleter: ApiClient, path: str) -> Reply | None:
+        return None if self.stop.is_set() else deleter.call("DELETE", path)
+
+    def _note(self, index: int, reply: Reply | None, *, stops: bool) -> None:
+        if reply is None:
+            return
+        self.attempts += reply.attempts
+        if reply.ok:
+            self.outcome[index], self.last = DELETED, reply
+        elif _gone(reply):
+            self.outcome[index] = GONE
+        else:
+            self.outcome[index] = FAILED
+            self.failure = self.failure or reply
+            if stops:
+                self.stop.set()
+
+
+def _gone(reply: Reply) -> bool:
+    return reply.http_status == 400 and (reply.error or {}).get("code") == NOT_FOUND
+
+
+def _unsafe() -> Reply:
+    message = "the listed task_id is missing or holds characters other than A-Z a-z 0-9 - _: no URL was built"
+    return Reply(False, None, None, 0, {"code": "InvalidTaskId", "message": message, "retryable": False})
+
+
+def clean_selected(
+    target: Target,
+    client: ApiClient,
+    deleter: ApiClient,
+    settings: Settings,
+    deadline: Deadline,
+    *,
+    dry_run: bool,
+    budget: ByteBudget,
+    deletes: Executor,
+) -> dict[str, Any]:
+    """Lists every task (whatever KPS_COUNT_BEFORE_DELETE says), then deletes the selected ones one by one
+    on the invocation's shared pool, by ``deleter`` (whose deadline leaves time for the record); never
+    DeleteAllFailedTask. Only tasks listed and selected are deleted: when the listing stops short, the
+    rest is not examined and the warning says so. The target's first failed DELETE stops its DELETEs
+    not yet started (they count as ``left``). An unsafe task_id is that task's failure, never a URL."""
+    started = time.monotonic()
+    listing = list_failed_tasks(client, target, settings.list_page_size, budget)
+    unexamined = _not_examined(listing)
+    fields = _record_fields(target, listing.reply)
+    counts: dict[str, int] = {"selected": len(listing.entries), "kept": listing.kept}
+    if dry_run:
+        warning = unexamined
+        if settings.record_deleted:
+            warning = _joined(warning, record.emit("would delete", fields, listing.entries, unexamined, deadline))
+        count = len(listing.entries) if unexamined is None else None
+        return target_result(
+            target,
+            "would_delete",
+            listing.reply,
+            started,
+            failed_task_count=count,
+            attempts=listing.attempts,
+            sample=listing.sample,
+            warning=warning,
+            selection=counts,
+        )
+    runs = _Deletions(len(listing.task_ids))
+    runs.run(deleter, tasks_path(target.project_id), listing.task_ids, deletes, settings.concurrency)
+    deleted = [entry for entry, outcome in zip(listing.entries, runs.outcome) if outcome == DELETED]
+    gone = runs.outcome.count(GONE)
+    counts.update(already_gone=gone, left=len(runs.outcome) - len(deleted) - gone)
+    last = runs.failure or (runs.last if listing.reply.ok and runs.last else listing.reply)
+    notes = [unexamined] if unexamined else []
+    if counts["left"]:
+        notes.append(f"{len(deleted)} of {len(runs.outcome)} selected tasks deleted, {counts['left']} left")
+    if gone:
+        notes.append(f"{gone} selected tasks were already gone (KPS.0005)")
+    warning = "; ".join(notes) or None
+    if settings.record_deleted:
+        warning = _joined(warning, record.emit("tasks deleted", fields, deleted, None, deadline))
+    return target_result(
+        target,
+        "deleted",
+        last,
+        started,
+        failed_task_count=len(deleted),
+        attempts=listing.attempts + runs.attempts,
+        sample=listing.sample,
+        warning=warning,
+        selection=counts,
     )
 
 

@@ -35,8 +35,10 @@ def target_result(
     attempts: int | None = None,
     sample: list[dict[str, Any]] | None = None,
     warning: str | None = None,
+    selection: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One target's result from KPS's last answer; ``sample`` appears when the tasks were listed."""
+    """One target's result from KPS's last answer; ``sample`` appears when the tasks were listed, the
+    ``selection`` counts (selected, kept, already_gone, left) when a selection chose the tasks."""
     result = _result(
         target,
         started,
@@ -51,6 +53,7 @@ def target_result(
     )
     if sample is not None:
         result["sample"] = sample
+    result.update(selection or {})
     return result
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import Rejected
+from .selection import Selection, parse_setting
 
 PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]{1,20}){1,4}")
@@ -119,6 +120,7 @@ SWEEP = "all"
 class Target(NamedTuple):
     project_id: str
     region: str | None
+    select: Selection | None = None  # which tasks to delete one by one; None: DeleteAllFailedTask
 
 
 def parse_targets(raw: str) -> tuple[Target, ...] | str:
@@ -214,6 +216,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse_bool,
         "`true`: log which tasks each DELETE removed (`tasks deleted` lines; `would delete` for a dry run); "
         "`false` logs no record.",
+    ),
+    Setting(
+        "KPS_SELECT",
+        "",
+        parse_setting,
+        'A selection (JSON object, e.g. `{"older_than_hours": 168}`): delete only the tasks it selects, one '
+        "by one (DeleteFailedTask), and keep the rest. An event's `select` replaces it. See docs/selective-cleanup.md.",
     ),
     Setting(
         "KPS_LIST_PAGE_SIZE",
@@ -316,6 +325,7 @@ class Settings(NamedTuple):
     dry_run: bool
     count_before_delete: bool
     record_deleted: bool
+    select: Selection | None
     list_page_size: int
     raise_on_failure: bool
     allowed_project_ids: frozenset[str] | None

@@ -6,9 +6,10 @@ a region a region name. Nothing from an event can name a host: the endpoint come
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 from .errors import Rejected
+from .selection import Selection
 from .settings import SWEEP, Settings, Target
 from .triggers import MAX_TARGETS, Request, TriggerEvent
 
@@ -68,19 +69,40 @@ def _from_request(request: Request, settings: Settings) -> Wanted:
     return [Target(project_id, _region(region, settings))]
 
 
+def _selection(request: Request, settings: Settings) -> Selection | None:
+    """A message's ``select`` (the model has read it; null counts as absent), else KPS_SELECT: the
+    event's replaces the setting's."""
+    return request.get("select", settings.select)
+
+
+def _one_selection(selections: dict[Target, Selection | None], target: Target, chosen: Any) -> None:
+    """Two messages that name one target with different selections are refused: either reading would
+    delete tasks the other message meant to keep."""
+    if selections.setdefault(target, chosen) != chosen:
+        where = "a sweep" if target.project_id == SWEEP else f"project {target.project_id}"
+        raise Rejected("InvalidEvent", f"ambiguous event: two messages give {where} different selections (select)")
+
+
 def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
-    """Distinct (project, region) pairs in the order the event names them, or SWEEP."""
-    targets: dict[Target, None] = {}
+    """Distinct (project, region) pairs in the order the event names them, each with its selection
+    (``Target.select``), or SWEEP (``sweep_selection`` gives its selection)."""
+    selections: dict[Target, Selection | None] = {}
     sweep = False
     for request in requests:
         wanted = _from_request(request, settings)
+        chosen = _selection(request, settings)
         if wanted == SWEEP:
             sweep = True
+            _one_selection(selections, Target(SWEEP, None), chosen)
             continue
-        targets.update(dict.fromkeys(wanted))
-        if len(targets) > MAX_TARGETS:
+        for target in wanted:
+            _one_selection(selections, target._replace(select=None), chosen)
+        if len(selections) > MAX_TARGETS:
             raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
+    targets = {t._replace(select=chosen): None for t, chosen in selections.items() if t.project_id != SWEEP}
     if sweep:
+        if len(set(selections.values())) > 1:  # a named target would be swept with another selection
+            raise Rejected("InvalidEvent", "ambiguous event: a sweep and a named target have different selections")
         return SWEEP
     allowed = settings.allowed_project_ids
     if allowed is not None:
@@ -88,6 +110,11 @@ def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
             if target.project_id not in allowed:
                 raise Rejected("ProjectNotAllowed", f"project {target.project_id} is not in KPS_ALLOWED_PROJECT_IDS")
     return list(targets)
+
+
+def sweep_selection(requests: list[Request], settings: Settings) -> Selection | None:
+    """The selection every target of a sweep gets (``resolve_targets`` has refused disagreeing ones)."""
+    return next((_selection(r, settings) for r in requests if _from_request(r, settings) == SWEEP), None)
 
 
 def endpoint_for(target: Target, settings: Settings) -> str:

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional, Union
 
+from . import selection
 from .errors import Rejected
 from .logs import scrub, shorten
 from .settings import PROJECT_ID, REGION, SWEEP, parse_bool
@@ -122,6 +123,7 @@ REQUEST_FIELDS: dict[str, Validator] = {
     "region": _region,
     "targets": _targets,
     "dry_run": _dry_run,
+    "select": selection.parse,  # a JSON object only: in a query string it is text, and refused
     "context": _context,
 }
 ENTRY_FIELDS: dict[str, Validator] = {"project_id": _project_id, "region": _region}
