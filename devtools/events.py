@@ -102,11 +102,12 @@ def _smn(fields: Fields) -> dict[str, Any]:
     }
 
 
-def _kafka(fields: Fields) -> dict[str, Any]:
+def _kafka(fields: Fields, trigger_type: str = "KAFKA") -> dict[str, Any]:
+    """DMS for Kafka's shape; RocketMQ's is the same but for its ``trigger_type``."""
     return {
         "event_version": "v1.0",
         "event_time": int(dt.datetime.now(dt.timezone.utc).timestamp()),
-        "trigger_type": "KAFKA",
+        "trigger_type": trigger_type,
         "region": DEMO_REGION,
         "instance_id": str(uuid.uuid4()),
         "records": [{"messages": [_text(fields)], "topic_id": "kps-cleanup"}],
@@ -187,6 +188,7 @@ GENERATORS: dict[str, Callable[[Fields], dict[str, Any]]] = {
     "eventgrid": _eventgrid,
     "smn": _smn,
     "kafka": _kafka,
+    "rocketmq": lambda fields: _kafka(fields, "ROCKETMQ"),
     "obs": _obs,
     "cts": _cts,
     "lts": _lts,

@@ -6,10 +6,11 @@ apig_03_0083), so the generated file has no external ``$ref``: the payload schem
 ``components/schemas/Payload`` and its ``$defs`` ``Payload<Name>``. The 3.1 / 2020-12 constructs 3.0 lacks are
 rewritten to what means the same in 3.0 (tests/test_openapi30.py checks it on payloads): a ``"null"`` type
 to ``nullable`` (alone: ``nullable`` with the one-value ``enum: [null]``, 3.0.3's reading), a type list to
-``anyOf``, ``const`` to a one-value ``enum``, ``examples`` to ``example``, ``if``/``then``/``else`` and ``contains`` to
-``anyOf``/``allOf``/``not``, a ``$ref`` with siblings to ``allOf``. The ``x-apigateway-*`` extensions (a
-FunctionGraph backend: ``x-apigateway-backend`` of type FUNCTION with ``functionEndpoints``) are kept as the
-source has them; ``--function-urn`` and ``--timeout-ms`` fill in a deployment's own values.
+``anyOf``, ``const`` to a one-value ``enum``, ``examples`` to ``example``, ``if``/``then``/``else``, ``contains`` and
+``dependentRequired`` to ``anyOf``/``allOf``/``not``, a ``$ref`` with siblings to ``allOf``. The
+``x-apigateway-*`` extensions (a FunctionGraph backend: ``x-apigateway-backend`` of type FUNCTION with
+``functionEndpoints``) are kept as the source has them; ``--function-urn`` and ``--timeout-ms`` fill in a
+deployment's own values.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def schema(node: Any) -> Any:
     _types(out)
     _conditional(out)
     _contains(out)
+    _dependent_required(out)
     if "$ref" in out and len(out) > 1:  # 3.0 ignores a reference's siblings
         out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
     if "enum" in out and None in out["enum"]:
@@ -138,6 +140,14 @@ def _contains(out: dict[str, Any]) -> None:
     wanted = out.pop("contains")
     rule = {"anyOf": [{"not": {"type": "array", "items": {}}}, {"not": {"type": "array", "items": {"not": wanted}}}]}
     out["allOf"] = [*out.get("allOf", []), rule]
+
+
+def _dependent_required(out: dict[str, Any]) -> None:
+    """``dependentRequired {k: [a, b]}``: for each ``k``, it is absent or ``a`` and ``b`` are there too."""
+    if "dependentRequired" not in out:
+        return
+    rules = [{"anyOf": [{"not": {"required": [k]}}, {"required": v}]} for k, v in out.pop("dependentRequired").items()]
+    out["allOf"] = [*out.get("allOf", []), *rules]
 
 
 def _schemas_in(node: Any) -> Any:

@@ -112,8 +112,8 @@ def test_method_query_and_body_options_make_the_request_the_handler_reads():
     get = generate("apig", request_fields(PROJECT, REGION), method="get", query=["dry_run=true"])
     assert get["httpMethod"] == "GET" and get["body"] == ""
     assert get["queryStringParameters"] == {"project_id": PROJECT, "region": REGION, "dry_run": "true"}
-    [read] = read_event(get).field_sets  # a query string's values are text: "true" as the function reads it
-    assert read == {"project_id": PROJECT, "region": REGION, "dry_run": "true"}
+    [read] = read_event(get).field_sets  # a query string's text "true", read as the request model's boolean
+    assert read == {"project_id": PROJECT, "region": REGION, "dry_run": True}
     delete = generate(
         "apig", request_fields(body=f'{{"targets": [{{"project_id": "{OTHER_PROJECT}"}}]}}'), method="DELETE"
     )
