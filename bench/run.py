@@ -464,6 +464,13 @@ def table(r: dict[str, Any]) -> str:
     widths = [max(w, len(h)) for w, h in zip(widths, header)]
     lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), "-+-".join("-" * w for w in widths)]
     lines += [" | ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+    long = warm_["4 KB IAM token"]
+    verdicts = [
+        ("cold start <= 1.08x the structlog floor", cold["ratios"]["token path / structlog floor"] <= 1.08),
+        ("warm (4 KB) <= 1.25x the default Session", long["ratio / bare"] <= 1.25),
+        ("warm (4 KB) <= 1.25x trust_env=False", long["ratio / bare, trust_env=False"] <= 1.25),
+    ]
+    lines.append("\ntargets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in verdicts))
     machine = r["machine"]
     lines.append(
         f"\n{machine['cpus']} CPUs, {machine['platform']}; cold starts on Python "

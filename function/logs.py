@@ -294,8 +294,8 @@ def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
     return event_dict
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, default=repr)
+# One encoder for every line: ``json.dumps`` with options builds a new one per call.
+_dumps = json.JSONEncoder(allow_nan=False, default=repr).encode
 
 
 def _shrunk(value: Any, most: int, items: int) -> Any:
