@@ -206,3 +206,25 @@ def test_the_imported_api_is_the_same_kind_terraform_and_make_expose_make():
     document = openapi30.generate()
     kinds = {op["x-apigateway-request-type"] for op in openapi30.operations(document)}
     assert kinds == {"public" if http["type"] == 1 else "private"}, (kinds, http["type"], expose.TRIGGER_TYPE)
+
+
+# --- docs ------------------------------------------------------------------------------------------------------
+
+
+def _deploy_section() -> str:
+    readme = (MODULE.parent.parent / "README.md").read_text()
+    return readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_deploy_section_does_not_describe_the_dropped_apig_trigger():
+    """template.yml has no APIG trigger any more, yet README's Deploy says Serverless Devs' "API Gateway trigger
+    needs an API group, `apigGroupName`, that must already exist on the shared gateway"."""
+    assert "apigGroupName" not in (MODULE.parent.parent / "template.yml").read_text()
+    assert "apigGroupName" not in _deploy_section()
+
+
+def test_the_import_file_says_the_gateway_forwards_up_to_12_mb():
+    """Issue 16 item 6: API Gateway forwards bodies up to 12 MB; the importable file (from api/openapi.yaml) still
+    says API Gateway answers 413 APIGW.0201 to "a body over FunctionGraph's 6 MB" (docs/http-api.md says 12)."""
+    text = openapi30.OUTPUT.read_text()
+    assert "over FunctionGraph's 6 MB" not in text.replace("''", "'")
