@@ -228,3 +228,18 @@ def test_the_import_file_says_the_gateway_forwards_up_to_12_mb():
     says API Gateway answers 413 APIGW.0201 to "a body over FunctionGraph's 6 MB" (docs/http-api.md says 12)."""
     text = openapi30.OUTPUT.read_text()
     assert "over FunctionGraph's 6 MB" not in text.replace("''", "'")
+
+
+@needs_terraform
+@pytest.mark.parametrize("timeout_ms", [55001, 56000])
+def test_the_gateway_waits_long_enough_for_the_payload_to_arrive(module, without_resources, timeout_ms):  # noqa: F811
+    """KPS_HTTP_BUDGET_SECONDS is capped at 58 s because "the cap leaves 2 s for the payload to reach the gateway"
+    (function/settings.py); the module's precondition accepts a backend timeout 1 ms above the budget, so the
+    payload the function finishes at 55 s races the gateway's own 504 at 55.001 s."""
+    conditions = [
+        p["condition"][2:-1]
+        for p in resource(module, "huaweicloud_fgs_function_trigger", "http")["lifecycle"][0]["precondition"]
+    ]
+    http = f'http={{instance_id="i", group_id="g", domain="d", timeout_ms={timeout_ms}}}'
+    holds = evaluate(without_resources, "[" + ", ".join(conditions) + "]", *REQUIRED, "-var", http)
+    assert holds == [True, False], "a backend timeout under budget + 2 s passes the plan"
