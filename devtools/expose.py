@@ -4,7 +4,8 @@ Development only (never deployed): it drives FunctionGraph's own API through the
 huaweicloudsdkfunctiongraph (requirements-dev.txt). The fgs component cannot do this: its APIG trigger is
 the shared gateway's, which takes no new customers. One trigger of type DEDICATEDGATEWAY per method the
 function serves (GET, POST, DELETE: an API has one ``req_method``), all on the path ``/{function}``, IAM
-authentication, HTTPS, backend timeout at most 60 s and above the function's ``KPS_HTTP_BUDGET_SECONDS`` (read
+authentication, HTTPS, backend timeout at most 60 s and at least 2 s (``payload_margin_ms``) above the function's
+``KPS_HTTP_BUDGET_SECONDS`` (read
 from the deployed function's configuration, ShowFunctionConfig's ``user_data``; the default when it is not set,
 or when the caller may not read the configuration). ``--endpoint`` is HTTPS, or plain HTTP to loopback only
 (the calls are signed and may carry a security token), as the function's own endpoints.
@@ -36,6 +37,13 @@ TRIGGER_TYPE = "DEDICATEDGATEWAY"
 IDENTITY = ("instance_id", "group_id", "path", "req_method")
 COMPARED = (*IDENTITY, "env_id", "env_name", "name", "type", "protocol", "match_mode", "auth")
 MAX_BACKEND_TIMEOUT_MS: int = HTTP_TRIGGER["max_backend_timeout_ms"]
+# What the payload needs, after the function's HTTP budget, to reach the gateway before its own 504.
+PAYLOAD_MARGIN_MS: int = HTTP_TRIGGER["payload_margin_ms"]
+
+
+def min_backend_timeout_ms(budget_seconds: float) -> float:
+    """The shortest backend timeout that lets the function's payload (within its HTTP budget) reach the caller."""
+    return budget_seconds * 1000 + PAYLOAD_MARGIN_MS
 
 
 class Config(NamedTuple):
@@ -102,11 +110,11 @@ def validate(config: Config) -> None:
 
 
 def check_timeout(config: Config, budget_seconds: float, where: str) -> None:
-    """The gateway must wait longer than the function's HTTP budget, or its own 504 comes first."""
-    if config.timeout_ms <= budget_seconds * 1000:
+    """The gateway must wait for the function's HTTP budget and the payload's way back, or its own 504 comes first."""
+    if config.timeout_ms < min_backend_timeout_ms(budget_seconds):
         raise SystemExit(
-            f"make expose: APIG_TIMEOUT_MS ({config.timeout_ms}) must be above the function's HTTP budget "
-            f"({budget_seconds * 1000:g} ms, {where})"
+            f"make expose: APIG_TIMEOUT_MS ({config.timeout_ms}) must be at least the function's HTTP budget "
+            f"({budget_seconds * 1000:g} ms, {where}) plus {PAYLOAD_MARGIN_MS} ms for the payload"
         )
 
 

@@ -9,8 +9,10 @@ to ``nullable`` (alone: ``nullable`` with the one-value ``enum: [null]``, 3.0.3'
 ``anyOf``, ``const`` to a one-value ``enum``, ``examples`` to ``example``, ``if``/``then``/``else``, ``contains`` and
 ``dependentRequired`` to ``anyOf``/``allOf``/``not``, a ``$ref`` with siblings to ``allOf``. The
 ``x-apigateway-*`` extensions (a FunctionGraph backend: ``x-apigateway-backend`` of type FUNCTION with
-``functionEndpoints``) are kept as the source has them; ``--function-urn`` and ``--timeout-ms`` fill in a
-deployment's own values.
+``functionEndpoints``) are kept as the source has them, but for what deploy/terraform/http-trigger.json decides
+for Terraform and ``make expose`` too: the API's kind (``x-apigateway-request-type``) and the backend timeout's
+limits. ``--function-urn`` and ``--timeout-ms`` fill in a deployment's own values; ``--http-budget-seconds`` is
+the deployed function's ``KPS_HTTP_BUDGET_SECONDS`` when it is not the default.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import yaml
 
 from devtools import expose
+from function.settings import default_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "api" / "openapi.yaml"
@@ -39,6 +42,8 @@ SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
 SCHEMA_ONE = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
 DROPPED = ("$schema", "$id", "$comment", "$anchor")
+# The API's kind, as Terraform and make expose make it (the trigger's type: 1 public, 2 private).
+REQUEST_TYPE = {1: "public", 2: "private"}[expose.HTTP_TRIGGER["type"]]
 
 
 def _ref(ref: str) -> str:
@@ -182,6 +187,7 @@ def generate(
     document = _schemas_in({**original, "openapi": VERSION, "components": components})
     document["components"]["schemas"] = schemas
     for operation in operations(document):
+        operation["x-apigateway-request-type"] = REQUEST_TYPE
         endpoints = operation["x-apigateway-backend"]["functionEndpoints"]
         if function_urn:
             endpoints["function-urn"] = function_urn
@@ -208,10 +214,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=OUTPUT, help="default api/openapi-apig.yaml")
     parser.add_argument("--function-urn", help="the deployed function's URN (Terraform's function_urn output)")
-    parser.add_argument("--timeout-ms", type=int, help="the backend timeout, above KPS_HTTP_BUDGET_SECONDS")
+    parser.add_argument("--timeout-ms", type=int, help="the backend timeout: the HTTP budget + 2000 ms to 60000 ms")
+    parser.add_argument(
+        "--http-budget-seconds",
+        type=float,
+        default=float(default_of("KPS_HTTP_BUDGET_SECONDS")),
+        help="the deployed function's KPS_HTTP_BUDGET_SECONDS (default: the setting's default)",
+    )
     args = parser.parse_args(argv)
-    if args.timeout_ms is not None and not 0 < args.timeout_ms <= expose.MAX_BACKEND_TIMEOUT_MS:
-        parser.error(f"--timeout-ms must be 1 to {expose.MAX_BACKEND_TIMEOUT_MS} (API Gateway's backend limit)")
+    if args.timeout_ms is not None:
+        lowest = expose.min_backend_timeout_ms(args.http_budget_seconds)
+        if not lowest <= args.timeout_ms <= expose.MAX_BACKEND_TIMEOUT_MS:
+            parser.error(
+                f"--timeout-ms must be {lowest:g} (the HTTP budget, {args.http_budget_seconds:g} s, plus "
+                f"{expose.PAYLOAD_MARGIN_MS} ms for the payload) to {expose.MAX_BACKEND_TIMEOUT_MS} "
+                "(API Gateway's backend limit)"
+            )
     document = generate(function_urn=args.function_urn, timeout_ms=args.timeout_ms)
     args.output.write_text(render(document))
     print(f"{args.output}: OpenAPI {VERSION}, {len(operations(document))} operations")

@@ -118,10 +118,11 @@ def test_bad_settings_are_refused_before_anything_is_sent(fgs, changes):
 @pytest.mark.parametrize(
     ("user_data", "function_timeout", "refused", "accepted"),
     [
-        ({}, 120, 55000, 55001),  # not set: the default 55 s
-        ({"KPS_HTTP_BUDGET_SECONDS": "58"}, 120, 58000, 59000),  # the deployed value, not the default
-        ({"KPS_HTTP_BUDGET_SECONDS": "30"}, 120, 30000, 40000),
-        ({"KPS_HTTP_BUDGET_SECONDS": "58"}, 20, 20000, 21000),  # a shorter function timeout answers first
+        ({}, 120, 56999, 57000),  # not set: the default 55 s, + 2 s for the payload to reach the gateway
+        ({}, 120, 55001, 57000),  # 1 ms above the budget: the payload would race the gateway's own 504
+        ({"KPS_HTTP_BUDGET_SECONDS": "58"}, 120, 59999, 60000),  # the deployed value, not the default
+        ({"KPS_HTTP_BUDGET_SECONDS": "30"}, 120, 31999, 32000),
+        ({"KPS_HTTP_BUDGET_SECONDS": "58"}, 20, 21999, 22000),  # a shorter function timeout answers first
     ],
 )
 def test_the_backend_timeout_must_exceed_the_deployed_functions_budget(
@@ -137,9 +138,9 @@ def test_the_backend_timeout_must_exceed_the_deployed_functions_budget(
 def test_an_unreadable_configuration_falls_back_to_the_default_budget(fgs, capsys):
     del fgs.functions[urn()]
     with pytest.raises(SystemExit, match="HTTP budget"):
-        expose(config(fgs, timeout_ms=55000))
+        expose(config(fgs, timeout_ms=56999))
     assert "unreadable (404)" in capsys.readouterr().err
-    assert {a.kind for a in expose(config(fgs, timeout_ms=56000))} == {"create"}
+    assert {a.kind for a in expose(config(fgs, timeout_ms=57000))} == {"create"}
 
 
 def test_no_access_key_no_call(fgs, monkeypatch):

@@ -95,7 +95,9 @@ def test_every_operation_has_a_functiongraph_backend(document):
         endpoints = backend["functionEndpoints"]
         assert {"function-urn", "version", "invocation-type", "timeout"} <= set(endpoints)
         assert endpoints["invocation-type"] == expose.HTTP_TRIGGER["invocation_type"]
-        assert budget_ms < endpoints["timeout"] <= expose.MAX_BACKEND_TIMEOUT_MS
+        assert expose.min_backend_timeout_ms(budget_ms / 1000) <= endpoints["timeout"] <= expose.MAX_BACKEND_TIMEOUT_MS
+        assert operation["x-apigateway-request-type"] == "public", "type 1 in http-trigger.json: Terraform's kind"
+    assert expose.HTTP_TRIGGER["type"] == 1 and openapi30.REQUEST_TYPE == "public"
 
 
 def test_a_deployments_own_urn_and_timeout(tmp_path):
@@ -106,10 +108,33 @@ def test_a_deployments_own_urn_and_timeout(tmp_path):
     assert {(e["function-urn"], e["timeout"]) for e in endpoints} == {(urn, 58000)}
 
 
-def test_a_timeout_api_gateway_cannot_take_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("args", "ok"),
+    [
+        (["--timeout-ms", "60001"], False),  # API Gateway's backend limit
+        (["--timeout-ms", "30000"], False),  # under the default HTTP budget: the gateway's 504 answers first
+        (["--timeout-ms", "55001"], False),  # above the budget, but the payload needs 2 s to reach the gateway
+        (["--timeout-ms", "56999"], False),
+        (["--timeout-ms", "57000"], True),
+        (["--timeout-ms", "32000", "--http-budget-seconds", "30"], True),  # a deployment's own budget
+        (["--timeout-ms", "31999", "--http-budget-seconds", "30"], False),
+    ],
+)
+def test_the_backend_timeout_is_checked_as_terraform_and_make_expose_check_it(tmp_path, args, ok):
+    output = tmp_path / "api.yaml"
+    if ok:
+        assert openapi30.main(["--output", str(output), *args]) == 0 and output.exists()
+        return
     with pytest.raises(SystemExit):
-        openapi30.main(["--output", str(tmp_path / "api.yaml"), "--timeout-ms", "60001"])
-    assert not (tmp_path / "api.yaml").exists()
+        openapi30.main(["--output", str(output), *args])
+    assert not output.exists()
+
+
+def test_the_413_says_what_api_gateway_forwards(document):
+    """API Gateway forwards up to 12 MB; FunctionGraph refuses 6 to 12 MB (docs/http-api.md)."""
+    text = openapi30.OUTPUT.read_text()
+    assert "over FunctionGraph's 6 MB)" not in text and "over the 12 MB it forwards" in text
+    assert "12 MB" in document["components"]["responses"]["PayloadTooLarge"]["description"]
 
 
 def payload_variants() -> list[Any]:

@@ -76,6 +76,17 @@ def test_one_function_with_a_nightly_timer_and_no_http_trigger(template):
     assert timer["eventData"]["scheduleType"] == "Cron"
     assert len(timer["eventData"]["schedule"].split()) == 6, "FunctionGraph cron has seconds"
     assert PROJECT_ID.fullmatch(json.loads(timer["eventData"]["userEvent"])["project_id"])
+    # A timer's name: a letter, then letters, digits and _ (the zh page allows no hyphen), 64 at most (AOS
+    # FGS.TimerEventMap); the Terraform module names its timer <function>_timer by the same rule.
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", timer["eventData"]["name"]), timer["eventData"]["name"]
+
+
+def test_the_readme_deploy_section_describes_this_template():
+    """No APIG trigger, no apigGroupName: the README's Deploy section says what template.yml makes."""
+    readme = (ROOT / "README.md").read_text()
+    deploy = readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+    assert "apigGroupName" not in deploy and "apigGroupName" not in (ROOT / "template.yml").read_text()
+    assert "does not update an existing timer" in deploy and "(docs/deploy.md)" in deploy
 
 
 def test_the_template_says_what_the_component_cannot_do():

@@ -21,8 +21,10 @@ hcl2 = pytest.importorskip("hcl2")
 from devtools import expose  # noqa: E402
 from devtools.package import RUNTIMES, ZIP_NAME, template_runtime  # noqa: E402
 from function.api import RetryPolicy  # noqa: E402
+from function.errors import Rejected  # noqa: E402
 from function.payload import HTTP_METHODS  # noqa: E402
 from function.settings import SETTINGS, SettingSource, default_of, load_settings  # noqa: E402
+from function.targets import resolve_targets  # noqa: E402
 from function.triggers import read_event  # noqa: E402
 
 MODULE = ROOT / "deploy" / "terraform"
@@ -82,7 +84,8 @@ def defaults(module: dict) -> dict[str, Any]:
 
 def check_block(body: dict, schema: dict, where: str) -> list[str]:
     """Problems: unknown or computed-only arguments, a block where an attribute is meant (or the reverse),
-    missing required arguments; nested and dynamic blocks included."""
+    missing required arguments, the schema's ConflictsWith / ExactlyOneOf / RequiredWith; nested and dynamic
+    blocks included."""
     problems = []
     given = dict(body)
     for dynamic in given.pop("dynamic", []):
@@ -106,7 +109,21 @@ def check_block(body: dict, schema: dict, where: str) -> list[str]:
                 problems += check_block(block, nested, f"{where}.{name}")
     required = [name for name, argument in schema.items() if argument.get("mode") == "required"]
     problems += [f"{where}: {name} is required" for name in required if name not in given]
-    return problems
+    return problems + _relations(given, schema, where)
+
+
+def _relations(given: dict, schema: dict, where: str) -> list[str]:
+    """The provider's own cross-argument rules, refused at validate."""
+    problems = []
+    for name, argument in schema.items():
+        if name in given:
+            problems += [f"{where}: {name} conflicts with {o}" for o in argument.get("ConflictsWith", []) if o in given]
+            problems += [f"{where}: {name} needs {o}" for o in argument.get("RequiredWith", []) if o not in given]
+        if "ExactlyOneOf" in argument:
+            group = sorted({name, *argument["ExactlyOneOf"]})
+            if sum(n in given for n in group) != 1:
+                problems.append(f"{where}: exactly one of {', '.join(group)}")
+    return sorted(set(problems))
 
 
 def test_every_resource_and_argument_is_in_the_providers_schema(module):
@@ -136,12 +153,27 @@ def test_every_reference_names_a_declared_resource_and_an_attribute_it_has(modul
 def test_the_checker_catches_what_the_provider_would_refuse():
     """The schema check can fail: an unknown argument, a computed one, a missing required one, a bad block."""
     schema = SCHEMA["huaweicloud_ces_alarmrule"]["arguments"]
-    good = {"alarm_name": "a", "metric": [{"namespace": "SYS.FunctionGraph"}]}
+    good = {"alarm_name": "a", "metric": [{"namespace": "SYS.FunctionGraph"}], "alarm_template_id": "t"}
     assert check_block(good, schema, "x") == []
     assert check_block({**good, "alarm_state": "ok"}, schema, "x") == ["x: alarm_state is not an argument"]
-    assert check_block({"metric": [{"namespace": "n"}]}, schema, "x") == ["x: alarm_name is required"]
+    assert check_block({"metric": [{"namespace": "n"}], "alarm_template_id": "t"}, schema, "x") == [
+        "x: alarm_name is required"
+    ]
     assert check_block({**good, "metric": "SYS.FunctionGraph"}, schema, "x") == ["x: metric is a block"]
     assert check_block({**good, "metric": [{}]}, schema, "x") == ["x.metric: namespace is required"]
+    function = SCHEMA["huaweicloud_fgs_function"]["arguments"]
+    body = {"name": "f", "runtime": "Python3.12", "memory_size": 128, "timeout": 3, "app": "default", "agency": "a"}
+    assert [p for p in check_block(body, function, "f") if "conflict" in p] == []
+    assert "f: app conflicts with package" in check_block({**body, "package": "default"}, function, "f")
+    assert "f: agency conflicts with xrole" in check_block({**body, "xrole": "x"}, function, "f")
+    agency = SCHEMA["huaweicloud_identity_agency"]["arguments"]
+    both = {"name": "a", "delegated_service_name": "op_svc_cff", "delegated_domain_name": "op_svc_cff"}
+    assert "a: exactly one of delegated_domain_name, delegated_service_name" in check_block(both, agency, "a")
+    required_with = next((n, a) for r in SCHEMA.values() for n, a in r["arguments"].items() if a.get("RequiredWith"))
+    parent = next(r["arguments"] for r in SCHEMA.values() if required_with[0] in r["arguments"])
+    assert f"y: {required_with[0]} needs {required_with[1]['RequiredWith'][0]}" in check_block(
+        {required_with[0]: "v"}, parent, "y"
+    )
 
 
 def test_the_function(module):
@@ -153,8 +185,10 @@ def test_the_function(module):
     assert ZIP_NAME in locals_(module)["package_path"], "the zip make package builds"
     assert function["func_code"] == "${filebase64(local.package_path)}"
     assert function["user_data"] == "${jsonencode(local.user_data)}"
-    encrypted = function["encrypted_user_data"]
-    assert "var.secret_settings" in encrypted and "var.settings" not in encrypted
+    assert function["encrypted_user_data"] == (
+        "${length(var.secret_settings) > 0 ? jsonencode(var.secret_settings) : null}"
+    ), "no secrets: no encrypted_user_data at all"
+    assert "max_instance_num" not in function, "the provider's default; 0 would stop every invocation"
     assert function["enable_lts_log"] is True
     for part in ("group_id", "group_name", "stream_id", "stream_name"):
         assert function[f"log_{part}"].startswith("${huaweicloud_lts_"), part
@@ -219,6 +253,8 @@ def test_the_timer_is_replaced_when_its_event_data_changes(module):
 def test_the_timer_event_data_and_what_the_function_reads_from_it(module):
     timer = resource(module, "huaweicloud_fgs_function_trigger", "timer")
     assert timer["type"] == "TIMER"
+    # No DISABLED timer: a replacement (a new schedule) may be created ACTIVE whatever the status said.
+    assert timer["count"] == "${var.timer_enabled ? 1 : 0}" and timer["status"] == "ACTIVE"
     data = locals_(module)["timer_event_data"]
     shape = SCHEMA["huaweicloud_fgs_function_trigger"]["event_data_shapes"]["TIMER"]
     assert set(data) <= set(shape) and {"name", "schedule_type", "schedule"} <= set(data)
@@ -248,7 +284,9 @@ def test_the_http_trigger_is_make_exposes(module):
         assert f"{key} = local.http.{key}" in text, key
     assert 'path = "/${var.function_name}"' in text and wanted["path"] == "/f"
     conditions = " ".join(p["condition"] for p in trigger["lifecycle"][0]["precondition"])
-    assert "local.http.max_backend_timeout_ms" in conditions and "> local.http_budget_ms" in conditions
+    assert "local.http.max_backend_timeout_ms" in conditions
+    assert ">= local.http_budget_ms + local.http.payload_margin_ms" in conditions, "budget + the payload's 2 s"
+    assert http["payload_margin_ms"] == expose.PAYLOAD_MARGIN_MS == 2000
     budget = locals_(module)["http_budget_ms"]
     assert '"KPS_HTTP_BUDGET_SECONDS"' in budget and "var.timeout" in budget, "the smaller of the budget and timeout"
 
@@ -257,29 +295,59 @@ def test_least_privilege_agency_and_role(module):
     role = resource(module, "huaweicloud_identity_role", "kps_failed_tasks")
     assert role["type"] == "XA"
     assert set(re.findall(r'"(kps:[^"]+)"', role["policy"])) == KPS_ACTIONS
-    assert re.findall(r"Action = \[([^\]]*)\]", role["policy"])[0].count(":") == 2 * len(KPS_ACTIONS)
+    # Every statement, every action (the whole policy, evaluated, in test_the_role_policy_is_exactly_the_kps_actions).
+    assert len(re.findall(r"Effect\s*=", role["policy"])) == 1 and len(re.findall(r"Action\s*=", role["policy"])) == 1
+    assert set(re.findall(r'"([^"]*:[^"]*)"', role["policy"])) == KPS_ACTIONS, "no other action, no wildcard"
     agency = resource(module, "huaweicloud_identity_agency", "this")
     assert agency["delegated_service_name"] == "op_svc_cff" and "delegated_domain_name" not in agency
+    assert agency["duration"] == "FOREVER", "an expiring agency leaves the function without credentials"
     [dynamic] = agency["dynamic"]
-    assert dynamic["project_role"]["for_each"] == "${local.sweep ? [] : [var.region]}"
-    assert agency["all_resources_roles"].startswith("${local.sweep ? [")
+    assert dynamic["project_role"]["for_each"] == "${local.sweep ? [] : local.granted}"
+    assert dynamic["project_role"]["content"] == [
+        {
+            "project": "${project_role.value}",
+            "roles": ["${huaweicloud_identity_role.kps_failed_tasks.name}"],
+        }
+    ]
+    assert agency["all_resources_roles"] == "${local.sweep ? [huaweicloud_identity_role.kps_failed_tasks.name] : null}"
+    assert locals_(module)["sweep"] == "${var.sweep}", "one sweep switch: what the module writes"
 
 
 def test_the_alarm_watches_failcount_and_notifies_the_topic(module):
     alarm = resource(module, "huaweicloud_ces_alarmrule", "failcount")
     assert alarm["metric"] == [{"namespace": "SYS.FunctionGraph"}]
+    assert alarm["alarm_type"] == "MULTI_INSTANCE"
     [condition] = alarm["condition"]
-    assert (condition["metric_name"], condition["comparison_operator"], condition["value"]) == ("failcount", ">=", 1)
+    assert condition == {
+        "metric_name": "failcount", "period": 300, "filter": "sum", "comparison_operator": ">=", "value": 1,
+        "count": 1, "suppress_duration": 3600, "alarm_level": 2,
+    }, "one failure in five minutes raises it"  # fmt: skip
+    assert alarm.get("alarm_enabled", True) is True and alarm.get("alarm_action_enabled", True) is True
+    assert "ok_actions" not in alarm and "insufficientdata_actions" not in alarm
     [dimension] = alarm["resources"][0]["dimensions"]
-    assert dimension["name"] == "package-functionname" and dimension["value"].count("huaweicloud_fgs_function") == 2
-    assert alarm["alarm_actions"][0]["notification_list"] == ["${huaweicloud_smn_topic.alarms.topic_urn}"]
+    assert dimension == {
+        "name": "package-functionname",
+        "value": "${huaweicloud_fgs_function.this.app}-${huaweicloud_fgs_function.this.name}",
+    }, "FunctionGraph's dimension is <app>-<function>"
+    assert alarm["alarm_actions"] == [
+        {"type": "notification", "notification_list": ["${huaweicloud_smn_topic.alarms.topic_urn}"]}
+    ]
     email = resource(module, "huaweicloud_smn_subscription", "email")
     assert email["protocol"] == "email" and email["count"] == '${var.alarm_email == "" ? 0 : 1}'
+    assert email["topic_urn"] == "${huaweicloud_smn_topic.alarms.topic_urn}"
+    assert email["endpoint"] == "${var.alarm_email}"
 
 
 def test_the_outputs(module):
-    outputs = {name for entry in module["output"] for name in entry}
-    assert {"function_urn", "api_url"} <= outputs
+    """function_urn: the provider's urn attribute is the URN without the version (id carries :latest; reference,
+    huaweicloud_fgs_function); api_url: the HTTP triggers' path on the group's domain."""
+    outputs = {name: body for entry in module["output"] for name, body in entry.items()}
+    assert outputs["function_urn"]["value"] == "${huaweicloud_fgs_function.this.urn}"
+    assert (
+        outputs["api_url"]["value"] == '${var.http == null ? null : "https://${var.http.domain}/${var.function_name}"}'
+    )
+    assert 'path = "/${var.function_name}"' in locals_(module)["http_event_data"], "the same path as the triggers"
+    assert outputs["alarm_topic_urn"]["value"] == "${huaweicloud_smn_topic.alarms.topic_urn}"
 
 
 EXAMPLES = sorted([MODULE / "terraform.tfvars.example", *(MODULE / "examples").glob("*.tfvars")])
@@ -298,9 +366,8 @@ def test_the_examples_set_declared_variables_and_valid_settings(module, path):
     assert not [n for n in known if KNOWN[n].secret] and "secret_settings" not in example
     load_settings(SettingSource(None, {k: str(v) for k, v in known.items()}))  # every value parses
     if "http" in example:
-        assert example["http"].get("timeout_ms", expose.MAX_BACKEND_TIMEOUT_MS) > 1000 * float(
-            settings.get("KPS_HTTP_BUDGET_SECONDS", default_of("KPS_HTTP_BUDGET_SECONDS"))
-        )
+        budget = float(settings.get("KPS_HTTP_BUDGET_SECONDS", default_of("KPS_HTTP_BUDGET_SECONDS")))
+        assert example["http"].get("timeout_ms", expose.MAX_BACKEND_TIMEOUT_MS) >= expose.min_backend_timeout_ms(budget)
 
 
 def test_a_nightly_selective_cleanup_example():
@@ -370,10 +437,40 @@ def test_terraform_builds_the_http_event_data_make_expose_builds(without_resourc
     assert evaluate(without_resources, "local.http_event_data", *REQUIRED) == {}, "no http: no trigger"
 
 
-def user_data(folder: Path, *args: str) -> tuple[Any, bool, float]:
+def user_data(folder: Path, *args: str) -> tuple[Any, bool, float, dict]:
     data, sweep, budget_ms = evaluate(folder, "[local.user_data, local.sweep, local.http_budget_ms]", *args)
     pending = {name: data.pop(name) for name in PENDING & set(data)}
     return load_settings(SettingSource(None, data)), sweep, budget_ms, pending
+
+
+def refused(folder: Path, *args: str, expression: str = "jsonencode(local.user_data)") -> str:
+    """The output of a console run that should stop at a variable's validation (1.11 may exit 0 or panic)."""
+    done = console(folder, expression, *REQUIRED, *args)
+    return re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
+
+
+OTHER = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+PROJECTS = f'projects=[{{name="cn-north-4_team", id="{OTHER}"}}, {{name="ap-southeast-3", id="{PROJECT_ID}"}}]'
+
+
+@needs_terraform
+def test_the_role_policy_is_exactly_the_kps_actions(tmp_path):
+    """The policy as Terraform sends it: one Allow statement of the three KPS actions, nothing else (a second
+    statement, a wildcard, a Deny turned Allow all fail here)."""
+    source = (MODULE / "main.tf").read_text()
+    [policy] = re.findall(r"(?ms)^  policy = (jsonencode\(\{.*?^  \}\))$", source)
+    (tmp_path / "policy.tf").write_text(f"locals {{\n  policy = {policy}\n}}\n")
+    decoded = json.loads(evaluate(tmp_path, "local.policy"))
+    [statement] = decoded.pop("Statement")
+    assert decoded == {"Version": "1.1"}
+    actions = statement.pop("Action")
+    assert statement == {"Effect": "Allow"} and sorted(actions) == sorted(KPS_ACTIONS)
+
+
+def test_the_module_needs_terraform_19():
+    """The schedule's and sweep's validations read other variables: Terraform 1.9 and later."""
+    versions = load(MODULE / "versions.tf")["terraform"][0]
+    assert versions["required_version"] == ">= 1.9"
 
 
 @needs_terraform
@@ -385,8 +482,6 @@ def test_the_user_data_terraform_computes_is_what_the_function_reads(without_res
 
     settings, sweep, _, _ = user_data(without_resources, *REQUIRED, "-var", "sweep=true")
     assert (settings.targets, settings.allowed_project_ids, sweep) == ("all", None, True)
-    _, sweep, _, _ = user_data(without_resources, *REQUIRED, "-var", 'settings={KPS_TARGETS=" ALL "}')
-    assert sweep, "a sweep asked for in the settings also grants the role on all resources"
 
     overrides = 'settings={KPS_HTTP_BUDGET_SECONDS="30", KPS_DRY_RUN="true"}'
     settings, _, budget_ms, _ = user_data(without_resources, *REQUIRED, "-var", overrides)
@@ -396,27 +491,58 @@ def test_the_user_data_terraform_computes_is_what_the_function_reads(without_res
 
 
 @needs_terraform
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_each_example_passes_terraforms_validation(without_resources, path):
-    settings, sweep, _, pending = user_data(without_resources, "-var-file", str(path))
-    assert settings.region
-    assert sweep == (settings.targets == "all")
-    if pending:
-        assert json.loads(pending["KPS_SELECT"]) == {"older_than_hours": 168}
+@pytest.mark.parametrize("name", ["KPS_TARGETS", "KPS_ALLOWED_PROJECT_IDS", "KPS_PROJECT_ID", "KPS_REGION"])
+@pytest.mark.parametrize("value", ["all", " ALL ", PROJECT_ID])
+def test_the_targets_are_the_modules_not_settings(without_resources, name, value):
+    """A sweep or a target list in the free settings map would get grants that do not match it (a broad grant and
+    a one-project allow-list, or targets the role never reaches): refused, with the variable to use instead."""
+    output = refused(without_resources, "-var", f'settings={{{name}="{value}"}}')
+    assert "Error: Invalid value for variable" in output and 'variable "settings"' in output
+    assert "use region, project_id, projects or sweep = true" in output.replace("\n│", "").replace("  ", " ")
+
+
+def agency_precondition(module: dict) -> str:
+    [lifecycle] = resource(module, "huaweicloud_identity_agency", "this")["lifecycle"]
+    [precondition] = lifecycle["precondition"]
+    return precondition["condition"][2:-1]
 
 
 @needs_terraform
 @pytest.mark.parametrize(
-    ("timeout_ms", "holds"), [(55000, [True, False]), (55001, [True, True]), (60001, [False, True])]
+    "args",
+    [(), ("-var", PROJECTS), ("-var", "sweep=true"), ("-var", "project_name=cn-north-4_team")],
+    ids=["one", "projects", "sweep", "sub-project"],
 )
-def test_the_http_preconditions(module, without_resources, timeout_ms, holds):
-    """At most API Gateway's 60 s, and above the function's HTTP budget (55 s by default)."""
-    conditions = [
-        p["condition"][2:-1]
-        for p in resource(module, "huaweicloud_fgs_function_trigger", "http")["lifecycle"][0]["precondition"]
-    ]
-    http = f'http={{instance_id="i", group_id="g", domain="d", timeout_ms={timeout_ms}}}'
-    assert evaluate(without_resources, "[" + ", ".join(conditions) + "]", *REQUIRED, "-var", http) == holds
+def test_every_project_the_function_may_clean_gets_the_role(module, without_resources, args):
+    """The projects a run cleans and a request may name are exactly those the agency's role is granted on (by IAM
+    project name: a region's default project is named after it, a sub-project <region>_<name>)."""
+    settings, sweep, _, _ = user_data(without_resources, *REQUIRED, *args)
+    granted, holds = evaluate(without_resources, f"[local.granted, {agency_precondition(module)}]", *REQUIRED, *args)
+    assert holds is True
+    if sweep:
+        assert granted is None and settings.allowed_project_ids is None and settings.targets == "all"
+        return
+    wanted = resolve_targets([{}], settings)  # what a timer run with user_event {} cleans: refused if not allowed
+    assert {t.project_id for t in wanted} == settings.allowed_project_ids
+    names = (
+        dict(zip([OTHER, PROJECT_ID], ["cn-north-4_team", "ap-southeast-3"]))
+        if args == ("-var", PROJECTS)
+        else {PROJECT_ID: args[1].split("=")[1] if args else "cn-north-4"}
+    )
+    assert sorted(granted) == sorted(names[t.project_id] for t in wanted)
+    assert all(names[t.project_id].split("_")[0] == t.region for t in wanted), "each cleaned in its own region"
+
+
+@needs_terraform
+def test_the_grant_precondition_can_fail(module, without_resources):
+    """An allow-list wider than the grants (as settings could once write) stops the plan."""
+    condition = agency_precondition(module).replace(
+        "local.user_data", f'merge(local.user_data, {{KPS_ALLOWED_PROJECT_IDS = "{PROJECT_ID},{OTHER}"}})'
+    )
+    assert evaluate(without_resources, condition, *REQUIRED) is False
+    targets = f'merge(local.user_data, {{KPS_TARGETS = "ap-southeast-3:{PROJECT_ID}"}})'
+    condition = agency_precondition(module).replace("local.user_data", targets)
+    assert evaluate(without_resources, condition, *REQUIRED) is False
 
 
 @needs_terraform
@@ -433,11 +559,123 @@ def test_the_http_preconditions(module, without_resources, timeout_ms, holds):
         "timeout=901",
         "memory_size=64",
         "schedule_type=Weekly",
-        'allowed_project_ids=["x"]',
+        'projects=[{name="cn-north-4", id="x"}]',
+        f'projects=[{{name="North 4", id="{OTHER}"}}]',
+        f'projects=[{{name="cn-north-4", id="{OTHER}"}}, {{name="cn-north-4_b", id="{OTHER}"}}]',
+        "project_name=ap-southeast-3",  # not a project of region
+        "function_name=a" + "b" * 58,  # its timer, <name>_timer, would have 65 characters
+        "schedule=0 3 * * *",  # a crontab line: FunctionGraph would read it as seconds, minutes, hours, ...
+        "schedule=0 0 3 * * ? 2027",
+        "schedule=@every",
+        "schedule=",
     ],
 )
 def test_terraform_refuses_bad_variables(without_resources, bad):
-    """The refusal is in the output (terraform console 1.11 goes on after it, and may exit 0 or panic)."""
-    done = console(without_resources, "jsonencode(local.user_data)", *REQUIRED, "-var", bad)
-    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
+    output = refused(without_resources, "-var", bad)
     assert "Error: Invalid value for variable" in output and f'variable "{bad.split("=")[0]}"' in output
+
+
+@needs_terraform
+def test_a_sweep_takes_no_project_list(without_resources):
+    output = refused(without_resources, "-var", "sweep=true", "-var", PROJECTS)
+    assert "Error: Invalid value for variable" in output and 'variable "sweep"' in output
+
+
+@needs_terraform
+def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
+    """FunctionGraph: a timer's name starts with a letter, has letters, digits and _ (the English page adds -), at
+    most 64 characters (AOS FGS.TimerEventMap)."""
+    longest = "a" + "b-" * 28 + "c"
+    name = evaluate(without_resources, "local.timer_event_data.name", *REQUIRED, "-var", f"function_name={longest}")
+    assert len(name) == 64 and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name), name
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("schedule_type", "schedule", "ok"),
+    [
+        ("Cron", "0 0 3 * * ?", True),
+        ("Cron", "0 0/30 * * * ?", True),
+        ("Cron", "CRON_TZ=Asia/Shanghai 0 30 2 * * Mon-Fri", True),
+        ("Cron", "@every 1h30m", True),
+        ("Cron", "@every 1.5h", True),
+        ("Cron", "12h", False),
+        ("Rate", "1m", True),
+        ("Rate", "60m", True),
+        ("Rate", "24h", True),
+        ("Rate", "30d", True),
+        ("Rate", "0m", False),
+        ("Rate", "61m", False),
+        ("Rate", "90m", False),
+        ("Rate", "25h", False),
+        ("Rate", "31d", False),
+        ("Rate", "1.5h", False),
+        ("Rate", "0 0 3 * * ?", False),  # Rate with the default cron schedule
+    ],
+)
+def test_terraform_refuses_a_schedule_the_api_refuses(without_resources, schedule_type, schedule, ok):
+    """A schedule change replaces the timer, delete first: one the API refuses must fail the plan, not the apply
+    after the working timer is gone (Huawei: functiongraph_01_0207 for Rate, functiongraph_01_0908 for Cron)."""
+    args = ("-var", f"schedule_type={schedule_type}", "-var", f"schedule={schedule}")
+    if ok:
+        assert evaluate(without_resources, "local.timer_event_data.schedule", *REQUIRED, *args) == schedule
+    else:
+        output = refused(without_resources, *args)
+        assert "Error: Invalid value for variable" in output and 'variable "schedule"' in output
+
+
+@needs_terraform
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_each_example_passes_terraforms_validation(without_resources, path):
+    settings, sweep, _, pending = user_data(without_resources, "-var-file", str(path))
+    assert settings.region
+    assert sweep == (settings.targets == "all")
+    if pending:
+        assert json.loads(pending["KPS_SELECT"]) == {"older_than_hours": 168}
+
+
+def http_preconditions(module: dict) -> list[str]:
+    [lifecycle] = resource(module, "huaweicloud_fgs_function_trigger", "http")["lifecycle"]
+    return [p["condition"][2:-1] for p in lifecycle["precondition"]]
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("timeout_ms", "settings", "holds"),
+    [
+        (55001, "{}", [True, False]),  # the payload, finished at 55 s, would race the gateway's 504
+        (56999, "{}", [True, False]),
+        (57000, "{}", [True, True]),  # the budget (55 s by default) + 2 s for the payload
+        (60000, '{KPS_HTTP_BUDGET_SECONDS="58"}', [True, True]),  # the cap leaves exactly the 2 s
+        (59999, '{KPS_HTTP_BUDGET_SECONDS="58"}', [True, False]),
+        (60001, "{}", [False, True]),
+    ],
+)
+def test_the_http_preconditions(module, without_resources, timeout_ms, settings, holds):
+    """At most API Gateway's 60 s, and at least the function's HTTP budget plus the 2 s its payload needs."""
+    http = f'http={{instance_id="i", group_id="g", domain="d", timeout_ms={timeout_ms}}}'
+    conditions = "[" + ", ".join(http_preconditions(module)) + "]"
+    assert evaluate(without_resources, conditions, *REQUIRED, "-var", http, "-var", f"settings={settings}") == holds
+
+
+def test_the_payload_margin_is_what_the_budget_cap_leaves():
+    """KPS_HTTP_BUDGET_SECONDS is capped so that its largest value plus the margin is API Gateway's limit."""
+    load_settings(SettingSource(None, {"KPS_HTTP_BUDGET_SECONDS": "58"}))
+    with pytest.raises(Rejected):
+        load_settings(SettingSource(None, {"KPS_HTTP_BUDGET_SECONDS": "58.001"}))
+    assert expose.min_backend_timeout_ms(58) == expose.MAX_BACKEND_TIMEOUT_MS
+
+
+@needs_terraform
+def test_the_4096_character_precondition_bites(module, without_resources):
+    """More than FunctionGraph's 4,096 characters of environment variables stop the plan, secrets counted."""
+    [lifecycle] = resource(module, "huaweicloud_fgs_function", "this")["lifecycle"]
+    [condition] = [p["condition"][2:-1] for p in lifecycle["precondition"] if "4096" in p["condition"]]
+    size = len(json.dumps(evaluate(without_resources, "local.user_data", *REQUIRED), separators=(",", ":")))
+    padding = 4096 - size - len(',"LOG_LEVEL":""')
+    fits = f'settings={{LOG_LEVEL="{"I" * padding}"}}'
+    assert evaluate(without_resources, f"[{condition}]", *REQUIRED, "-var", fits) == [True]
+    over = fits.replace('="I', '="II')
+    assert evaluate(without_resources, f"[{condition}]", *REQUIRED, "-var", over) == [False]
+    secret = 'secret_settings={KPS_AUTH_TOKEN="t"}'
+    assert evaluate(without_resources, f"[{condition}]", *REQUIRED, "-var", fits, "-var", secret) == [False]

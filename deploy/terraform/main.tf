@@ -6,20 +6,30 @@ locals {
   # The function's HTTP budget when KPS_HTTP_BUDGET_SECONDS is not set (function/settings.py's default).
   default_http_budget_seconds = 55
 
-  # What this module sets; var.settings adds to it and wins (README, Settings, for every name).
+  # The projects to clean, each granted the role by its IAM name (a region's default project is named after the
+  # region, a sub-project <region>_<name>): what the function may clean and what the agency may act in are one list.
+  projects = length(var.projects) > 0 ? var.projects : [{ name = coalesce(var.project_name, var.region), id = var.project_id }]
+  targets  = [for p in local.projects : "${split("_", p.name)[0]}:${p.id}"]
+  # One sweep switch: var.settings may not name KPS_TARGETS (variables.tf), so what the module writes is all.
+  sweep = var.sweep
+
+  # What this module sets; var.settings adds the rest (it may not name these, see variables.tf).
   module_settings = merge(
     {
       KPS_REGION           = var.region
       KPS_RAISE_ON_FAILURE = "true" # a failed run counts in failcount, so the alarm sees it
     },
-    var.sweep ? { KPS_TARGETS = "all" } : {
-      KPS_PROJECT_ID          = var.project_id
-      KPS_ALLOWED_PROJECT_IDS = join(",", distinct(concat([var.project_id], var.allowed_project_ids)))
+    local.sweep ? { KPS_TARGETS = "all" } : length(var.projects) == 0 ? {
+      KPS_PROJECT_ID            = var.project_id
+      KPS_ALLOWED_PROJECT_IDS   = var.project_id
+      } : {
+      KPS_TARGETS             = join(",", local.targets)
+      KPS_ALLOWED_PROJECT_IDS = join(",", [for p in local.projects : p.id])
     },
   )
   user_data = merge(local.module_settings, var.settings)
-  # A sweep, however it is asked for: the agency's role then applies to every project.
-  sweep = lower(trimspace(lookup(local.user_data, "KPS_TARGETS", ""))) == "all"
+  # The projects the role is granted on, by name; null: all resources (a sweep).
+  granted = local.sweep ? null : distinct([for p in local.projects : p.name])
 }
 
 resource "huaweicloud_lts_group" "this" {
@@ -58,9 +68,9 @@ resource "huaweicloud_identity_agency" "this" {
   delegated_service_name = "op_svc_cff" # FunctionGraph (not delegated_domain_name: it drifts, see docs/iam.md)
   duration               = "FOREVER"
 
-  # The project to clean, in its region (a region's default project is named after it) ...
+  # Each project to clean, by its IAM project name (project_role takes names, not ids) ...
   dynamic "project_role" {
-    for_each = local.sweep ? [] : [var.region]
+    for_each = local.sweep ? [] : local.granted
     content {
       project = project_role.value
       roles   = [huaweicloud_identity_role.kps_failed_tasks.name]
@@ -68,6 +78,17 @@ resource "huaweicloud_identity_agency" "this" {
   }
   # ... or, for a sweep, every project: the projects IAM lists are the ones the role applies to.
   all_resources_roles = local.sweep ? [huaweicloud_identity_role.kps_failed_tasks.name] : null
+
+  lifecycle {
+    precondition {
+      # Whatever writes user_data: every project it cleans or allows is one the role is granted on, and no other.
+      condition = local.sweep || (
+        toset(split(",", lookup(local.user_data, "KPS_ALLOWED_PROJECT_IDS", ""))) == toset([for p in local.projects : p.id])
+        && alltrue([for t in split(",", lookup(local.user_data, "KPS_TARGETS", "${var.region}:${var.project_id}")) : contains(local.targets, t)])
+      )
+      error_message = "Every project the function cleans or may be asked to clean (KPS_TARGETS, KPS_ALLOWED_PROJECT_IDS) must be one the agency's role is granted on."
+    }
+  }
 }
 
 resource "huaweicloud_fgs_function" "this" {
@@ -84,7 +105,7 @@ resource "huaweicloud_fgs_function" "this" {
   timeout               = var.timeout
   agency                = huaweicloud_identity_agency.this.name
   user_data             = jsonencode(local.user_data)
-  encrypted_user_data   = length(var.secret_settings) > 0 ? jsonencode(var.secret_settings) : null
+  encrypted_user_data   = length(var.secret_settings) > 0 ? jsonencode(var.secret_settings) : null # none: the agency's
 
   enable_lts_log  = true
   log_group_id    = huaweicloud_lts_group.this.id

@@ -5,7 +5,7 @@
 
 locals {
   timer_event_data = {
-    name          = "${replace(var.function_name, "-", "_")}_timer"
+    name          = "${replace(var.function_name, "-", "_")}_timer" # letters, digits, _; at most 64 (variables.tf)
     schedule_type = var.schedule_type
     schedule      = var.schedule
     user_event    = var.timer_user_event
@@ -40,10 +40,13 @@ resource "terraform_data" "timer_event_data" {
   input = local.timer_event_data
 }
 
+# No DISABLED timer: a schedule change replaces the timer, and a create that does not send the status would bring
+# a disabled one back ACTIVE. timer_enabled = false deletes it instead; true creates it again (docs/deploy.md).
 resource "huaweicloud_fgs_function_trigger" "timer" {
+  count        = var.timer_enabled ? 1 : 0
   function_urn = huaweicloud_fgs_function.this.urn
   type         = "TIMER"
-  status       = var.timer_enabled ? "ACTIVE" : "DISABLED"
+  status       = "ACTIVE"
   event_data   = jsonencode(local.timer_event_data)
 
   lifecycle {
@@ -72,8 +75,8 @@ resource "huaweicloud_fgs_function_trigger" "http" {
       error_message = "http.timeout_ms: API Gateway's backend timeout is at most 60000 ms."
     }
     precondition {
-      condition     = var.http.timeout_ms > local.http_budget_ms
-      error_message = "http.timeout_ms must be above the function's HTTP budget (the smaller of KPS_HTTP_BUDGET_SECONDS and timeout), or the gateway's own 504 answers first."
+      condition     = var.http.timeout_ms >= local.http_budget_ms + local.http.payload_margin_ms
+      error_message = "http.timeout_ms must be at least the function's HTTP budget (the smaller of KPS_HTTP_BUDGET_SECONDS and timeout) plus 2000 ms for the payload to reach the gateway, or the gateway's own 504 answers first."
     }
   }
 }

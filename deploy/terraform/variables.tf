@@ -11,7 +11,7 @@ variable "region" {
 }
 
 variable "project_id" {
-  description = "The project to clean (KPS_PROJECT_ID) and, unless allowed_project_ids says otherwise, the only one allowed."
+  description = "The function's own project and, unless projects lists others, the one it cleans (KPS_PROJECT_ID) and the only one allowed."
   type        = string
   validation {
     condition     = can(regex("^[0-9a-f]{32}$", var.project_id))
@@ -19,20 +19,47 @@ variable "project_id" {
   }
 }
 
-variable "allowed_project_ids" {
-  description = "KPS_ALLOWED_PROJECT_IDS: every project a request may name. Empty: project_id alone (a sweep: no allow-list)."
-  type        = list(string)
-  default     = []
+variable "project_name" {
+  description = "project_id's IAM project name, which the agency's role is granted on: a region's default project is named after the region (the default), a sub-project <region>_<name>."
+  type        = string
+  default     = null
   validation {
-    condition     = alltrue([for id in var.allowed_project_ids : can(regex("^[0-9a-f]{32}$", id))])
-    error_message = "allowed_project_ids: each entry must be 32 lower-case hexadecimal characters."
+    condition     = var.project_name == null || can(regex("^[a-z]{2}(-[a-z0-9]{1,20}){1,4}(_[A-Za-z0-9_-]{1,64})?$", var.project_name))
+    error_message = "project_name must be an IAM project name: a region (cn-north-4) or <region>_<name> for a sub-project."
+  }
+  validation {
+    condition     = var.project_name == null || split("_", coalesce(var.project_name, "_"))[0] == var.region
+    error_message = "project_name must be a project of region: the region's name, or <region>_<name>."
+  }
+}
+
+variable "projects" {
+  description = "The projects every run cleans (KPS_TARGETS) and the only ones a request may name (KPS_ALLOWED_PROJECT_IDS), each granted the role by its IAM name; the region is the name's part before \"_\". Empty: project_id alone, in region."
+  type = list(object({
+    name = string # the IAM project name: cn-north-4, or cn-north-4_team for a sub-project
+    id   = string
+  }))
+  default = []
+  validation {
+    condition = alltrue([
+      for p in var.projects : can(regex("^[0-9a-f]{32}$", p.id)) && can(regex("^[a-z]{2}(-[a-z0-9]{1,20}){1,4}(_[A-Za-z0-9_-]{1,64})?$", p.name))
+    ])
+    error_message = "projects: each {name, id}: an IAM project name (cn-north-4, or cn-north-4_team) and 32 lower-case hexadecimal characters."
+  }
+  validation {
+    condition     = length(var.projects) == length(distinct([for p in var.projects : p.id])) && length(var.projects) <= 50
+    error_message = "projects: each project once, at most 50."
   }
 }
 
 variable "sweep" {
-  description = "true: clean every project the agency can see (KPS_TARGETS=all) and grant its role on all resources."
+  description = "true: clean every project the agency can see (KPS_TARGETS=all) and grant its role on all resources. The only way to ask for a sweep."
   type        = bool
   default     = false
+  validation {
+    condition     = !(var.sweep && length(var.projects) > 0)
+    error_message = "sweep cleans every project the agency can see: leave projects empty (KPS_REGIONS in settings limits the regions)."
+  }
 }
 
 variable "function_name" {
@@ -40,8 +67,8 @@ variable "function_name" {
   type        = string
   default     = "kps-failed-task-cleaner"
   validation {
-    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{1,59}$", var.function_name))
-    error_message = "function_name: 2 to 60 letters, digits, _ or -, starting with a letter."
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{1,57}$", var.function_name))
+    error_message = "function_name: 2 to 58 letters, digits, _ or -, starting with a letter (its timer, <name>_timer, may have 64)."
   }
 }
 
@@ -93,6 +120,10 @@ variable "settings" {
     ])
     error_message = "settings: upper-case names; credentials go in secret_settings; RUNTIME_* are FunctionGraph's own."
   }
+  validation {
+    condition     = length(setintersection(keys(var.settings), ["KPS_REGION", "KPS_PROJECT_ID", "KPS_TARGETS", "KPS_ALLOWED_PROJECT_IDS"])) == 0
+    error_message = "settings: KPS_REGION, KPS_PROJECT_ID, KPS_TARGETS and KPS_ALLOWED_PROJECT_IDS are the module's, written with the role grants that match them: use region, project_id, projects or sweep = true."
+  }
 }
 
 variable "secret_settings" {
@@ -120,9 +151,17 @@ variable "log_ttl_days" {
 }
 
 variable "schedule" {
-  description = "The timer: FunctionGraph cron has a seconds field (03:00 daily in the region's time zone), or a Rate such as 12h."
+  description = "The timer. Cron: six fields, seconds first (\"0 0 3 * * ?\": 03:00 daily in the region's time zone), optionally after CRON_TZ=<zone>, or @every 30m. Rate: 1m to 60m, 1h to 24h or 1d to 30d."
   type        = string
   default     = "0 0 3 * * ?"
+  # A schedule change replaces the timer (delete, then create): one the API would refuse must fail the plan,
+  # before the working timer is deleted. Huawei: functiongraph_01_0908 (cron), functiongraph_01_0207 (rate).
+  validation {
+    condition = (var.schedule_type == "Rate"
+      ? can(regex("^(([1-9]|[1-5][0-9]|60)m|([1-9]|1[0-9]|2[0-4])h|([1-9]|[12][0-9]|30)d)$", var.schedule))
+    : can(regex("^((CRON_TZ=[A-Za-z0-9_+/-]+ )?[0-9A-Za-z*?,/-]+( [0-9A-Za-z*?,/-]+){5}|@every ([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$", var.schedule)))
+    error_message = "schedule: for Cron, six fields with seconds first (\"0 0 3 * * ?\"), optionally after CRON_TZ=<zone>, or \"@every 30m\"; for Rate, 1m to 60m, 1h to 24h or 1d to 30d."
+  }
 }
 
 variable "schedule_type" {
@@ -146,7 +185,7 @@ variable "timer_user_event" {
 }
 
 variable "timer_enabled" {
-  description = "false keeps the timer but disabled."
+  description = "false: no timer (it is deleted; true creates it again). Not a DISABLED timer: a schedule change replaces the timer, and the provider's create may not send a status, so a disabled timer could come back ACTIVE."
   type        = bool
   default     = true
 }

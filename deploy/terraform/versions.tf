@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.4" # terraform_data (replaces a trigger when its event data changes)
+  required_version = ">= 1.9" # terraform_data (1.4); validations that read other variables (1.9)
   required_providers {
     huaweicloud = {
       source  = "huaweicloud/huaweicloud"
