@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PROJECT, load_event
+from conftest import OTHER_PROJECT, PROJECT, load_event
 from test_selection import TASKS_PATH, deleted_ids, recorded_ids, task
 
 
@@ -80,3 +80,22 @@ def test_a_task_time_in_seconds_is_not_read_as_1970(kps, invoke):
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 168}})
     assert deleted_ids(kps) == [task(2)["task_id"]]
     assert run.payload["results"][0]["kept"] == 2
+
+
+def test_delete_all_of_an_unselected_target_counts_against_the_shared_bound(kps, invoke, settings):
+    """docs/selective-cleanup.md: the DELETEs of all targets share one pool of KPS_CONCURRENCY, "never more
+    than that many at once". A target without a selection sends its DeleteAllFailedTask from the targets'
+    pool instead, beside the selective DELETEs: 3 DELETEs at once with KPS_CONCURRENCY=2."""
+    settings["KPS_CONCURRENCY"] = "2"
+    kps.put_tasks(PROJECT, [task(n) for n in range(10)])
+    kps.put_tasks(OTHER_PROJECT, [task(n) for n in range(3)])
+    kps.inject(method="DELETE", delay=0.3, times=20)
+    kps.inject(method="GET", delay=0.3, times=20)
+    event = load_event("kafka.json")
+    event["records"][0]["messages"] = [
+        json.dumps({"project_id": PROJECT, "select": {"older_than_hours": 1}}),
+        json.dumps({"project_id": OTHER_PROJECT}),
+    ]
+    run = invoke(event)
+    assert run.payload["status"] == "succeeded"
+    assert kps.peak_in_flight("DELETE") <= 2
