@@ -223,7 +223,7 @@ def clean_target(
     endpoint, policy = endpoint_for(target, settings), RetryPolicy.from_settings(settings)
     client = ApiClient(endpoint, scoped, policy, deadline)
     if target.select is not None:
-        deleter = ApiClient(endpoint, scoped, policy, _Reserved(deadline, RECORD_RESERVE_SECONDS))
+        deleter = _Deleter(endpoint, scoped, policy, _Reserved(deadline, RECORD_RESERVE_SECONDS))
         return clean_selected(
             target, client, deleter, settings, deadline, dry_run=dry_run, budget=budget, deletes=deletes
         )
@@ -260,7 +260,10 @@ def clean_target(
     else:
         warning, attempts = listing.warning, listing.attempts
         unknown = None if warning is None else f"{warning}: the deleted set may hold more"
-    reply = client.call("DELETE", tasks_path(target.project_id))
+    # On the invocation's DELETE pool, so KPS_CONCURRENCY bounds every DELETE in flight, both kinds.
+    reply = deletes.submit(
+        contextvars.copy_context().run, client.call, "DELETE", tasks_path(target.project_id)
+    ).result()
     if reply.ok and settings.record_deleted:
         entries = listing.entries if listing else []
         cut = record.emit("tasks deleted", _record_fields(target, reply), entries, unknown, deadline)
@@ -296,6 +299,25 @@ class _Reserved(Deadline):
         return self._outer.remaining() - self._reserve
 
 
+class _Deleter(ApiClient):
+    """DeleteFailedTask's client. It notes, per thread, whether an attempt of the current call may have
+    reached KPS although its answer was lost (a timeout, a dropped connection, a 5xx; not a 429, which
+    KPS refused): a KPS.0005 on the retry then means this invocation deleted the task."""
+
+    _call = threading.local()
+
+    def delete(self, path: str) -> tuple[Reply, bool]:
+        """The DELETE's reply, and whether an earlier attempt of it may have deleted the task."""
+        self._call.reached = False
+        return self.call("DELETE", path), self._call.reached
+
+    def _attempt(self, method: str, path: str, query: list[tuple[str, str]], seconds: float, attempt: int) -> Reply:
+        reply = super()._attempt(method, path, query, seconds, attempt)
+        if not reply.ok and (reply.error or {}).get("retryable") and reply.http_status != 429:
+            self._call.reached = True
+        return reply
+
+
 LEFT, DELETED, GONE, FAILED = range(4)  # what became of a selected task
 
 
@@ -312,8 +334,8 @@ class _Deletions:
         self.attempts = 0
         self.stop = threading.Event()
 
-    def run(self, deleter: ApiClient, path: str, task_ids: Sequence[str | None], pool: Executor, window: int) -> None:
-        pending: dict[Future[Reply | None], int] = {}
+    def run(self, deleter: _Deleter, path: str, task_ids: Sequence[str | None], pool: Executor, window: int) -> None:
+        pending: dict[Future[tuple[Reply, bool] | None], int] = {}
         waiting = iter(enumerate(task_ids))
         while True:
             while not self.stop.is_set() and len(pending) < window:
@@ -321,7 +343,7 @@ class _Deletions:
                 if index < 0:
                     break
                 if task_id is None:
-                    self._note(index, _unsafe(), stops=False)
+                    self._note(index, (_unsafe(), False), stops=False)
                     continue
                 job = pool.submit(contextvars.copy_context().run, self._delete, deleter, f"{path}/{task_id}")
                 pending[job] = index
@@ -331,17 +353,18 @@ class _Deletions:
             for job in finished:
                 self._note(pending.pop(job), job.result(), stops=True)
 
-    def _delete(self, deleter: ApiClient, path: str) -> Reply | None:
-        return None if self.stop.is_set() else deleter.call("DELETE", path)
+    def _delete(self, deleter: _Deleter, path: str) -> tuple[Reply, bool] | None:
+        return None if self.stop.is_set() else deleter.delete(path)
 
-    def _note(self, index: int, reply: Reply | None, *, stops: bool) -> None:
-        if reply is None:
+    def _note(self, index: int, done: tuple[Reply, bool] | None, *, stops: bool) -> None:
+        if done is None:
             return
+        reply, reached = done
         self.attempts += reply.attempts
         if reply.ok:
             self.outcome[index], self.last = DELETED, reply
-        elif _gone(reply):
-            self.outcome[index] = GONE
+        elif _gone(reply):  # after a lost answer, KPS.0005 is this invocation's own DELETE having worked
+            self.outcome[index] = DELETED if reached else GONE
         else:
             self.outcome[index] = FAILED
             self.failure = self.failure or reply

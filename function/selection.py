@@ -22,6 +22,9 @@ MAX_VALUES = 100  # values in one list
 MAX_VALUE_LENGTH = 256  # characters of one value (the longest string the function keeps from KPS)
 MAX_TASK_TIME_DIGITS = 15  # epoch milliseconds up to year 33658: anything longer is no task_time
 HOUR_MS = 3_600_000
+# 2010-01-01 in epoch ms, before KPS existed: an earlier task_time (a value in seconds, "0", a padded
+# "000000000000001") is no usable time, never a task "old" enough for an age condition.
+MIN_TASK_TIME_MS = 1_262_304_000_000
 MAX_AGE_HOURS = 1_000_000  # over a century: anything more is a mistake, not a policy
 
 
@@ -42,8 +45,8 @@ class Selection(NamedTuple):
 
     def matches(self, task: dict[str, Any], now_ms: int) -> bool:
         """Whether a listed task (KPS's raw object) is selected at ``now_ms``. A task whose
-        ``task_time`` is missing or no epoch-milliseconds value is never old enough: an age condition
-        does not select it. A field that is not a string matches no list."""
+        ``task_time`` is missing, no epoch-milliseconds value or before ``MIN_TASK_TIME_MS`` is never
+        old enough: an age condition does not select it. A field that is not a string matches no list."""
         for key in LIST_KEYS:
             wanted, value = getattr(self, key), task.get(key)
             if wanted is not None and not (isinstance(value, str) and value in wanted):
@@ -51,7 +54,9 @@ class Selection(NamedTuple):
         if self.older_than_hours is None:
             return True
         moment = task_time_ms(task.get("task_time"))
-        return moment is not None and now_ms - moment >= self.older_than_hours * HOUR_MS
+        if moment is None or moment < MIN_TASK_TIME_MS:
+            return False
+        return now_ms - moment >= self.older_than_hours * HOUR_MS
 
 
 def task_time_ms(value: Any) -> int | None:
@@ -112,7 +117,12 @@ def from_object(value: Any) -> Selection:
 
 
 def parse(value: Any) -> Selection:
-    """An event's ``select``: any problem is ``InvalidEvent``, refused before anything is sent."""
+    """An event's ``select``: any problem is ``InvalidEvent``, refused before anything is sent; null
+    too (an unset template variable must not mean "no selection", which deletes everything)."""
+    if value is None:
+        raise Rejected(
+            "InvalidEvent", "select: is null; omit select to use KPS_SELECT (or delete all), or give a selection"
+        )
     try:
         return from_object(value)
     except SelectionError as exc:

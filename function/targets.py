@@ -75,33 +75,37 @@ def _selection(request: Request, settings: Settings) -> Selection | None:
     return request.get("select", settings.select)
 
 
-def _one_selection(selections: dict[Target, Selection | None], target: Target, chosen: Any) -> None:
+def _one_selection(
+    selections: dict[tuple[str, str], tuple[Target, Any]], key: tuple[str, str], target: Target, chosen: Any
+) -> None:
     """Two messages that name one target with different selections are refused: either reading would
     delete tasks the other message meant to keep."""
-    if selections.setdefault(target, chosen) != chosen:
+    if selections.setdefault(key, (target, chosen))[1] != chosen:
         where = "a sweep" if target.project_id == SWEEP else f"project {target.project_id}"
         raise Rejected("InvalidEvent", f"ambiguous event: two messages give {where} different selections (select)")
 
 
 def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
-    """Distinct (project, region) pairs in the order the event names them, each with its selection
-    (``Target.select``), or SWEEP (``sweep_selection`` gives its selection)."""
-    selections: dict[Target, Selection | None] = {}
+    """Distinct targets in the order the event names them, each with its selection (``Target.select``),
+    or SWEEP (``sweep_selection`` gives its selection). A target is what it reaches, (endpoint,
+    project): with KPS_ENDPOINT every region name reaches the same KPS, so one project under two
+    region names is one target, cleaned once under the first name, with one selection."""
+    selections: dict[tuple[str, str], tuple[Target, Any]] = {}
     sweep = False
     for request in requests:
         wanted = _from_request(request, settings)
         chosen = _selection(request, settings)
         if wanted == SWEEP:
             sweep = True
-            _one_selection(selections, Target(SWEEP, None), chosen)
+            _one_selection(selections, ("", SWEEP), Target(SWEEP, None), chosen)
             continue
         for target in wanted:
-            _one_selection(selections, target._replace(select=None), chosen)
+            _one_selection(selections, (endpoint_for(target, settings), target.project_id), target, chosen)
         if len(selections) > MAX_TARGETS:
             raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
-    targets = {t._replace(select=chosen): None for t, chosen in selections.items() if t.project_id != SWEEP}
+    targets = [t._replace(select=chosen) for t, chosen in selections.values() if t.project_id != SWEEP]
     if sweep:
-        if len(set(selections.values())) > 1:  # a named target would be swept with another selection
+        if len({chosen for _, chosen in selections.values()}) > 1:  # a named target swept with another selection
             raise Rejected("InvalidEvent", "ambiguous event: a sweep and a named target have different selections")
         return SWEEP
     allowed = settings.allowed_project_ids
@@ -109,7 +113,7 @@ def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
         for target in targets:
             if target.project_id not in allowed:
                 raise Rejected("ProjectNotAllowed", f"project {target.project_id} is not in KPS_ALLOWED_PROJECT_IDS")
-    return list(targets)
+    return targets
 
 
 def sweep_selection(requests: list[Request], settings: Settings) -> Selection | None:

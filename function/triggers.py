@@ -127,6 +127,9 @@ REQUEST_FIELDS: dict[str, Validator] = {
     "context": _context,
 }
 ENTRY_FIELDS: dict[str, Validator] = {"project_id": _project_id, "region": _region}
+# Fields whose null is handed to the validator instead of meaning absent: a null select (a template's
+# unset variable) must never read as "no selection", which deletes everything.
+NULL_REFUSED = frozenset({"select"})
 
 
 def _did_you_mean(key: Any, names: Mapping[str, Validator]) -> str:
@@ -137,7 +140,7 @@ def _did_you_mean(key: Any, names: Mapping[str, Validator]) -> str:
 
 def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUEST_FIELDS) -> Request:
     """One object read by the model: every key exactly a field name, each value validated; ``null``,
-    ``{}`` and ``""`` mean the defaults, a null field means absent."""
+    ``{}`` and ``""`` mean the defaults, a null field means absent (except ``NULL_REFUSED``)."""
     if fields is None or fields == "":
         return {}
     if not isinstance(fields, dict):
@@ -146,7 +149,7 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
     if unknown:
         shown = ", ".join(_shown_key(key) + _did_you_mean(key, names) for key in unknown[:5])
         raise _invalid(f"{where} has unknown keys: {shown}; its fields are {', '.join(names)}")
-    return {key: names[key](value) for key, value in fields.items() if value is not None}
+    return {key: names[key](value) for key, value in fields.items() if value is not None or key in NULL_REFUSED}
 
 
 # --- decoding, once ----------------------------------------------------------------------------------

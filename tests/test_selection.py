@@ -35,6 +35,8 @@ from test_record import assert_whole, record_lines
 from devtools.context import FakeContext
 from devtools.kps_emulator import OPERATE_TYPES, KpsEmulator
 from function.selection import Selection, from_object
+from function.settings import SettingSource, load_settings
+from function.targets import resolve_targets
 from handler import handler
 
 HOUR_MS = 3_600_000
@@ -499,11 +501,14 @@ def test_the_payload_schema_knows_the_selection_counts():
         assert_valid_payload({**base, "results": [{**result, "left": -1}]})
 
 
-def test_a_null_select_leaves_the_setting_in_force(kps, invoke, settings):
+def test_a_null_select_is_refused_even_with_a_setting(kps, invoke, settings):
+    """A null select (a template's unset variable) is refused, never read as "absent": absent means
+    KPS_SELECT here, but without the setting it would mean DeleteAllFailedTask."""
     kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
     settings["KPS_SELECT"] = '{"older_than_hours": 168}'
     run = invoke({"project_id": PROJECT, "select": None})
-    assert deleted_ids(kps) == [task(1)["task_id"]] and run.payload["results"][0]["kept"] == 1
+    assert run.payload["error"]["code"] == "InvalidEvent" and "omit select" in run.payload["error"]["message"]
+    assert [r for r in kps.requests if r.method == "DELETE"] == []
 
 
 def test_the_emulators_route_faults_apply_only_where_they_are_aimed(kps):
@@ -535,3 +540,118 @@ def test_over_http_select_is_read_from_the_json_body_only(kps, invoke):
     run = invoke(apig_event({"project_id": PROJECT, "select": {"older_than_hours": 168}}, method="GET"))
     assert run.result["statusCode"] == 200 and run.payload["results"][0]["selected"] == 1
     assert [r.method for r in kps.requests] == ["GET"]  # GET is a dry run, with the selection
+
+
+def test_one_project_under_two_region_spellings_cannot_escape_the_selection(kps, invoke, settings):
+    """With KPS_ENDPOINT every region reaches the same KPS: (P, cn-north-4) and (P, cn-east-3) are one
+    target. Two messages giving it different selections are refused: else the second message's
+    (no selection) DeleteAllFailedTask would remove the recent task the first message meant to keep."""
+    kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
+    event = load_event("kafka.json")
+    event["records"][0]["messages"] = [
+        json.dumps({"project_id": PROJECT, "select": {"older_than_hours": 168}}),  # region from KPS_REGION
+        json.dumps({"project_id": PROJECT, "region": "cn-east-3"}),
+    ]
+    run = invoke(event)
+    assert TASKS_PATH not in [r.path for r in kps.requests if r.method == "DELETE"], "DeleteAllFailedTask was called"
+    assert task(0)["task_id"] in [t["task_id"] for t in kps.failed_tasks(PROJECT)], "the kept task was deleted"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+
+
+def test_one_project_twice_in_one_targets_list_is_cleaned_once(kps, invoke):
+    """The same project named under two regions (one endpoint) in one message: each task is DELETEd
+    once and counted once: it is one target, not two that both list and delete it."""
+    kps.put_tasks(PROJECT, [task(n) for n in range(6)])
+    run = invoke(
+        {
+            "targets": [
+                {"project_id": PROJECT, "region": "cn-north-4"},
+                {"project_id": PROJECT, "region": "cn-east-3"},
+            ],
+            "select": {"older_than_hours": 1},
+        }
+    )
+    assert len(deleted_ids(kps)) == 6, "a task was DELETEd twice"
+    assert sum(r.get("failed_task_count") or 0 for r in run.payload["results"]) == 6
+
+
+def test_a_null_select_without_a_setting_is_not_delete_all(kps, invoke):
+    """Issue 18: "an event carrying a field select is read with select ignored, and everything is
+    deleted" is the bug. ``"select": null`` (a template's unset variable: Terraform's jsonencode writes
+    null) is a select that is not an object: it must be refused, never read as "delete everything"."""
+    kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
+    run = invoke({"project_id": PROJECT, "select": None})
+    assert [r.path for r in kps.requests if r.method == "DELETE"] != [TASKS_PATH], "DeleteAllFailedTask was called"
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert len(kps.failed_tasks(PROJECT)) == 2
+
+
+def test_a_delete_whose_answer_was_lost_and_retried_is_counted_and_recorded(kps, invoke, settings):
+    """The first DELETE reaches KPS and deletes the task, but its answer is late (the attempt times out);
+    the retry meets KPS.0005. This invocation deleted the task: it must be in failed_task_count and in
+    the record, not counted already_gone."""
+    settings.update(KPS_TIMEOUT_SECONDS="0.4", KPS_MAX_ATTEMPTS="3")
+    kps.put_tasks(PROJECT, [task(0)])
+    kps.inject(method="DELETE", delay=0.6)  # answered (and deleted) after the client gave up
+    kps.inject(method="DELETE", delay=0.3)  # the retry is routed after the first has deleted the task
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
+    [result] = run.payload["results"]
+    attempts = [r for r in kps.requests if r.method == "DELETE"]
+    assert len(attempts) == 2 and kps.failed_tasks(PROJECT) == []  # the scenario happened as scripted
+    assert result["failed_task_count"] == 1, result
+    assert recorded_ids(run) == [task(0)["task_id"]]
+
+
+@pytest.mark.parametrize(("first", "mine"), [(429, False), (503, True)])
+def test_kps_0005_on_a_retry_is_ours_only_after_an_answer_that_may_have_reached_kps(kps, invoke, first, mine):
+    """A 429 is KPS refusing the call: KPS.0005 on its retry means the task was already gone. A 5xx
+    may have deleted it: KPS.0005 on its retry is this invocation's own DELETE, counted and recorded."""
+    kps.put_tasks(PROJECT, [task(0)])
+    kps.inject(method="DELETE", status=first, retry_after="0", body={"error_code": "X.1", "error_msg": "x"})
+    kps.inject(method="DELETE", status=400, body={"error_code": "KPS.0005", "error_msg": "failed task not found"})
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
+    [result] = run.payload["results"]
+    assert len([r for r in kps.requests if r.method == "DELETE"]) == 2
+    assert (result["failed_task_count"], result["already_gone"]) == ((1, 0) if mine else (0, 1))
+    assert recorded_ids(run) == ([task(0)["task_id"]] if mine else [])
+
+
+def test_a_task_time_in_seconds_is_not_read_as_1970(kps, invoke):
+    """KPS documents task_time as epoch milliseconds. A value in seconds (an API version or a proxy
+    that converts) read as milliseconds is January 1970: every such task is "old" and deleted, among
+    them one that failed a minute ago. A task_time before KPS existed is no usable time (kept)."""
+    recent_seconds = str(int(task(0, hours_ago=0.02)["task_time"]) // 1000)
+    kps.put_tasks(PROJECT, [task(0, task_time=recent_seconds), task(1, task_time="0"), task(2, hours_ago=500)])
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 168}})
+    assert deleted_ids(kps) == [task(2)["task_id"]]
+    assert run.payload["results"][0]["kept"] == 2
+
+
+def test_delete_all_of_an_unselected_target_counts_against_the_shared_bound(kps, invoke, settings):
+    """docs/selective-cleanup.md: the DELETEs of all targets share one pool of KPS_CONCURRENCY, "never more
+    than that many at once". A target without a selection sends its DeleteAllFailedTask through that
+    pool too: never 3 DELETEs at once with KPS_CONCURRENCY=2."""
+    settings["KPS_CONCURRENCY"] = "2"
+    kps.put_tasks(PROJECT, [task(n) for n in range(10)])
+    kps.put_tasks(OTHER_PROJECT, [task(n) for n in range(3)])
+    kps.inject(method="DELETE", delay=0.3, times=20)
+    kps.inject(method="GET", delay=0.3, times=20)
+    event = load_event("kafka.json")
+    event["records"][0]["messages"] = [
+        json.dumps({"project_id": PROJECT, "select": {"older_than_hours": 1}}),
+        json.dumps({"project_id": OTHER_PROJECT}),
+    ]
+    run = invoke(event)
+    assert run.payload["status"] == "succeeded"
+    assert kps.peak_in_flight("DELETE") <= 2
+
+
+def test_a_target_is_the_endpoint_and_project_it_reaches():
+    """Without KPS_ENDPOINT two regions are two KPS endpoints, two targets; with it, one."""
+    requests = [
+        {"targets": [{"project_id": PROJECT, "region": "cn-north-4"}, {"project_id": PROJECT, "region": "cn-east-3"}]}
+    ]
+    regional = load_settings(SettingSource(FakeContext(), {"KPS_REGION": REGION}))
+    assert [t.region for t in resolve_targets(requests, regional)] == ["cn-north-4", "cn-east-3"]
+    one = load_settings(SettingSource(FakeContext(), {"KPS_REGION": REGION, "KPS_ENDPOINT": "http://127.0.0.1:9"}))
+    assert [t.region for t in resolve_targets(requests, one)] == ["cn-north-4"]
