@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import selection
-from .errors import Rejected
+from .errors import Rejected, named
 from .settings import PROJECT_ID, REGION, SWEEP, parse_bool
 
 MAX_TEXT = 64 * 1024  # characters of JSON text read at all (an event, a body, a message): 100 targets are ~6 KB
@@ -50,18 +50,6 @@ def _shown(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return f"{_json_type(value)} of {len(value)} items"
     return _json_type(value)
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,24}")  # short enough to be no secret (a secret key is 40)
-
-
-def _shown_key(key: Any) -> str:
-    """A key in an error message: named only when it is a short plain identifier, otherwise described."""
-    text = str(key)
-    if _PLAIN_KEY.fullmatch(text):
-        return repr(text)
-    plain = "" if text.isascii() and text.isprintable() else ", not all printable ASCII"
-    return f"a key of {len(text)} characters{plain}"
 
 
 def _json_type(value: Any) -> str:
@@ -175,7 +163,7 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
         raise _invalid(f"{where} must be a JSON object, got {_json_type(fields)}")
     unknown = [key for key in fields if key not in names]
     if unknown:
-        shown = ", ".join(_shown_key(key) + _did_you_mean(key, names) for key in unknown[:5])
+        shown = ", ".join(named(key) + _did_you_mean(key, names) for key in unknown[:5])
         raise _invalid(f"{where} has unknown keys: {shown}; its fields are {', '.join(names)}")
     return {key: names[key](value) for key, value in fields.items() if value is not None}
 
@@ -188,7 +176,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict:
     built: dict = {}
     for key, value in pairs:
         if key in built:
-            raise _invalid(f"the JSON text gives the key {_shown_key(key)} more than once")
+            raise _invalid(f"the JSON text gives the key {named(key)} more than once")
         built[key] = value
     return built
 
@@ -270,7 +258,7 @@ def _object_problem(value: Any, keys: Keys, where: str) -> Optional[str]:
     if not isinstance(value, dict):
         return f"{where} is not an object"
     missing = [key for key in keys.required if key not in value]
-    unknown = [_shown_key(key) for key in value if key not in keys.required and key not in keys.optional]
+    unknown = [named(key) for key in value if key not in keys.required and key not in keys.optional]
     if missing or unknown:
         return f"{where} lacks {', '.join(missing) or '-'}, has unknown keys {', '.join(unknown[:5]) or '-'}"
     checks = {**keys.required, **keys.optional}

@@ -527,6 +527,8 @@ PASTED = {
     "as a key": {"project_id": PROJECT, CALLER_TOKEN: 1},
     "as a key of a targets entry": {"targets": [{"project_id": PROJECT, CALLER_TOKEN: 1}]},
     "as a short key": {"project_id": PROJECT, CALLER_TOKEN[:30]: 1},
+    "as a select key": {"project_id": PROJECT, "select": {CALLER_TOKEN[:60]: 1}},
+    "as a select operate_type": {"project_id": PROJECT, "select": {"operate_type": [CALLER_TOKEN[:200]]}},
 }
 
 
