@@ -52,10 +52,12 @@ def _shown(value: Any) -> str:
     return _json_type(value)
 
 
+_JSON_TYPES = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", int: "a number"}
+_JSON_TYPES[float] = "a number"
+
+
 def _json_type(value: Any) -> str:
-    names = {list: "an array", dict: "an object", bool: "a boolean", int: "a number", float: "a number"}
-    names[str] = "a string"
-    return names.get(type(value), "null" if value is None else "a value of no JSON type")
+    return _JSON_TYPES.get(type(value), "null" if value is None else "a value of no JSON type")
 
 
 # --- the request model -------------------------------------------------------------------------------
@@ -113,7 +115,12 @@ def _context(value: Any) -> Any:
             raise _invalid(
                 f"context never carries request fields ({', '.join(fields)}); put them at the request's top level"
             )
-    if _json_floor(value) > MAX_CONTEXT or len(json.dumps(value)) > MAX_CONTEXT:
+    try:
+        size = _json_floor(value)
+        size = len(json.dumps(value)) if size <= MAX_CONTEXT else size
+    except (TypeError, ValueError, RecursionError):  # nested deeper than the encoder goes, within the bound
+        raise _invalid("context is nested too deep to be written as JSON") from None
+    if size > MAX_CONTEXT:
         raise _invalid(f"context is larger than {MAX_CONTEXT} characters as JSON")
     return value
 

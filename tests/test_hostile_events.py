@@ -475,6 +475,11 @@ def test_context_is_bounded_before_it_is_encoded(kps, invoke):
         assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
         assert "larger than 4096" in run.payload["error"]["message"]
         assert peak < 1_000_000, f"refusing a too-large context allocated {peak / 1e6:.1f} MB"
+    deep: list = []
+    for _ in range(1200):  # under the bound as text, deeper than the encoder goes
+        deep = [deep]
+    run = invoke({"project_id": PROJECT, "context": deep})
+    assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
 
 
 def test_log_event_does_not_copy_a_large_refused_event(kps, invoke, settings):
