@@ -135,7 +135,8 @@ def _check_method(incoming: TriggerEvent) -> None:
     """Over HTTP only GET, POST and DELETE mean something; any other method is refused 405 before
     anything else about the request is read."""
     if incoming.is_http and incoming.http_method not in HTTP_METHODS:
-        raise Rejected("MethodNotAllowed", f"method {incoming.http_method or '(none)'} is not allowed; use {ALLOW}")
+        named = f"method {incoming.http_method}" if incoming.http_method else "this method"  # never the caller's
+        raise Rejected("MethodNotAllowed", f"{named} is not allowed; use {ALLOW}")
 
 
 def _dry_run(incoming: TriggerEvent, settings: Settings) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,24}")  # short enough to be no secret (a secret key has 40 characters)
 
 # Code -> the status an API Gateway caller receives. Bad input is the caller's to fix (4xx);
 # configuration is the operator's (500).
@@ -46,3 +49,13 @@ class Rejected(Exception):
             raise ValueError(f"unknown rejection code {code!r}")
         self.code = code
         self.message = message
+
+
+def named(text: Any, what: str = "a key") -> str:
+    """A caller's key or name in a refusal (which is logged): quoted only when it is a short plain
+    identifier, otherwise described, since a caller may paste a token anywhere."""
+    text = str(text)
+    if _PLAIN.fullmatch(text):
+        return repr(text)
+    plain = "" if text.isascii() and text.isprintable() else ", not all printable ASCII"
+    return f"{what} of {len(text)} characters{plain}"

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-from .errors import Rejected
+from .errors import Rejected, named
 
 # ListFailedTask's operate_type values, as the KPS API reference lists them.
 OPERATE_TYPES = frozenset({"FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"})
@@ -96,7 +96,7 @@ def _values(key: str, value: Any) -> frozenset:
         unknown = sorted(set(value) - OPERATE_TYPES)
         if unknown:
             raise SelectionError(
-                f"operate_type {unknown[0][:40]!r} is not one KPS lists ({', '.join(sorted(OPERATE_TYPES))})"
+                f"operate_type {named(unknown[0], 'a value')} is not one KPS lists ({', '.join(sorted(OPERATE_TYPES))})"
             )
     return frozenset(value)
 
@@ -105,9 +105,9 @@ def from_object(value: Any) -> Selection:
     """The selection a JSON object describes; raises ``SelectionError`` naming the problem."""
     if not isinstance(value, dict):
         raise SelectionError(f"must be a JSON object, got {_type(value)}")
-    unknown = sorted(str(k)[:40] for k in value if k not in KEYS)
+    unknown = sorted(str(k) for k in value if k not in KEYS)
     if unknown:
-        raise SelectionError(f"unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+        raise SelectionError(f"unknown key {named(unknown[0])} (known: {', '.join(KEYS)})")
     if not value:
         raise SelectionError('names no condition; to delete every task leave it out (or {"older_than_hours": 0})')
     fields: dict[str, Any] = {}
@@ -145,7 +145,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     built: dict[str, Any] = {}
     for key, value in pairs:
         if key in built:
-            raise SelectionError(f"the key {key[:40]!r} is given more than once")
+            raise SelectionError(f"the key {named(key)} is given more than once")
         built[key] = value
     return built
 

@@ -53,20 +53,16 @@ def _from_request(request: Request, settings: Settings) -> Wanted:
         return [Target(e["project_id"], _region(e.get("region", region), settings)) for e in targets]
     if "project_id" in request:
         return [Target(request["project_id"], _region(region, settings))]
+    if region is not None:  # a project ID belongs to one region: the default project elsewhere is never meant
+        raise Rejected("InvalidEvent", "region without project_id or targets names no project; name the project_id")
     if settings.targets is not None:
-        if region is not None:  # KPS_TARGETS carries its own regions: this one would be ignored
-            raise Rejected(
-                "InvalidEvent",
-                "region without project_id or targets: KPS_TARGETS names the targets and their regions;"
-                " name the project_id with the region",
-            )
         return settings.targets if settings.targets == SWEEP else list(settings.targets)
     project_id = settings.project_id or settings.runtime_project_id
     if project_id is None:
         raise Rejected(
             "MissingProjectId", "no project_id in the event, KPS_TARGETS, KPS_PROJECT_ID or RUNTIME_PROJECT_ID"
         )
-    return [Target(project_id, _region(region, settings))]
+    return [Target(project_id, _region(None, settings))]
 
 
 def _selection(request: Request, settings: Settings) -> Selection | None:
@@ -85,11 +81,24 @@ def _one_selection(
         raise Rejected("InvalidEvent", f"ambiguous event: two messages give {where} different selections (select)")
 
 
+def _all_or_none_named(requests: list[Request]) -> None:
+    """In a batch, every message names its targets or none does (then the batch means the defaults): a
+    message naming nothing beside one naming B would add the default project, or a sweep, to B's."""
+    named = ["project_id" in r or "targets" in r for r in requests]
+    if any(named) and not all(named):
+        raise Rejected(
+            "InvalidEvent",
+            f"message {named.index(False)} of the batch names no project_id or targets while another does;"
+            " in a batch every message names its targets, or none does",
+        )
+
+
 def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
     """Distinct targets in the order the event names them, each with its selection (``Target.select``),
     or SWEEP (``sweep_selection`` gives its selection). A target is what it reaches, (endpoint,
     project): with KPS_ENDPOINT every region name reaches the same KPS, so one project under two
     region names is one target, cleaned once under the first name, with one selection."""
+    _all_or_none_named(requests)
     selections: dict[tuple[str, str], tuple[Target, Any]] = {}
     sweep = False
     for request in requests:

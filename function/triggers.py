@@ -17,20 +17,22 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import itertools
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import selection
-from .errors import Rejected
-from .logs import scrub, shorten
+from .errors import Rejected, named
 from .settings import PROJECT_ID, REGION, SWEEP, parse_bool
 
 MAX_TEXT = 64 * 1024  # characters of JSON text read at all (an event, a body, a message): 100 targets are ~6 KB
 MAX_MESSAGES = 100  # messages in one event, and items in any list of an envelope
 MAX_TARGETS = 100
 MAX_CONTEXT = 4096  # characters of the ``context`` field as JSON text
+MAX_DIGITS = 100  # of an integer in JSON text: no request field is a number
 
 Request = dict  # one message read by the model: field name -> validated value; absent and null fields left out
 Validator = Callable[[Any], Any]
@@ -41,23 +43,21 @@ def _invalid(message: str) -> Rejected:
 
 
 def _shown(value: Any) -> str:
-    """A caller's value in an error message: cut and masked before ``repr`` escapes it; a structure by its type."""
+    """A caller's value in an error message (which is logged): its JSON type and size, never its text,
+    since a caller may paste a token anywhere."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
     if isinstance(value, (list, dict)):
-        return _json_type(value)
-    return shorten(repr(scrub(value[:64]) if isinstance(value, str) else value), 48)
+        return f"{_json_type(value)} of {len(value)} items"
+    return _json_type(value)
 
 
-def _shown_key(key: Any) -> str:
-    """A key in an error message: masked, then escaped (``ascii``), so that an invisible or look-alike letter
-    shows; flagged when it is not plain ASCII, since masking may normalise what it shows."""
-    text = str(key)[:64]
-    plain = text.isascii() and text.isprintable()
-    return shorten(ascii(scrub(text)), 48) + ("" if plain else " (not plain ASCII)")
+_JSON_TYPES = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", int: "a number"}
+_JSON_TYPES[float] = "a number"
 
 
 def _json_type(value: Any) -> str:
-    names = {list: "an array", dict: "an object", bool: "a boolean", int: "a number", float: "a number"}
-    return names.get(type(value), type(value).__name__)
+    return _JSON_TYPES.get(type(value), "null" if value is None else "a value of no JSON type")
 
 
 # --- the request model -------------------------------------------------------------------------------
@@ -107,14 +107,37 @@ def _targets(value: Any) -> Union[str, list[Request]]:
 
 
 def _context(value: Any) -> Any:
-    """A workflow's own context: accepted, bounded, never read for what is deleted."""
+    """A workflow's own context: accepted, bounded, never read for what is deleted. Request fields at its
+    top level are refused: they would be read by no one, so ``{"context": {"dry_run": true}}`` would delete."""
+    if isinstance(value, dict):
+        fields = [key for key in REQUEST_FIELDS if key in value]
+        if fields:
+            raise _invalid(
+                f"context never carries request fields ({', '.join(fields)}); put them at the request's top level"
+            )
     try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError, RecursionError):
-        raise _invalid("context must be JSON") from None
+        size = _json_floor(value)
+        size = len(json.dumps(value)) if size <= MAX_CONTEXT else size
+    except (TypeError, ValueError, RecursionError):  # nested deeper than the encoder goes, within the bound
+        raise _invalid("context is nested too deep to be written as JSON") from None
     if size > MAX_CONTEXT:
         raise _invalid(f"context is larger than {MAX_CONTEXT} characters as JSON")
     return value
+
+
+def _json_floor(value: Any) -> int:
+    """At least the length of ``value`` as JSON text, counted without encoding and stopping past the
+    context's bound: only a value under the bound is then encoded (at most 6 characters per character)."""
+    size, pending = 0, [value]
+    while pending and size <= MAX_CONTEXT:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(itertools.islice(item.values(), MAX_CONTEXT + 1))
+            pending.extend(itertools.islice(item.keys(), MAX_CONTEXT + 1))
+        elif isinstance(item, list):
+            pending.extend(itertools.islice(item, MAX_CONTEXT + 1))
+        size += len(item) + 2 if isinstance(item, (str, dict, list)) else 1
+    return size
 
 
 # Adding a field is one line here (name -> validator); what it means is read from the model's output.
@@ -133,7 +156,10 @@ NULL_REFUSED = frozenset({"select"})
 
 
 def _did_you_mean(key: Any, names: Mapping[str, Validator]) -> str:
-    text = unicodedata.normalize("NFKC", str(key)[:64]).casefold()
+    """A close field name, for a short key only (the suggestion names a field, never the key)."""
+    if len(str(key)) > 40:
+        return ""
+    text = unicodedata.normalize("NFKC", str(key)).casefold()
     close = difflib.get_close_matches(text, list(names), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -147,7 +173,7 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
         raise _invalid(f"{where} must be a JSON object, got {_json_type(fields)}")
     unknown = [key for key in fields if key not in names]
     if unknown:
-        shown = ", ".join(_shown_key(key) + _did_you_mean(key, names) for key in unknown[:5])
+        shown = ", ".join(named(key) + _did_you_mean(key, names) for key in unknown[:5])
         raise _invalid(f"{where} has unknown keys: {shown}; its fields are {', '.join(names)}")
     return {key: names[key](value) for key, value in fields.items() if value is not None or key in NULL_REFUSED}
 
@@ -160,7 +186,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict:
     built: dict = {}
     for key, value in pairs:
         if key in built:
-            raise _invalid(f"the JSON text gives the key {_shown_key(key)} more than once")
+            raise _invalid(f"the JSON text gives the key {named(key)} more than once")
         built[key] = value
     return built
 
@@ -170,6 +196,14 @@ def _bounded(text: Union[str, bytes], what: str, most: int = MAX_TEXT) -> None:
         raise _invalid(f"{what} is longer than {most} characters; a request is far smaller (docs/triggers.md)")
 
 
+def _integer(digits: str) -> int:
+    """``parse_int``: a number with more digits than any request field is refused by name (3.11 would
+    otherwise raise past 4,300 digits, read as "not JSON text")."""
+    if len(digits) > MAX_DIGITS:
+        raise _invalid(f"a number in the JSON text has {len(digits)} digits; no request field is a number")
+    return int(digits)
+
+
 def _json_text(text: str, what: str) -> Any:
     """JSON text, bounded before it is parsed; empty text is ``null``."""
     _bounded(text, what)
@@ -177,7 +211,7 @@ def _json_text(text: str, what: str) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text, object_pairs_hook=_unique)
+        return json.loads(text, object_pairs_hook=_unique, parse_int=_integer)
     except (ValueError, RecursionError):
         raise _invalid(f"{what} is not JSON text (plain text is refused: it names nothing)") from None
 
@@ -234,7 +268,7 @@ def _object_problem(value: Any, keys: Keys, where: str) -> Optional[str]:
     if not isinstance(value, dict):
         return f"{where} is not an object"
     missing = [key for key in keys.required if key not in value]
-    unknown = [_shown_key(key) for key in value if key not in keys.required and key not in keys.optional]
+    unknown = [named(key) for key in value if key not in keys.required and key not in keys.optional]
     if missing or unknown:
         return f"{where} lacks {', '.join(missing) or '-'}, has unknown keys {', '.join(unknown[:5]) or '-'}"
     checks = {**keys.required, **keys.optional}
@@ -267,7 +301,9 @@ def _cloudevent_data(event: dict) -> Any:
         if "data" in event:
             raise _invalid("a CloudEvent has both data and data_base64")
         return _base64(event["data_base64"], "data_base64")
-    return event.get("data")
+    if event.get("data") is None:  # names nothing, like OBS / LTS / CTS events: never the defaults
+        raise _invalid("refused: a CloudEvent without data (or data_base64) " + _NO_REQUEST)
+    return event["data"]
 
 
 def _read_apig(event: dict) -> list[Request]:
@@ -395,13 +431,18 @@ TRIGGERS: tuple[Trigger, ...] = (
 )
 
 
+# Methods an answer may name; upper-cased over ASCII only (``"po\u017ft".upper()`` is ``"POST"``).
+_METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE")
+_CORRELATION = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # an ID as platforms write them; anything else is not logged
+
+
 class TriggerEvent(NamedTuple):
     trigger: str
     field_sets: list[Request]  # one per message, read by the model; empty when ``error`` is set
     correlation_id: Optional[str] = None
     is_http: bool = False
     error: Optional[Rejected] = None
-    http_method: str = ""  # API Gateway only, upper-cased
+    http_method: str = ""  # API Gateway only: one of ``_METHODS``, else empty (never the caller's text)
 
 
 def _parsed(event: Any) -> Any:
@@ -451,8 +492,13 @@ def _answer(event: Any, trigger: Optional[Trigger], requests: list[Request], err
     return TriggerEvent(
         trigger.name,
         requests,
-        shorten(correlation[:256], 128) if isinstance(correlation, str) and correlation else None,
+        correlation if isinstance(correlation, str) and _CORRELATION.fullmatch(correlation) else None,
         is_http,
         error,
-        shorten(method.upper(), 16) if is_http else "",
+        _method(method) if is_http else "",
     )
+
+
+def _method(method: str) -> str:
+    upper = method.upper() if method.isascii() else ""
+    return upper if upper in _METHODS else ""

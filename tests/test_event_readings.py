@@ -33,6 +33,11 @@ def smn(message: str) -> dict:
     return event
 
 
+def eventgrid_list(*changes: dict) -> dict:
+    event = load_event("eventgrid.json")
+    return {"events": [{**event, **change, "id": f"id-{i}"} for i, change in enumerate(changes)]}
+
+
 def eventgrid(data: Any) -> dict:
     event = load_event("eventgrid.json")
     event["data"] = data
@@ -250,9 +255,81 @@ def test_a_targets_entry_with_region_null_takes_the_events_region(kps, invoke, r
 
 
 def test_a_workflow_context_is_accepted_and_never_read(kps, invoke):
-    run = invoke({"project_id": B, "context": {"run": 7, "dry_run": True, "project_id": PROJECT}})
+    run = invoke({"project_id": B, "context": {"run": 7, "dry": True, "project": PROJECT}})
     assert run.payload["dry_run"] is False
     assert deletes(kps) == [B_TASKS]
+
+
+@pytest.mark.parametrize("meant", [{"dry_run": True}, {"project_id": B}, {"run": 1, "targets": "all"}])
+def test_a_context_carrying_request_fields_is_refused(kps, invoke, meant):
+    """{"context": {"dry_run": true}} deleted and {"context": {"project_id": B}} cleaned A: nothing reads
+    a context, so a request field in it is refused rather than silently ignored."""
+    assert_refused(invoke({"context": meant}), kps, "context never carries request fields")
+
+
+NAMES_NOTHING = ["", "{}", "null", '{"dry_run": null}', '{"context": {"run": 1}}', '{"dry_run": true}']
+
+
+@pytest.mark.parametrize("blank", NAMES_NOTHING)
+@pytest.mark.parametrize("first", [True, False])
+def test_a_batch_naming_b_beside_a_message_naming_nothing_is_refused(kps, invoke, blank, first):
+    """Red team 15r: a Kafka batch with one message naming B and one naming nothing cleaned B and the
+    configured A (the defaults of a lone empty event, applied per message)."""
+    kps.seed(B, 1)
+    named = json.dumps({"project_id": B})
+    messages = (named, blank) if first else (blank, named)
+    assert_refused(invoke(kafka(*messages)), kps, f"message {1 if first else 0} of the batch names no project_id")
+
+
+@pytest.mark.parametrize("blank", NAMES_NOTHING[:4])
+def test_a_message_naming_nothing_in_a_batch_never_adds_a_sweep(kps, invoke, settings, blank):
+    """Red team 15r: with KPS_TARGETS=all the blank message swept every project IAM lists, A and B."""
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}, {"id": B, "name": REGION}])
+    settings.update(KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
+    named = {"targets": [{"project_id": B}]}
+    for event in (kafka(json.dumps(named), blank), eventgrid_list({"data": named}, {"data": blank})):
+        assert_refused(invoke(event), kps, "every message names its targets, or none does")
+
+
+def test_a_batch_of_messages_naming_nothing_means_the_defaults(kps, invoke):
+    invoke(kafka("", "{}", "null"))
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+
+
+def test_a_batch_where_every_message_names_its_targets_is_read(kps, invoke):
+    invoke(kafka(json.dumps({"project_id": B}), json.dumps({"targets": [{"project_id": PROJECT}]})))
+    assert sorted(deletes(kps)) == sorted([B_TASKS, f"/v3/{PROJECT}/failed-tasks"])
+
+
+def test_a_region_without_a_project_is_refused(kps, invoke):
+    """A project ID belongs to one region: the default project "in another region" is never meant, so a
+    region alone (a direct request, a message, a query string) names nothing and is refused (with
+    KPS_TARGETS too: below)."""
+    for event in (
+        {"region": "ap-southeast-1"},
+        kafka(json.dumps({"region": REGION})),
+        apig_event(query={"region": REGION}),
+    ):
+        assert_refused(invoke(event), kps, "region without project_id or targets names no project")
+
+
+@pytest.mark.parametrize("data", ["absent", None])
+def test_a_cloudevent_without_data_is_refused_never_the_defaults(kps, invoke, settings, data):
+    """Red team 15r: a CloudEvent with neither data nor data_base64 names nothing (like OBS, LTS, CTS),
+    yet cleaned A, and with KPS_TARGETS=all swept every project."""
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    settings.update(KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
+    event = eventgrid(data)
+    if data == "absent":
+        del event["data"]
+    assert_refused(invoke(event), kps, "a CloudEvent without data")
+    assert_refused(invoke({"events": [event]}), kps, "a CloudEvent without data")
+
+
+def test_a_number_too_long_for_any_field_is_refused_for_that(kps, invoke):
+    """A 5,000-digit number was refused as "not JSON text" (Python 3.11 stops at 4,300 digits)."""
+    message = json.dumps({"project_id": B}).replace("}", ', "dry_run": ' + "9" * 5000 + "}")
+    assert_refused(invoke(kafka(message)), kps, "has 5000 digits")
 
 
 def _apig_without(key: str, null: bool = False) -> dict:
@@ -290,7 +367,7 @@ def test_api_gateway_keys_without_its_whole_shape_are_refused(kps, invoke, event
 def test_a_region_that_kps_targets_would_ignore_is_refused(kps, invoke, settings, kps_targets, event):
     """With KPS_TARGETS=all, {"region": "ap-southeast-1"} swept every region."""
     settings.update(KPS_TARGETS=kps_targets, KPS_IAM_ENDPOINT=kps.url)
-    assert_refused(invoke(event), kps, "KPS_TARGETS")
+    assert_refused(invoke(event), kps, "region without project_id or targets")
 
 
 def test_a_region_with_a_project_still_overrides_kps_targets(kps, invoke, settings):

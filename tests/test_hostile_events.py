@@ -8,11 +8,13 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OTHER_PROJECT, PROJECT, apig_event, deletes
+from conftest import OTHER_PROJECT, PROJECT, ROOT, apig_event, deletes
 from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -454,3 +456,95 @@ def test_generated_events_of_every_shape_with_a_stray_key_are_refused(kps, invok
 
     run()
     assert len(seen) >= STRAY_EXAMPLES
+
+
+def _allocated_peak(call: Any) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_context_is_bounded_before_it_is_encoded(kps, invoke):
+    """Red team 15r: ``context`` was JSON-encoded whole to be measured: a 1 MB string of control characters
+    became 6 MB of JSON text before its 4,096-character bound was checked."""
+    for context in ("\u0001" * 1_000_000, ["\u0001" * 4000] * 1000, {f"k{i}": "\u0001" for i in range(200_000)}):
+        run, peak = _allocated_peak(lambda: invoke({"project_id": PROJECT, "context": context}))  # noqa: B023
+        assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
+        assert "larger than 4096" in run.payload["error"]["message"]
+        assert peak < 1_000_000, f"refusing a too-large context allocated {peak / 1e6:.1f} MB"
+    deep: list = []
+    for _ in range(1200):  # under the bound as text, deeper than the encoder goes
+        deep = [deep]
+    run = invoke({"project_id": PROJECT, "context": deep})
+    assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
+
+
+def test_log_event_does_not_copy_a_large_refused_event(kps, invoke, settings):
+    """Red team 15r (held since the logs rework; kept as a regression test): LOG_EVENT=true logged the
+    event's structure by listing every item of a dict, ~27 MB for 300,000 keys before its refusal."""
+    settings["LOG_EVENT"] = "true"
+    event = {f"k{i}": 0 for i in range(300_000)}
+    run, peak = _allocated_peak(lambda: invoke(event))
+    assert run.payload["error"]["code"] == "InvalidEvent"
+    assert peak < 4_000_000, f"logging a refused event allocated {peak / 1e6:.1f} MB"
+
+
+def test_a_callers_long_credential_header_stays_under_the_memory_bound(tmp_path):
+    """Red team 15r (held since the logs rework; kept as a regression test): a caller's X-Auth-Token was
+    registered as a secret before anything was bounded: 1 MB of one letter cost +109 MB resident."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT / "tests")!r}); sys.path.insert(0, {str(ROOT)!r})
+        from conftest import apig_event
+        from devtools.context import FakeContext
+        from handler import handler
+        event = apig_event({{"project": "x"}})
+        event["headers"]["x-auth-token"] = "T" * 1_000_000
+        def peak_kb():  # VmHWM, reset first: ru_maxrss would carry the forking test process's own peak
+            return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+        open("/proc/self/clear_refs", "w").write("5")
+        before = peak_kb()
+        result = handler(event, FakeContext(user_data={{"KPS_ENDPOINT": "http://127.0.0.1:9", "KPS_REGION":
+            "cn-north-4", "KPS_AUTH_TOKEN": "MIIT-settings-token-0123456789abcdef", "KPS_PROJECT_ID": "{PROJECT}"}}))
+        after = peak_kb()
+        print(json.dumps({{"status": result["statusCode"], "grew_mb": (after - before) / 1024}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True
+    )
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == 400
+    assert outcome["grew_mb"] < 32, outcome
+
+
+CALLER_TOKEN = "Qw7eRt9yUi0pAs2dFg4hJk6lZx8cVb1nM3" * 118  # 4,012 characters, no known token prefix
+PASTED = {
+    "as dry_run": {"project_id": PROJECT, "dry_run": CALLER_TOKEN},
+    "as region": {"project_id": PROJECT, "region": CALLER_TOKEN},
+    "as project_id": {"project_id": CALLER_TOKEN},
+    "as a targets entry's project_id": {"targets": [{"project_id": CALLER_TOKEN}]},
+    "as targets": {"targets": CALLER_TOKEN},
+    "as a key": {"project_id": PROJECT, CALLER_TOKEN: 1},
+    "as a key of a targets entry": {"targets": [{"project_id": PROJECT, CALLER_TOKEN: 1}]},
+    "as a short key": {"project_id": PROJECT, CALLER_TOKEN[:30]: 1},
+    "as a select key": {"project_id": PROJECT, "select": {CALLER_TOKEN[:60]: 1}},
+    "as a select operate_type": {"project_id": PROJECT, "select": {"operate_type": [CALLER_TOKEN[:200]]}},
+}
+
+
+@pytest.mark.parametrize("event", list(PASTED.values()), ids=list(PASTED))
+@pytest.mark.parametrize("http", [False, True])
+def test_a_callers_token_pasted_in_a_request_reaches_no_line_or_payload(kps, invoke, event, http):
+    """Refusal reasons quoted caller values (``got 'MIIC-caller-...'``) and were logged in the ``rejected``
+    line: they now name the field and the value's type and size, and a key only when it is short and plain."""
+    run = invoke(apig_event(event) if http else event)
+    assert run.payload["status"] == "rejected" and kps.requests == []
+    assert run.lines("rejected")
+    seen = (json.dumps(run.result) + run.out + run.err).lower()
+    for piece in (CALLER_TOKEN[:24], CALLER_TOKEN[100:124]):
+        assert piece.lower() not in seen

@@ -209,3 +209,24 @@ def test_the_budget_is_between_1_and_58_seconds(raw):
         load_settings(SettingSource(None, {"KPS_HTTP_BUDGET_SECONDS": raw}))
     assert load_settings(SettingSource(None, {})).http_budget_seconds == 55
     assert load_settings(SettingSource(None, {"KPS_HTTP_BUDGET_SECONDS": "58"})).http_budget_seconds == 58
+
+
+@pytest.mark.parametrize("method", ["po\u017ft", "PO\ufb06", "P\u041eST"])  # long s, "st" ligature, Cyrillic O
+def test_a_method_that_is_not_ascii_is_not_post(kps, invoke, method):
+    """Red team 15r: ``str.upper()`` maps the long s and the "st" ligature to S / ST, so "po\\u017ft" was
+    read as POST and deleted. Methods are compared over ASCII only."""
+    run = invoke(apig_event({"project_id": PROJECT}, method=method))
+    assert run.result["statusCode"] == 405, run.payload
+    assert "this method is not allowed" in run.payload["error"]["message"]
+    assert kps.requests == []
+
+
+def test_a_token_sent_as_the_method_is_never_echoed(kps, invoke):
+    """A caller's token sent as the method came back in the 405's message and the ``rejected`` line: only
+    a method from HTTP's fixed list is named."""
+    token = "MIIT" + "tOkEn0123456789" * 20
+    run = invoke(apig_event({"project_id": PROJECT}, method=token))
+    assert run.result["statusCode"] == 405 and kps.requests == []
+    assert token.lower() not in (json.dumps(run.result) + run.out + run.err).lower()
+    assert run.lines("rejected") and "this method" in run.payload["error"]["message"]
+    assert "method PUT is not allowed" in invoke(apig_event(None, method="put")).payload["error"]["message"]
