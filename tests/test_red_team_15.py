@@ -58,18 +58,22 @@ def invoke_raw(event, context) -> tuple[dict, str]:
 
 
 def readable(text: str) -> str:
-    """What a person reading the line sees: JSON decoded, invisible characters (Default_Ignorable, and
-    the escapes ``\\uXXXX``/``\\xXX`` a repr writes for them) skipped, lower case."""
+    """What a person reading the line sees: JSON decoded, the escapes ``\\uXXXX``/``\\xXX`` left in a
+    text (a repr, a raw JSON body) read as the characters they stand for, NFKC, invisible characters
+    (Cf, Mn, the Hangul fillers) skipped, lower case."""
     decoded = []
     for line in text.splitlines():
         try:
             decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
         except ValueError:
             decoded.append(line)
-    seen = "\n".join(decoded)
-    seen = re.sub(r"\\+(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})", "", seen)
-    invisible = {"Cf", "Mn"}
-    return "".join(c for c in seen if unicodedata.category(c) not in invisible and c not in "\u3164\u1160").lower()
+    seen = re.sub(
+        r"\\+(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))",
+        lambda m: chr(int(m.group(1) or m.group(2) or m.group(3), 16)),
+        "\n".join(decoded),
+    )
+    seen = unicodedata.normalize("NFKC", seen)
+    return "".join(c for c in seen if unicodedata.category(c) not in ("Cf", "Mn") and c not in "\u3164\u1160").lower()
 
 
 def windows_left(text: str, value: str) -> list[str]:
@@ -221,6 +225,33 @@ def test_a_token_split_by_an_invisible_character_is_masked(kps, settings, mark):
     """Default_Ignorable characters outside category Cf (a combining grapheme joiner, variation
     selectors, the Hangul filler) show as nothing, like U+200B. Was: kept, the token readable."""
     result, out, token = _echo_invocation(kps, settings, lambda t: f"token {_split(t, mark)} is invalid")
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+def test_an_iam_error_with_a_numeric_code_echoing_a_split_token_is_masked(kps, settings):
+    """IAM's error shape, ``{"error": {"code": 401, ...}}``: the code is a number, so the raw body is the
+    message, with the JSON encoder's ``\\u200b`` escapes as text. Was: the split token readable in the
+    payload's ProjectListingFailed message and the ``project listing failed`` line."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + secret(600, 7)
+    kps.add_token(token)
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_TARGETS="all", KPS_MAX_ATTEMPTS="1")
+    message = f"token {_split(token, chr(0x200B))}"
+    kps.inject(status=401, body={"error": {"code": 401, "message": message, "title": "Unauthorized"}})
+    result, out = invoke_raw({}, FakeContext(user_data=settings))
+    assert result["error"]["code"] == "ProjectListingFailed"
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+def test_a_kps_error_with_a_numeric_code_echoing_a_full_width_token_is_masked(kps, settings):
+    """The same raw-body path: a full-width echo arrives as ``\\uff2d...`` text, which NFKC cannot fold.
+    Was: readable (with a string code the same echo is masked: ``token ***``)."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + secret(600, 7)
+    kps.add_token(token)
+    settings.update(KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+    wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in token[:100])
+    kps.inject(status=401, body={"error_code": 9003, "error_msg": f"token {wide}"})
+    result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    assert result["results"][0]["error"]["code"] == "HTTP.401"
     assert windows_left(out + json.dumps(result), token) == []
 
 
