@@ -17,6 +17,7 @@ finding on the code as merged (bf61f0e) and fails there.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import random
 import re
@@ -253,6 +254,22 @@ def test_a_kps_error_with_a_numeric_code_echoing_a_full_width_token_is_masked(kp
     result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
     assert result["results"][0]["error"]["code"] == "HTTP.401"
     assert windows_left(out + json.dumps(result), token) == []
+
+
+@pytest.mark.parametrize("mark", ["&#8203;", "&shy;", "<wbr>"])
+def test_a_token_split_by_an_html_break_in_an_error_page_is_masked(kps, settings, mark):
+    """An HTML error page breaks a long token the ways HTML does: a zero-width space or soft hyphen
+    written as an entity, or a ``<wbr>`` tag. Was: the entity kept as text, the tag made a space; the
+    pieces (11 characters) pass the mask and the token reads whole once the page's breaks are read."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + secret(600, 7)
+    kps.add_token(token)
+    settings.update(KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+    page = f"<html><body><h1>401</h1><p>token {_split(token, mark)}</p></body></html>"
+    kps.inject(status=401, body=page.encode(), headers={"Content-Type": "text/html"})
+    result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    assert result["results"][0]["error"]["code"] == "HTTP.401"
+    seen = html.unescape(out + json.dumps(result))
+    assert windows_left(seen if mark != "<wbr>" else seen.replace(" ", ""), token) == []
 
 
 # --- 6: a caller's token in its own request -------------------------------------------------------------
