@@ -21,6 +21,7 @@ import html
 import json
 import random
 import re
+import socket
 import threading
 import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,8 +78,9 @@ def readable(text: str) -> str:
     return "".join(c for c in seen if unicodedata.category(c) not in ("Cf", "Mn") and c not in "\u3164\u1160").lower()
 
 
-def windows_left(text: str, value: str) -> list[str]:
+def windows_left(text: str, value: str, junk: str = "") -> list[str]:
     seen, low = readable(text), value.lower()
+    seen = seen.replace(junk, "") if junk else seen
     return [low[i : i + 12] for i in range(len(low) - 11) if low[i : i + 12] in seen]
 
 
@@ -270,6 +272,53 @@ def test_a_token_split_by_an_html_break_in_an_error_page_is_masked(kps, settings
     assert result["results"][0]["error"]["code"] == "HTTP.401"
     seen = html.unescape(out + json.dumps(result))
     assert windows_left(seen if mark != "<wbr>" else seen.replace(" ", ""), token) == []
+
+
+class _RawReply:
+    """A loopback server answering every request with the same raw bytes (headers a KPS emulator
+    cannot write: UTF-8 in a reason phrase, a Location, an X-Request-Id)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self._raw)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.mark.parametrize("where", ["reason phrase", "Location", "X-Request-Id"])
+def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
+    """A header echoing the token split by U+200B, sent as UTF-8 (E2 80 8B). http.client reads header
+    bytes as Latin-1: the mark becomes ``\u00e2`` and two C1 controls, which ``clean_text`` turns into
+    a space. Was: the payload's message (or kps_request_id) read ``MIIT…\u00e2 Np/I3…\u00e2 cTZV…``,
+    the token in plain sight between the marks."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + secret(600, 7)
+    split = _split(token, chr(0x200B)).encode()
+    head = {
+        "reason phrase": b"HTTP/1.1 401 " + split + b"\r\nContent-Length: 2\r\n",
+        "Location": b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + split + b"\r\n",
+        "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nX-Request-Id: " + split + b"\r\n",
+    }[where]
+    server = _RawReply(head + b"Connection: close\r\n\r\n{}")
+    try:
+        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.close()
+    assert not result["results"][0]["ok"]
+    assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == []
 
 
 # --- 6: a caller's token in its own request -------------------------------------------------------------
