@@ -12,6 +12,12 @@ finding on the code as merged (bf61f0e) and fails there.
    all Default_Ignorable_Code_Point) comes back readable.
 6. A caller's own token sent in the body (a value or a key) is quoted ~44 characters long in the
    ``rejected`` line, although caller credentials are "never logged".
+7. The raw-body path (an error code that is a number, as in IAM's own ``{"error": {"code": 401}}``)
+   keeps the JSON encoder's ``\\u200b``/``\\uff2d`` escapes as text: split and full-width echoes readable.
+8. An HTML page's own breaks (``&#8203;``, ``&shy;``, ``<wbr>``) split a token into unmasked pieces.
+9. Header text is read as Latin-1: a UTF-8 U+200B in a reason phrase, Location or X-Request-Id becomes
+   ``\u00e2`` and a space, and the token stays readable between them.
+The two tests named ``control``/``header only`` pass today: the helper finds no window where none is.
 """
 
 from __future__ import annotations
