@@ -18,6 +18,7 @@ import string
 import threading
 import time
 import unicodedata
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -604,3 +605,29 @@ def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
         server.close()
     assert not result["results"][0]["ok"]
     assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == []
+
+
+def test_a_percent_encoded_token_in_a_location_is_masked(settings):
+    """A redirect's Location carrying the token URL-encoded (``+`` as ``%2B``, ``/`` as ``%2F``): every
+    12-character window would hold an escape. The Location is percent-decoded before it is masked."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 8)
+    quoted = urllib.parse.quote(token, safe="").encode()
+    head = b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + quoted + b"\r\n"
+    server = _RawReply(head + b"Connection: close\r\n\r\n{}")
+    try:
+        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.close()
+    assert result["results"][0]["error"]["code"] == "HTTP.302"
+    assert windows_left(urllib.parse.unquote(out + json.dumps(result)), token) == []
+
+
+# Default_Ignorable_Code_Point, every range's ends, as DerivedCoreProperties.txt lists them.
+_IGNORABLE_ENDS = "00AD 034F 061C 115F 1160 17B4 17B5 180B 180F 200B 200F 202A 202E 2060 206F 3164 FE00 FE0F FEFF"
+_IGNORABLE_ENDS += " FFA0 FFF0 FFF8 1BCA0 1BCA3 1D173 1D17A E0000 E0001 E007F E0100 E01EF E0FFF"
+
+
+@pytest.mark.parametrize("point", _IGNORABLE_ENDS.split())
+def test_normalise_drops_every_default_ignorable_character(point):
+    assert logs.normalise(f"MIIT{chr(int(point, 16))}abcd") == "MIITabcd"
