@@ -46,7 +46,7 @@ _CHUNK = 64 * 1024
 _TAGS = re.compile(r"<[^<>]*>")  # not [^>]: a run of "<" without ">" would take quadratic time
 # The signature of the request whose reply is being read (AK/SK): a server may echo the Authorization
 # header, and a signature replays its request while its X-Sdk-Date is accepted (15 minutes).
-_SIGNATURE: contextvars.ContextVar[Any] = contextvars.ContextVar("kps_request_signature", default=None)
+_SIGNATURE: contextvars.ContextVar[str | None] = contextvars.ContextVar("kps_request_signature", default=None)
 OBJECT = "<object>"  # what a server's message that is not text becomes: never its repr
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -60,8 +60,8 @@ def clean_text(value: Any, limit: int) -> str:
         return OBJECT
     text = normalise(value[: 4 * limit + 64])  # NFKC can lengthen: the rest would be cut anyway
     text = mask(json_bounded(" ".join(_CONTROL.sub(" ", text).split())[:limit], 2 * limit + 2))
-    signature = _SIGNATURE.get()
-    return mask(text, signature) if signature else text
+    signature = _SIGNATURE.get()  # compiled only for text read from a reply: an error, seldom
+    return mask(text, logs.compiled(signature)) if signature else text
 
 
 def _header(value: str) -> str:
@@ -267,7 +267,7 @@ class ApiClient:
     def _attempt(self, method: str, path: str, query: list[tuple[str, str]], seconds: float, attempt: int) -> Reply:
         url, headers = self._credentials.authorize(method, self._endpoint, path, query)
         signature = headers.get("Authorization", "").rpartition("Signature=")[2]
-        reset = _SIGNATURE.set(logs.compiled(signature) if signature else None)
+        reset = _SIGNATURE.set(signature or None)
         try:
             return self._read(method, url, headers, seconds, attempt)
         finally:

@@ -141,8 +141,9 @@ def _compile(secrets: tuple[str, ...]) -> _Masker:
     return _Masker(frozenset(windows), frozenset(probes), frozenset(heads), frozenset(tails), short)
 
 
+@functools.lru_cache(maxsize=8)
 def compiled(secret: str) -> _Masker:
-    """A masker for one short-lived secret (a request's signature), kept out of the invocation's cache."""
+    """A masker for one short-lived secret (a request's signature), kept out of the invocations' cache."""
     return _compile.__wrapped__((secret,))
 
 
