@@ -7,21 +7,25 @@ the function instance, so warm invocations reuse its connections.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import email.utils
+import html
 import json
 import random
 import re
 import socket
 import time
+import urllib.parse
 from typing import Any, NamedTuple
 
 import requests
 from urllib3.exceptions import NameResolutionError
 
-from . import transport
+from . import logs, transport
 from .budget import Deadline
 from .credentials import Credentials
 from .logs import mask, normalise
+from .record import json_bounded
 from .settings import Settings
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -40,15 +44,33 @@ MAX_MESSAGE = 500
 MAX_REQUEST_ID = 128
 _CHUNK = 64 * 1024
 _TAGS = re.compile(r"<[^<>]*>")  # not [^>]: a run of "<" without ">" would take quadratic time
+# The signature of the request whose reply is being read (AK/SK): a server may echo the Authorization
+# header, and a signature replays its request while its X-Sdk-Date is accepted (15 minutes).
+_SIGNATURE: contextvars.ContextVar[str | None] = contextvars.ContextVar("kps_request_signature", default=None)
+OBJECT = "<object>"  # what a server's message that is not text becomes: never its repr
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def clean_text(value: Any, limit: int) -> str:
     """Server text as it may enter the payload and the logs: normalised (``logs.normalise``), one line,
-    no control characters, cut to ``limit`` characters, then masked: a secret the cut went through is at
-    the edge, where the mask looks for it; masking never lengthens a text."""
-    text = normalise(str(value)[: 4 * limit + 64])  # NFKC can lengthen: the rest would be cut anyway
-    return mask(" ".join(_CONTROL.sub(" ", text).split())[:limit])
+    no control characters, cut to ``limit`` characters and to the JSON bytes of ``limit`` ASCII
+    characters (``record.json_bounded``: an emoji is 12), then masked: a secret the cut went through is
+    at the edge, where the mask looks for it; masking never lengthens a text. Only text is taken."""
+    if not isinstance(value, str):
+        return OBJECT
+    text = normalise(value[: 4 * limit + 64])  # NFKC can lengthen: the rest would be cut anyway
+    text = mask(json_bounded(" ".join(_CONTROL.sub(" ", text).split())[:limit], 2 * limit + 2))
+    signature = _SIGNATURE.get()  # compiled only for text read from a reply: an error, seldom
+    return mask(text, logs.compiled(signature)) if signature else text
+
+
+def _header(value: str) -> str:
+    """A header's text as the server wrote it: http.client reads header bytes as Latin-1, so UTF-8
+    (a zero-width space, E2 80 8B) must be decoded again before it is normalised."""
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return value
 
 
 class RetryPolicy(NamedTuple):
@@ -150,29 +172,39 @@ def _parse(body: bytes) -> Any:
         return None
 
 
+def _code(value: Any) -> str:
+    """A server's error code: text, or a number as its digits (IAM writes ``"code": 401``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return clean_text(value, MAX_CODE) if isinstance(value, str) else ""
+
+
 def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
     """KPS and gateway errors keep their own codes; other bodies (HTML pages) become HTTP.<status>;
-    a redirect is a failure, never followed. Whatever the server wrote is cleaned and cut
-    (``clean_text``) before it enters the payload."""
+    a redirect is a failure, never followed. Only the parsed message of a JSON body is kept (never its
+    raw text, where escapes would hide characters from the normaliser); a page is decoded, its tags
+    dropped and its entities read, so the mask sees the text as it is shown."""
     status = response.status_code
     retryable = status in RETRYABLE_STATUS
+    text = ""
     if isinstance(data, dict):
         nested = data.get("error") if isinstance(data.get("error"), dict) else {}
-        code = data.get("error_code") or nested.get("code")
-        message = data.get("error_msg") or nested.get("message") or ""
-        code = clean_text(code, MAX_CODE) if isinstance(code, str) else ""
+        code = _code(data.get("error_code") or nested.get("code"))
+        text = clean_text(data.get("error_msg") or nested.get("message") or "", MAX_MESSAGE)
         if code:
-            return _error(code, clean_text(message, MAX_MESSAGE), retryable)
-    # Tags become spaces: what they split is masked piece by piece.
-    text = clean_text(_TAGS.sub(" ", body[:4096].decode("utf-8", "replace")), 200)
+            return _error(code, text, retryable)
+    elif data is None and body:
+        text = clean_text(html.unescape(_TAGS.sub("", body[:4096].decode("utf-8", "replace"))), 200)
     if response.is_redirect:
-        text = f"redirect to {clean_text(response.headers['Location'], 200)} not followed"
-    summary = clean_text(f"HTTP {status} {response.reason or ''}", 100)
+        location = urllib.parse.unquote(_header(response.headers["Location"]))
+        text = f"redirect to {clean_text(location, 200)} not followed"
+    summary = clean_text(f"HTTP {status} {_header(response.reason or '')}", 100)
     return _error(f"HTTP.{status}", summary + (f": {text}" if text else ""), retryable)
 
 
 def _request_id(headers: Any, data: Any) -> str | None:
     value = headers.get("X-Request-Id")
+    value = _header(value) if isinstance(value, str) else value
     if not value and isinstance(data, dict):
         value = data.get("request_id")
     return (clean_text(value, MAX_REQUEST_ID) or None) if isinstance(value, str) else None
@@ -234,6 +266,14 @@ class ApiClient:
 
     def _attempt(self, method: str, path: str, query: list[tuple[str, str]], seconds: float, attempt: int) -> Reply:
         url, headers = self._credentials.authorize(method, self._endpoint, path, query)
+        signature = headers.get("Authorization", "").rpartition("Signature=")[2]
+        reset = _SIGNATURE.set(signature or None)
+        try:
+            return self._read(method, url, headers, seconds, attempt)
+        finally:
+            _SIGNATURE.reset(reset)
+
+    def _read(self, method: str, url: str, headers: dict, seconds: float, attempt: int) -> Reply:
         try:
             response, body, data = self._fetch(method, url, headers, seconds)
         except _Failed as failed:

@@ -141,6 +141,12 @@ def _compile(secrets: tuple[str, ...]) -> _Masker:
     return _Masker(frozenset(windows), frozenset(probes), frozenset(heads), frozenset(tails), short)
 
 
+@functools.lru_cache(maxsize=8)
+def compiled(secret: str) -> _Masker:
+    """A masker for one short-lived secret (a request's signature), kept out of the invocations' cache."""
+    return _compile.__wrapped__((secret,))
+
+
 def use_secrets(secrets: Iterable[str | None]) -> None:
     """Registers the credentials in use: from now on no text masked here can carry them."""
     values = tuple(sorted({s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET}))
@@ -148,15 +154,23 @@ def use_secrets(secrets: Iterable[str | None]) -> None:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Default_Ignorable_Code_Point, from the Unicode Character Database's DerivedCoreProperties.txt
+# (https://www.unicode.org/Public/UCD/latest/ucd/DerivedCoreProperties.txt, unchanged since 6.1):
+# characters a reader's screen shows as nothing, so none may split a secret past the mask.
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 
 
 def normalise(text: str) -> str:
-    """Text as the function keeps it: format characters (U+200B and the like) dropped, NFKC, and lone
-    surrogates (which no encoder takes) replaced by U+FFFD. ASCII is already so."""
+    """Text as the function keeps it: format characters (Cf) and default-ignorable ones (variation
+    selectors, U+034F, the Hangul fillers) dropped before and after NFKC (which can make a filler),
+    and lone surrogates (which no encoder takes) replaced by U+FFFD. ASCII is already so."""
     if text.isascii():
         return text
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return _SURROGATE.sub("\ufffd", unicodedata.normalize("NFKC", text))
+    text = _IGNORABLE.sub("", "".join(c for c in text if unicodedata.category(c) != "Cf"))
+    return _SURROGATE.sub("\ufffd", _IGNORABLE.sub("", unicodedata.normalize("NFKC", text)))
 
 
 def _lowered(text: str) -> str:
@@ -167,11 +181,11 @@ def _lowered(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
-def mask(text: str) -> str:
-    """``text`` (already normalised and bounded) with every piece of a secret in use masked: any
-    ``FRAGMENT``-character window of one or of its base64 forms, in any case; a cut-off beginning at
-    its end or end at its start; a short secret whole. One hash lookup per position."""
-    masker = _MASKER.get()
+def mask(text: str, masker: _Masker | None = None) -> str:
+    """``text`` (already normalised and bounded) with every piece of a secret in use (or of ``masker``'s)
+    masked: any ``FRAGMENT``-character window of one or of its base64 forms, in any case; a cut-off
+    beginning at its end or end at its start; a short secret whole. One hash lookup per position."""
+    masker = masker or _MASKER.get()
     if not masker or len(text) < MIN_FRAGMENT:
         return text
     lowered = _lowered(text)

@@ -152,15 +152,22 @@ def _size(value: Any, http: bool) -> int:
 def within_answer_limit(payload: dict[str, Any], *, http: bool) -> dict[str, Any]:
     """The payload with its samples shrunk (the same number of tasks in each, down to none) until the
     answer fits ``MAX_ANSWER_BYTES``, however many targets and tasks; ``samples_limited`` then says how
-    many tasks each sample kept at most. Counts, outcomes and the record are never cut."""
+    many tasks each sample kept at most. Counts, outcomes and the record are never cut. Server text is
+    bounded in bytes (``api.clean_text``), so results without samples fit by construction (tests:
+    ``test_the_worst_sweep_fits_without_samples``); should they not, the servers' messages and request
+    IDs are emptied as a last resort, and ``samples_limited`` is 0. Never raises."""
     results = payload["results"]
-    sampled = [r for r in results if r.get("sample")]
-    if len(results) <= FEW_RESULTS or not sampled:
+    if len(results) <= FEW_RESULTS:
         return payload
+    sampled = [r for r in results if r.get("sample")]
     sizes = [[_size(task, http) + 1 for task in r["sample"]] for r in sampled]
-    room = MAX_ANSWER_BYTES - _size({**payload, "results": [{**r, "sample": []} for r in results]}, http)
-    most = next(n for n in SAMPLE_STEPS if sum(sum(s[:n]) for s in sizes) <= room)
-    if most >= max(map(len, sizes)):
+    bare = [{**r, "sample": []} if r.get("sample") else r for r in results]
+    room = MAX_ANSWER_BYTES - _size({**payload, "results": bare}, http)
+    most = next((n for n in SAMPLE_STEPS if sum(sum(s[:n]) for s in sizes) <= room), None)
+    if most is None:
+        bare = [{**r, "kps_request_id": None, "error": r["error"] and {**r["error"], "message": ""}} for r in bare]
+        return {**payload, "results": bare, "samples_limited": 0}
+    if not sampled or most >= max(map(len, sizes)):
         return payload
     for result in sampled:
         result["sample"] = result["sample"][:most]

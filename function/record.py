@@ -56,11 +56,16 @@ def bounded(value: Any) -> str | None:
         value = json.dumps(value)
     elif not isinstance(value, str):
         return f"<{type(value).__name__}>"
-    text = logs.normalise(value)[:MAX_STRING]
-    if not (text.isascii() and text.isprintable()):  # else at most 2 + 2 * MAX_STRING bytes of JSON
-        while len(json.dumps(text)) > MAX_ENCODED:
+    return logs.mask(json_bounded(logs.normalise(value)[:MAX_STRING], MAX_ENCODED))
+
+
+def json_bounded(text: str, most: int) -> str:
+    """``text`` cut (halved until it fits) to at most ``most`` bytes of JSON: non-ASCII is escaped to 6
+    or 12 bytes a character, so a cut by characters alone does not bound the payload."""
+    if not (text.isascii() and text.isprintable()):  # else at most 2 + 2 * len(text) bytes of JSON
+        while len(json.dumps(text)) > most:
             text = text[: len(text) // 2]
-    return logs.mask(text)
+    return text
 
 
 def task_of(raw: dict[str, Any]) -> dict[str, str | None]:

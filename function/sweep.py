@@ -20,8 +20,10 @@ from .settings import PROJECT_ID, REGION, Settings, Target
 PROJECTS_PATH = "/v3/auth/projects"
 # The most targets one sweep takes. Past it the sweep is refused (ProjectListingFailed) rather than cut:
 # cutting would leave the same projects uncleaned every night, unseen. Each target costs at least two
-# KPS calls and a result (~0.6 KB) in the payload: 1,000 keep the payload near 0.6 MB, far under the
-# 6 MB a synchronous answer may carry, and take ~32 rounds at the largest KPS_CONCURRENCY.
+# KPS calls and a result in the payload: ~0.6 KB usually, at most ~2.0 KB (3.4 KB as an API Gateway
+# body) when every server text is at its byte bound (``api.clean_text``), so 1,000 results without
+# samples stay under the 5.5 MB answer limit (samples are shrunk to fit: ``payload.within_answer_limit``);
+# they take ~32 rounds at the largest KPS_CONCURRENCY.
 MAX_SWEEP_TARGETS = 1000
 
 

@@ -9,20 +9,27 @@ overran a 3 s invocation, a lone surrogate in a task_id made the target Internal
 from __future__ import annotations
 
 import base64
+import html
 import json
 import random
+import re
+import socket
 import string
+import threading
 import time
 import unicodedata
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
-from conftest import AGENCY_AK, AGENCY_SK, PROJECT, apig_event, assert_valid_payload, deletes
+from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SK, apig_event, assert_valid_payload, deletes
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from devtools.context import FakeContext
-from function import logs, payload, record
+from function import api, logs, payload, record, sweep
 from handler import handler
 
 ZWSP = "\u200b"
@@ -289,3 +296,339 @@ def test_a_line_is_one_strict_object_whatever_a_library_logs(capsys):
     assert len(line) <= logs.MAX_LINE and list(parsed)[:4] == ["level", "timestamp", "message", "service"]
     assert parsed["logger"] == "urllib3" and len(parsed["correlation_id"]) <= logs.MAX_BOUND
     assert token[:12] not in line
+
+
+# --- Red team 15 (branch red15l), findings 1-5 and 7-9 of its list: server text bounded in bytes,
+# the answer limit that never raises, the request's signature, echoes the normaliser did not undo.
+
+SIX_MB = 6 * 1024 * 1024
+EMOJI = "\U0001f600"
+# Invisible characters a reader skips; none of them is category Cf, so ``logs.normalise`` keeps them.
+IGNORABLE = ["\u034f", "\ufe0f", "\u3164", "\U000e0100"]
+
+
+def red_secret(length: int, seed: int) -> str:
+    """A credential-like string with no repeats (a periodic one would match itself everywhere)."""
+    rng = random.Random(seed)
+    return base64.b64encode(rng.randbytes(length)).decode()[:length]
+
+
+def shown(text: str) -> str:
+    """What a person reading the line sees: JSON decoded, the escapes ``\\uXXXX``/``\\xXX`` left in a
+    text (a repr, a raw JSON body) read as the characters they stand for, NFKC, invisible characters
+    (Cf, Mn, the Hangul fillers) skipped, lower case."""
+    decoded = []
+    for line in text.splitlines():
+        try:
+            decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
+        except ValueError:
+            decoded.append(line)
+    seen = re.sub(
+        r"\\+(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))",
+        lambda m: chr(int(m.group(1) or m.group(2) or m.group(3), 16)),
+        "\n".join(decoded),
+    )
+    seen = unicodedata.normalize("NFKC", seen)
+    return "".join(c for c in seen if unicodedata.category(c) not in ("Cf", "Mn") and c not in "\u3164\u1160").lower()
+
+
+def windows_left(text: str, value: str, junk: str = "") -> list[str]:
+    seen, low = shown(text), value.lower()
+    seen = seen.replace(junk, "") if junk else seen
+    return [low[i : i + 12] for i in range(len(low) - 11) if low[i : i + 12] in seen]
+
+
+# --- the answer limit whatever the servers write ---------------------------------------------------------
+
+
+def _sweep(kps, settings, count: int, *, listed: bool) -> None:
+    projects = [{"id": f"{i:032x}", "name": "cn-north-4", "enabled": True} for i in range(count)]
+    kps.set_iam_projects(projects)
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_TARGETS="all", KPS_MAX_ATTEMPTS="1")
+    error = {"error_code": EMOJI * 64, "error_msg": EMOJI * 600}
+    kps.inject()  # IAM's project listing answers normally
+    if listed:  # each target: its listing answers (one task: a sample), its DELETE fails
+        settings["KPS_CONCURRENCY"] = "1"
+        for project in projects:
+            kps.seed(project["id"], 1)
+            kps.inject()
+            kps.inject(status=403, body=error)
+    else:
+        settings.update(KPS_COUNT_BEFORE_DELETE="false", KPS_CONCURRENCY="32")
+        kps.inject(status=403, body=error, times=count)
+
+
+def test_failed_results_past_the_limit_with_samples_still_answer_the_payload(kps, settings):
+    """1,000 targets, each listed (one task) and its DELETE refused with a 64-emoji code and a
+    500-emoji message: the results without samples take ~7 MB. Was: ``StopIteration`` raised by
+    ``within_answer_limit`` (``next`` over SAMPLE_STEPS finds no step when even 0 tasks do not fit)."""
+    _sweep(kps, settings, 1000, listed=True)
+    result, _ = invoke_raw({}, FakeContext(user_data=settings, timeout_seconds=120))
+    assert_valid_payload(result)
+    assert len(json.dumps(result)) < SIX_MB
+
+
+def test_within_answer_limit_never_raises(kps):
+    """The same, without the network: nine results whose errors alone pass the limit."""
+    error = {"code": "KPS.0001", "message": EMOJI * 500_000, "retryable": False}
+    results = [{"project_id": PROJECT, "ok": False, "error": error, "sample": [{"task_id": "t"}]} for _ in range(9)]
+    built = {"ok": False, "status": "failed", "results": results, "error": None}
+    answer = payload.within_answer_limit(built, http=False)
+    assert answer["samples_limited"] == 0, "the last resort is said"
+    assert {r["error"]["message"] for r in answer["results"]} == {""}
+    assert [r["error"]["code"] for r in answer["results"]] == ["KPS.0001"] * 9
+    assert len(json.dumps(answer)) < payload.MAX_ANSWER_BYTES
+
+
+@pytest.mark.parametrize("char", [EMOJI, '"', "\\", "\u00e9", "a"])
+def test_the_worst_sweep_fits_without_samples(char):
+    """By construction: MAX_SWEEP_TARGETS failed results, every server text (code, message, request ID)
+    at its byte bound, fit the answer limit as returned and as an API Gateway body, with no cut. The
+    worst (``"`` or ``\\``, escaped twice over API Gateway) is about 3.1 MB."""
+    text = char * 100_000
+    error = {"code": api.clean_text(text, api.MAX_CODE), "message": api.clean_text(text, api.MAX_MESSAGE)}
+    result = {
+        "project_id": "f" * 32,
+        "region": "ap-southeast-3",
+        "ok": False,
+        "outcome": "failed",
+        "http_status": 503,
+        "kps_request_id": api.clean_text(text, api.MAX_REQUEST_ID),
+        "failed_task_count": 10**12,
+        "attempts": 10,
+        "error": {**error, "retryable": True},
+        "duration_ms": 12345678.9,
+        "warning": "w" * 300,
+    }
+    results = [{**result, "project_id": f"{n:032x}"} for n in range(sweep.MAX_SWEEP_TARGETS)]
+    built = payload.build_payload(trigger="apig", request_id="r", dry_run=False, results=results, duration_ms=1.0)
+    for http in (False, True):
+        assert payload._size(built, http) < payload.MAX_ANSWER_BYTES
+        assert payload.within_answer_limit(built, http=http) is built, "nothing was cut"
+    assert_valid_payload(built)
+
+
+@pytest.mark.parametrize("http", [False, True], ids=["direct", "apig"])
+def test_many_failed_targets_without_samples_stay_under_6_mb(kps, settings, http):
+    """1,000 targets of a sweep, each DELETE refused with a 64-emoji code and a 500-emoji message
+    (KPS_COUNT_BEFORE_DELETE=false: no sample to shrink). Was: 7.1 MB direct, 8.2 MB over API Gateway,
+    although FunctionGraph answers a synchronous call of at most 6 MB."""
+    _sweep(kps, settings, 1000, listed=False)
+    event = apig_event(None) if http else {}
+    result, _ = invoke_raw(event, FakeContext(user_data=settings, timeout_seconds=120))
+    body = json.loads(result["body"]) if http else result
+    assert_valid_payload(body)
+    assert len(body["results"]) == 1000
+    assert len(json.dumps(result)) < SIX_MB, "the answer passes FunctionGraph's 6 MB"
+
+
+# --- the request's signature ------------------------------------------------------------------------
+
+
+class _EchoAuthorization(BaseHTTPRequestHandler):
+    """A server that quotes the request's Authorization header in its error, as gateways do for a bad
+    signature."""
+
+    seen: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        authorization = self.headers.get("Authorization", "")
+        self.seen.append(authorization)
+        text = f"Incorrect IAM authentication information: verify aksk signature fail, {authorization}"
+        body = json.dumps({"error_code": "APIGW.0301", "error_msg": text}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_DELETE(self) -> None:
+        self._answer()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_signature_echoed_by_the_server_reaches_no_line_or_payload(settings):
+    """Was: ``Signature=<64 hex>`` of a signed DELETE came back whole in the payload's error message
+    and the ``target done`` line (only the AK beside it was masked); a signature replays its request
+    while X-Sdk-Date is accepted (15 minutes)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuthorization)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _EchoAuthorization.seen = []
+    try:
+        settings.pop("KPS_AUTH_TOKEN")
+        settings.update(
+            KPS_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+            HUAWEICLOUD_SDK_AK=AK,
+            HUAWEICLOUD_SDK_SK=SK,
+            KPS_COUNT_BEFORE_DELETE="false",
+            KPS_MAX_ATTEMPTS="1",
+            LOG_LEVEL="DEBUG",
+        )
+        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.shutdown()
+        server.server_close()
+    [authorization] = _EchoAuthorization.seen
+    signature = authorization.rsplit("Signature=", 1)[1]
+    assert result["results"][0]["error"]["code"] == "APIGW.0301"
+    assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
+
+
+# --- echoes normalisation does not undo ------------------------------------------------------
+
+
+def _echo_invocation(kps, settings, error_msg) -> tuple[dict, str, str]:
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
+    kps.add_token(token)
+    settings["KPS_COUNT_BEFORE_DELETE"] = "false"
+    kps.inject(status=403, body={"error_code": "KPS.9003", "error_msg": error_msg(token)})
+    result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    assert result["results"][0]["error"]["code"] == "KPS.9003"
+    return result, out, token
+
+
+def _split(token: str, mark: str) -> str:
+    return mark.join(token[i : i + 11] for i in range(0, 330, 11))
+
+
+def test_a_zero_width_split_token_inside_an_object_error_msg_is_masked(kps, settings):
+    """``error_msg`` an object holding a token with U+200B every 11 characters. Was: the message is the
+    object's repr, where each U+200B is the ASCII text ``\\u200b``: nothing to drop, the token readable."""
+    result, out, token = _echo_invocation(kps, settings, lambda t: {"detail": f"token {_split(t, chr(0x200B))}"})
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+def test_control_a_zero_width_split_token_as_a_string_is_masked(kps, settings):
+    """Control (passes today): the same echo as a string; the helper finds no window where none is."""
+    result, out, token = _echo_invocation(kps, settings, lambda t: f"token {_split(t, chr(0x200B))} is invalid")
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+@pytest.mark.parametrize("mark", IGNORABLE, ids=[f"U+{ord(m):04X}" for m in IGNORABLE])
+def test_a_token_split_by_an_invisible_character_is_masked(kps, settings, mark):
+    """Default_Ignorable characters outside category Cf (a combining grapheme joiner, variation
+    selectors, the Hangul filler) show as nothing, like U+200B. Was: kept, the token readable."""
+    result, out, token = _echo_invocation(kps, settings, lambda t: f"token {_split(t, mark)} is invalid")
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+def test_an_iam_error_with_a_numeric_code_echoing_a_split_token_is_masked(kps, settings):
+    """IAM's error shape, ``{"error": {"code": 401, ...}}``: the code is a number, so the raw body is the
+    message, with the JSON encoder's ``\\u200b`` escapes as text. Was: the split token readable in the
+    payload's ProjectListingFailed message and the ``project listing failed`` line."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
+    kps.add_token(token)
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_TARGETS="all", KPS_MAX_ATTEMPTS="1")
+    message = f"token {_split(token, chr(0x200B))}"
+    kps.inject(status=401, body={"error": {"code": 401, "message": message, "title": "Unauthorized"}})
+    result, out = invoke_raw({}, FakeContext(user_data=settings))
+    assert result["error"]["code"] == "ProjectListingFailed"
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+def test_a_kps_error_with_a_numeric_code_echoing_a_full_width_token_is_masked(kps, settings):
+    """The same raw-body path: a full-width echo arrives as ``\\uff2d...`` text, which NFKC cannot fold.
+    Was: readable (with a string code the same echo is masked: ``token ***``)."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
+    kps.add_token(token)
+    settings.update(KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+    wide = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in token[:100])
+    kps.inject(status=401, body={"error_code": 9003, "error_msg": f"token {wide}"})
+    result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    assert result["results"][0]["error"]["code"] == "9003"  # a numeric code is kept, as its digits
+    assert windows_left(out + json.dumps(result), token) == []
+
+
+@pytest.mark.parametrize("mark", ["&#8203;", "&shy;", "<wbr>"])
+def test_a_token_split_by_an_html_break_in_an_error_page_is_masked(kps, settings, mark):
+    """An HTML error page breaks a long token the ways HTML does: a zero-width space or soft hyphen
+    written as an entity, or a ``<wbr>`` tag. Was: the entity kept as text, the tag made a space; the
+    pieces (11 characters) pass the mask and the token reads whole once the page's breaks are read."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
+    kps.add_token(token)
+    settings.update(KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+    page = f"<html><body><h1>401</h1><p>token {_split(token, mark)}</p></body></html>"
+    kps.inject(status=401, body=page.encode(), headers={"Content-Type": "text/html"})
+    result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    assert result["results"][0]["error"]["code"] == "HTTP.401"
+    seen = html.unescape(out + json.dumps(result))
+    assert windows_left(seen if mark != "<wbr>" else seen.replace(" ", ""), token) == []
+
+
+class _RawReply:
+    """A loopback server answering every request with the same raw bytes (headers a KPS emulator
+    cannot write: UTF-8 in a reason phrase, a Location, an X-Request-Id)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self._raw)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.mark.parametrize("where", ["reason phrase", "Location", "X-Request-Id"])
+def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
+    """A header echoing the token split by U+200B, sent as UTF-8 (E2 80 8B). http.client reads header
+    bytes as Latin-1: the mark becomes ``\u00e2`` and two C1 controls, which ``clean_text`` turns into
+    a space. Was: the payload's message (or kps_request_id) read ``MIIT…\u00e2 Np/I3…\u00e2 cTZV…``,
+    the token in plain sight between the marks."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
+    split = _split(token, chr(0x200B)).encode()
+    head = {
+        "reason phrase": b"HTTP/1.1 401 " + split + b"\r\nContent-Length: 2\r\n",
+        "Location": b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + split + b"\r\n",
+        "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nX-Request-Id: " + split + b"\r\n",
+    }[where]
+    server = _RawReply(head + b"Connection: close\r\n\r\n{}")
+    try:
+        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.close()
+    assert not result["results"][0]["ok"]
+    assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == []
+
+
+def test_a_percent_encoded_token_in_a_location_is_masked(settings):
+    """A redirect's Location carrying the token URL-encoded (``+`` as ``%2B``, ``/`` as ``%2F``): every
+    12-character window would hold an escape. The Location is percent-decoded before it is masked."""
+    plain = red_secret(600, 8)
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + "+".join(plain[i : i + 8] for i in range(0, 600, 8))
+    quoted = urllib.parse.quote(token, safe="").encode()
+    head = b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + quoted + b"\r\n"
+    server = _RawReply(head + b"Connection: close\r\n\r\n{}")
+    try:
+        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.close()
+    assert result["results"][0]["error"]["code"] == "HTTP.302"
+    assert windows_left(urllib.parse.unquote(out + json.dumps(result)), token) == []
+
+
+# Default_Ignorable_Code_Point, every range's ends, as DerivedCoreProperties.txt lists them.
+_IGNORABLE_ENDS = "00AD 034F 061C 115F 1160 17B4 17B5 180B 180F 200B 200F 202A 202E 2060 206F 3164 FE00 FE0F FEFF"
+_IGNORABLE_ENDS += " FFA0 FFF0 FFF8 1BCA0 1BCA3 1D173 1D17A E0000 E0001 E007F E0100 E01EF E0FFF"
+
+
+@pytest.mark.parametrize("point", _IGNORABLE_ENDS.split())
+def test_normalise_drops_every_default_ignorable_character(point):
+    assert logs.normalise(f"MIIT{chr(int(point, 16))}abcd") == "MIITabcd"
