@@ -159,3 +159,14 @@ def test_the_readme_says_the_fallback_order_the_code_takes(invoke, settings):
     [result] = invoke(timer).result["results"]
     taken = "KPS_TARGETS" if result["project_id"] == other else "KPS_PROJECT_ID"
     assert said[0] == taken, f"the README says {said[0]} first; the function took {taken}"
+
+
+def test_http_api_md_says_what_a_field_in_body_and_query_does(served):
+    """docs/http-api.md: POST takes "a JSON body (the query string also works; a query field wins)"; triggers.md
+    and the function: a field in two of body / query / path is refused 400 InvalidEvent."""
+    url, _, _ = served
+    other = "0" * 31 + "a"
+    status, _, body = http(f"{url}?project_id={other}", body={"project_id": PROJECT, "dry_run": True})
+    page = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
+    refused = status == 400 and json.loads(body)["error"]["code"] == "InvalidEvent"
+    assert not (refused and "a query field wins" in page)
