@@ -170,3 +170,21 @@ def test_http_api_md_says_what_a_field_in_body_and_query_does(served):
     page = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
     refused = status == 400 and json.loads(body)["error"]["code"] == "InvalidEvent"
     assert not (refused and "a query field wins" in page)
+
+
+def test_make_run_works_with_the_keys_make_expose_needs_in_the_shell():
+    """docs/deploy.md has `export HUAWEICLOUD_SDK_AK=… HUAWEICLOUD_SDK_SK=…` for make expose; afterwards `make run`
+    (README: "just works", against the emulator) signs with the shell's real AK instead of the demo agency's:
+    `result: failed ... error APIGW.0301`, exit 1. (The suite's _clean_env strips these, so no test saw it.)"""
+    env = {**_clean_env(), "HUAWEICLOUD_SDK_AK": "REALAKFROMTHESHELL00", "HUAWEICLOUD_SDK_SK": "real-sk-from-the-shell"}
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools", "run", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("result: succeeded  deleted 5")
