@@ -188,3 +188,41 @@ def test_make_run_works_with_the_keys_make_expose_needs_in_the_shell():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("result: succeeded  deleted 5")
+
+
+def test_a_worker_that_dies_is_said_and_replaced_not_a_silent_hang():
+    """The worker killed (OOM, a crash, kill -9): the watcher keeps the port and says nothing; every request then
+    connects and waits forever in the backlog, unanswered."""
+    import urllib.error
+    import urllib.request
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = Lines(process)
+        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+        assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False)
+        [worker] = [int(pid) for pid in children.stdout.split()]
+        os.kill(worker, signal.SIGKILL)
+        request = urllib.request.Request(url, data=b'{"dry_run": true}', method="POST", headers={"X-Auth-Token": "x"})
+        try:
+            with urllib.request.urlopen(request, timeout=8) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError as error:  # the timeout: nobody will ever answer
+            status = type(error).__name__
+        assert status == 200 or process.poll() not in (None, 0), f"{status}; the watcher still runs, silent"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
