@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT, ROOT, http
+from conftest import PROJECT, ROOT, http, payload_of_result
 from test_serve import Lines, _clean_env
 
 from devtools.events import EventError, generate, request_fields
@@ -236,3 +236,28 @@ def test_the_link_checker_sees_a_link_whose_text_wraps(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("See the [local\ndevelopment](docs/no-such-page.md) page.\n", encoding="utf-8")
     assert "docs/no-such-page.md" in links(page)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "fields", "method", "query"),
+    [
+        ("apig", {"project_id": PROJECT}, None, ["targets=all"]),  # targets beside project_id, across body / query
+        ("apig", {"targets": "all"}, None, ["region=cn-north-4"]),  # a sweep with a region
+        ("apig", {"project_id": PROJECT}, "GET", ["targets=all"]),
+        ("apig", {}, "GET", ["dry_run=false"]),  # a GET that says dry_run=false
+        ("cts", {}, None, None),  # events.py: "the function runs with its settings"; triggers.md: refused
+        ("lts", {}, None, None),
+        ("obs", {}, None, None),
+    ],
+)
+def test_an_event_the_generator_prints_is_one_the_function_reads(trigger, fields, method, query, invoke, settings):
+    """docs/local-development.md: what it is given "is checked by the function's own rules before an event is made"
+    (targets beside project_id, a GET that says dry_run=false: "a one-line error and no event"). The rules run on the
+    fields and on the query separately, never on both; and cts / lts / obs events are refused InvalidEvent always."""
+    try:
+        event = generate(trigger, fields, method=method, query=query)
+    except EventError:
+        return
+    settings["KPS_DRY_RUN"] = "true"
+    payload = payload_of_result(invoke(json.loads(json.dumps(event))).result)
+    assert payload["status"] != "rejected", f"printed an event the function refuses: {payload['error']}"
