@@ -330,6 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     event.add_argument("--method", help="apig: the HTTP method (default POST; GET carries the fields as a query)")
     event.add_argument("--query", action="append", default=[], metavar="FIELD=VALUE", help="apig: a query field")
     event.add_argument("--body", help="the request fields as JSON text (apig: the body)")
+    event.add_argument("--select", metavar="JSON", help="the select field: which failed tasks (a JSON object)")
     commands.add_parser("settings-table", help="print the settings table of docs/settings.md")
     emulator = commands.add_parser("emulator", help="run the emulator alone")
     emulator.add_argument("--port", type=int, default=8080)
@@ -339,13 +340,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _event(args: argparse.Namespace) -> int:
-    from .events import EventError, generate, request_fields
+    from .events import REFUSED, EventError, generate, request_fields
 
     try:
-        fields = request_fields(args.project_id, args.region, args.dry_run, args.targets, body=args.body)
+        fields = request_fields(
+            args.project_id, args.region, args.dry_run, args.targets, body=args.body, select=args.select
+        )
         print(json.dumps(generate(args.trigger, fields, method=args.method, query=args.query), indent=2))
     except EventError as exc:
         sys.exit(f"event {args.trigger}: {exc}")
+    if args.trigger in REFUSED:
+        print(f"event {args.trigger}: the function refuses {args.trigger} events (InvalidEvent)", file=sys.stderr)
     return 0
 
 
