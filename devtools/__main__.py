@@ -183,9 +183,12 @@ def _emulator(port: int, seeds: list[str], latency: float) -> None:
 
 def _serve(args: argparse.Namespace, env: dict[str, str], how: str) -> int:
     """The watcher: the port first (busy: one line, nothing started), then the emulator, then the workers."""
-    from .reload import watch, worker_command, worker_env
+    from .reload import WorkerDied, watch, worker_command, worker_env
     from .serve import PATH, PortBusy, listen
 
+    if not 0 <= args.port <= 65535:
+        print(f"make serve: port {args.port} is out of range: choose one from 1024 to 65535", file=sys.stderr)
+        return 1
     try:
         sock = listen(args.port)
     except PortBusy as busy:
@@ -227,6 +230,9 @@ def _serve(args: argparse.Namespace, env: dict[str, str], how: str) -> int:
             watch(worker_command(), worker_env(json.dumps(config)), sock.fileno(), args.code_dir, say)
     except KeyboardInterrupt:
         pass
+    except WorkerDied as died:
+        print(died, file=sys.stderr)
+        return 1
     finally:
         sock.close()
         if kps is not None:
@@ -246,6 +252,7 @@ def _serve_worker(config: dict[str, Any]) -> None:
     """One gateway on the watcher's socket, with the function as it is on disk now."""
     import socket
 
+    from .reload import ACCEPTING
     from .serve import Gateway, LocalServer
 
     settings, auth, timeout = config["settings"], config["auth"], config["timeout"]
@@ -255,6 +262,10 @@ def _serve_worker(config: dict[str, Any]) -> None:
             return demo.demo_context(settings, auth, timeout)
         return FakeContext(user_data=settings, timeout_seconds=timeout)
 
+    stopped: list[int] = []
+    if config.get("watcher"):  # a reload worker: a stop before it serves is honoured after setup, no traceback
+        signal.signal(signal.SIGINT, lambda *_: stopped.append(1))
+        signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
     try:
         handler = _handler(Path(config["code_dir"]))
     except Exception as exc:  # noqa: BLE001 - an edit that does not import: say so, answer 502 until the next one
@@ -266,11 +277,19 @@ def _serve_worker(config: dict[str, Any]) -> None:
     tokens = frozenset(config["tokens"]) if config["tokens"] else None
     sock = socket.socket(fileno=os.dup(config["fd"]))
     server = LocalServer(Gateway(handler, context, tokens), out=out, sock=sock)
+    if stopped:  # never served: nothing to drain (the process's exit closes what it holds)
+        sys.stdout = out
+        return
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # draining: a second Ctrl-C is no traceback
+        accepting = os.environ.pop(ACCEPTING, "")
+        if accepting:
+            os.close(int(accepting))  # the watcher may say the reload: no request reaches this worker now
         server.close()
         sys.stdout = out
 
@@ -312,7 +331,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--clean", action="store_true", help="delete for real (without it: KPS_DRY_RUN=true)")
     _output_options(invoke)
     serve = commands.add_parser("serve", help="a local API Gateway in front of the handler, reloading on changes")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=int, default=3000, help="0 to 65535 (0: any free port)")
     serve.add_argument("--auth", default="agency-keys", choices=demo.AUTH_MODES)
     serve.add_argument("--timeout", type=float, default=120.0, help="the function's timeout, seconds")
     serve.add_argument("--env-file", type=Path, help="NAME=VALUE lines: the function's environment variables")
@@ -371,7 +390,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve-worker":
         from .reload import exit_with_watcher
 
-        _stop_on_signals()
         config = json.loads(os.environ.pop("DEVTOOLS_SERVE_WORKER"))
         exit_with_watcher(config["watcher"])
         _serve_worker(config)

@@ -262,6 +262,7 @@ def request_fields(
     region: str | None = None,
     dry_run: bool = False,
     targets: str | None = None,
+    *,
     body: str | None = None,
     select: str | None = None,
 ) -> Fields:

@@ -231,6 +231,8 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
                 )
                 payload = None
             self._log(status, payload, data, started)  # before the answer leaves: the line is there when it arrives
+            if getattr(self.server, "stopping", False):  # draining: this answer is the connection's last
+                self.close_connection = True
             self._answer(status, headers, data)
 
         def _answer(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
@@ -295,7 +297,7 @@ def listen(port: int) -> socket.socket:
         why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         raise PortBusy(
             f"port {port} on 127.0.0.1 is in use ({why}): stop what holds it, "
-            f"or choose another with make serve PORT={port + 1 if port else 3001}"
+            f"or choose another with make serve PORT={port + 1 if 0 < port < 65535 else 3001}"
         ) from None
 
 
@@ -311,7 +313,9 @@ class LocalServer:
             self._server.socket.close()
             self._server.socket = sock
             self._server.server_address = sock.getsockname()
-        self._server.daemon_threads = True
+        # Non-daemon request threads, joined on close: a request accepted before a stop is still answered.
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -331,5 +335,7 @@ class LocalServer:
         self.close()
 
     def close(self) -> None:
+        """Stops accepting, then waits for the requests in flight to be answered."""
+        self._server.stopping = True  # type: ignore[attr-defined]
         self._server.shutdown()
         self._server.server_close()
