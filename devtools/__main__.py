@@ -57,11 +57,10 @@ def _answer(result: Any) -> tuple[Any, int | None]:
 
 
 def _invoke(event: Any, context: FakeContext, how: str) -> Any:
-    """Runs the handler with its log lines rendered for ``how``; prints its answer (not when quiet)."""
+    """Runs the handler with its log lines rendered for ``how``; prints its answer (not when quiet). With --json
+    stdout carries only JSON lines (the function's, then the payload as one line); the rest goes to stderr."""
     handler = _handler()
     out = sys.stdout
-    if how == JSON:
-        print("--- function logs ---", flush=True)
     sys.stdout = LineRenderer(out, how)  # type: ignore[assignment]
     try:
         result = handler(event, context)
@@ -69,41 +68,61 @@ def _invoke(event: Any, context: FakeContext, how: str) -> Any:
         sys.stdout = out
     payload, status = _answer(result)
     if how == JSON:
-        print("--- payload ---")
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result))
     elif how == PRETTY:
         print(f"--- answer: HTTP {status} ---" if status is not None else "--- payload ---")
         print(pretty_json(for_reading(payload)))
     if how != QUIET and isinstance(payload, dict) and wants_table(payload):
-        print("--- targets ---")
-        print(target_table(payload))
+        print("--- targets ---", file=_aside(how))
+        print(target_table(payload), file=_aside(how))
     return result
+
+
+def _aside(how: str) -> Any:
+    """Where what is not the function's output goes: stderr with --json, so that stdout stays JSON lines."""
+    return sys.stderr if how == JSON else sys.stdout
 
 
 def _finish(result: Any, how: str, hint: str) -> bool:
     """The one result line that ends every invocation; whether it succeeded."""
     payload, status = _answer(result)
-    print(result_line(payload, status, hint if isinstance(payload, dict) and payload.get("dry_run") else ""))
+    dry = isinstance(payload, dict) and payload.get("dry_run") and payload.get("ok")
+    print(result_line(payload, status, hint if dry else ""))
     return isinstance(payload, dict) and bool(payload.get("ok"))
+
+
+def _drop_shell_credentials() -> None:
+    """An emulator run signs with the demo's credentials: the shell's (exported for make expose or --real) would
+    be read by the function before them and refused by the emulator. They are dropped, in one line."""
+    sys.path.insert(0, str(ROOT))
+    from function.settings import SETTINGS
+
+    dropped = [s.name for s in SETTINGS if s.secret and os.environ.pop(s.name, None) is not None]
+    if dropped:
+        print(f"ignored the shell's {', '.join(dropped)}: the emulator takes the demo credentials", file=sys.stderr)
 
 
 def _against_emulator(
     event: Any, auth: str, seed: int, timeout: float, env: dict[str, str], *, how: str, hint: str
 ) -> bool:
+    _drop_shell_credentials()
     with KpsEmulator() as kps:
         demo.seed(kps, auth, seed)
         if how != QUIET:
             print(
                 f"KPS and IAM emulator on {kps.url}: project {demo.DEMO_PROJECT} with {seed} failed tasks, "
-                f"{len(demo.IAM_PROJECTS)} IAM projects; auth {auth}"
+                f"{len(demo.IAM_PROJECTS)} IAM projects; auth {auth}",
+                file=_aside(how),
             )
         context = demo.demo_context({**demo.emulator_settings(kps), **env}, auth, timeout)
         result = _invoke(event, context, how)
         if how != QUIET:
-            print("--- emulator request log ---")
+            aside = _aside(how)
+            print("--- emulator request log ---", file=aside)
             for entry in kps.requests:
-                print(f"{entry.method} {entry.path} -> {entry.status} (auth: {entry.auth})")
-            print(f"failed tasks left in {demo.DEMO_PROJECT}: {len(kps.failed_tasks(demo.DEMO_PROJECT))}")
+                print(f"{entry.method} {entry.path} -> {entry.status} (auth: {entry.auth})", file=aside)
+            left = len(kps.failed_tasks(demo.DEMO_PROJECT))
+            print(f"failed tasks left in {demo.DEMO_PROJECT}: {left}", file=aside, flush=True)
     return _finish(result, how, hint)
 
 
@@ -198,6 +217,7 @@ def _serve(args: argparse.Namespace, env: dict[str, str], how: str) -> int:
     kps = None
     settings = dict(env)
     if not (os.environ.get("KPS_ENDPOINT") or env.get("KPS_ENDPOINT")):
+        _drop_shell_credentials()
         kps = KpsEmulator().start()
         demo.seed(kps, args.auth)
         settings = {**demo.emulator_settings(kps), **env}

@@ -141,9 +141,7 @@ def _obs(fields: Fields) -> dict[str, Any]:
 
 def _no_fields(trigger: str, fields: Fields) -> None:
     if fields:
-        raise EventError(
-            f"{trigger.upper()} events carry no request fields (and the function refuses them); drop them"
-        )
+        raise EventError(f"{trigger.upper()} events carry no request fields (and the function refuses them); drop them")
 
 
 def _cts(fields: Fields) -> dict[str, Any]:

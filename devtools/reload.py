@@ -71,9 +71,7 @@ def watch(command: Sequence[str], env: Mapping[str, str], fd: int, root: Path, s
     def start() -> subprocess.Popen[bytes]:
         read, write = os.pipe()
         try:
-            child = subprocess.Popen(
-                list(command), env={**env, ACCEPTING: str(write)}, pass_fds=(fd, write)
-            )
+            child = subprocess.Popen(list(command), env={**env, ACCEPTING: str(write)}, pass_fds=(fd, write))
         finally:
             os.close(write)
         accepting[child.pid] = read

@@ -75,7 +75,7 @@ def test_the_command_prints_an_event_that_make_invoke_reads_from_stdin():
     assert read_event(json.loads(made.stdout)).field_sets == [{"project_id": PROJECT, "dry_run": True}]
     done = run_tool("invoke", "--event", "-", stdin=made.stdout)
     assert done.returncode == 0, done.stderr
-    assert '"would_delete"' in done.stdout and "failed tasks left in" in done.stdout
+    assert '"would_delete"' in done.stdout and "failed tasks left in" in done.stderr
 
 
 def test_a_bad_option_is_a_one_line_error():
