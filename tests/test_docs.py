@@ -19,7 +19,8 @@ PENDING_PAGES: set[str] = set()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 _CODE = re.compile(r"`[^`\n]*`")
-_LINK = re.compile(r"(?<!!)\[(?:[^\]\n]*)\]\(([^)\s]+)\)")
+# A link or an image; its text may wrap onto the next line (the pages wrap at 120 columns), never across a paragraph.
+_LINK = re.compile(r"!?\[(?:[^\]\n]|\n(?!\s*\n))*\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 
 
@@ -72,6 +73,32 @@ def test_every_relative_link_resolves(page: Path):
         if anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
             broken.append(f"{target}: no heading #{anchor}")
     assert broken == []
+
+
+def test_the_link_checker_sees_a_link_whose_text_wraps_and_an_image(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        'See the [local\ndevelopment](docs/no-such-page.md) page, ![a chart](docs/chart.png "title").\n\n'
+        "[not\n\na link](nowhere.md)\n",
+        encoding="utf-8",
+    )
+    assert links(page) == ["docs/no-such-page.md", "docs/chart.png"]
+
+
+# A repository file named in backticks: a path under one of the project's folders, or a file at the top.
+_REPO_DIRS = ("api", "bench", "deploy", "devtools", "docs", "events", "function", "tests")
+_NAMED = re.compile(
+    rf"`((?:(?:{'|'.join(_REPO_DIRS)})/[A-Za-z0-9_./-]+)|[A-Za-z0-9_-]+(?:[.-][A-Za-z0-9_]+)*\.(?:txt|in|toml|yml))`"
+)
+_MADE = ("bench/results.json",)  # written by a command the page names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_repository_file_the_docs_name_exists(page: Path):
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    named = {name.split("#")[0].rstrip("/.") for name in _NAMED.findall(text)}
+    missing = sorted(n for n in named if n not in _MADE and "*" not in n and "{" not in n and not (ROOT / n).exists())
+    assert missing == []
 
 
 def test_pending_pages_are_only_those_not_written_yet():
