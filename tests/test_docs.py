@@ -7,7 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import PROJECT, ROOT
 
 from devtools.__main__ import settings_table
 from function.settings import SETTINGS
@@ -125,3 +125,23 @@ def test_the_readme_names_only_real_settings():
 
 def test_the_readme_is_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
+
+
+def test_the_readme_says_the_fallback_order_the_code_takes(invoke, settings):
+    """README, Schedule it nightly, names the settings an empty timer falls back to in the order the code takes them
+    (targets.py: KPS_TARGETS before KPS_PROJECT_ID)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sentence = readme.split("leave it empty to clean", 1)[1].split(":\n", 1)[0]
+    said = [name for name in re.findall(r"`(KPS_[A-Z_]+)`", sentence) if name in ("KPS_PROJECT_ID", "KPS_TARGETS")]
+    other = "0" * 31 + "a"
+    settings.update({"KPS_PROJECT_ID": PROJECT, "KPS_TARGETS": f"cn-north-4:{other}", "KPS_DRY_RUN": "true"})
+    timer = {
+        "version": "v1.0",
+        "time": "2026-11-29T03:00:00+08:00",
+        "trigger_type": "TIMER",
+        "trigger_name": "nightly",
+        "user_event": "",
+    }
+    [result] = invoke(timer).result["results"]
+    taken = "KPS_TARGETS" if result["project_id"] == other else "KPS_PROJECT_ID"
+    assert said[0] == taken, f"the README says {said[0]} first; the function took {taken}"

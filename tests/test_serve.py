@@ -449,3 +449,13 @@ def test_a_worker_that_dies_is_said_and_replaced_not_a_silent_hang():
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def test_http_api_md_says_what_a_field_in_body_and_query_does(served):
+    """A field in both body and query is refused 400 InvalidEvent, and docs/http-api.md says so."""
+    url, _, _ = served
+    other = "0" * 31 + "a"
+    status, _, body = http(f"{url}?project_id={other}", body={"project_id": PROJECT, "dry_run": True})
+    page = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
+    refused = status == 400 and json.loads(body)["error"]["code"] == "InvalidEvent"
+    assert refused and "a query field wins" not in page and "refused `400 InvalidEvent`" in page
