@@ -100,7 +100,7 @@ class Gateway:
         return None if AUTH_HEADER.fullmatch((signature or "").strip()) else "verify aksk signature fail"
 
     def answer(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, request_id: str | None = None
     ) -> tuple[int, dict[str, str], bytes, dict[str, Any] | None]:
         """Returns status, headers, body and, when the function answered, its payload."""
         url = urlsplit(target)
@@ -116,7 +116,7 @@ class Gateway:
         query = dict(pairs)
         if len(query) != len(pairs):  # ?dry_run=true&dry_run=false: either reading could delete
             return (*_json(400, _gateway_error("a query parameter is given more than once", "APIGW.0201")), None)
-        event = apig_event(method, url.path, query=query, headers=headers, body=body)
+        event = apig_event(method, url.path, query=query, headers=headers, body=body, request_id=request_id)
         try:
             response = self.handler(event, self.context_factory())
             status, out = int(response["statusCode"]), dict(response.get("headers") or {})
@@ -215,6 +215,7 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             started = time.monotonic()
+            self.request_id = uuid.uuid4().hex  # the gateway's own: on the event and on the request line
             try:
                 body = read_body(self.headers, self.rfile)
             except BadRequest as refused:
@@ -224,7 +225,9 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
                 self._refuse(400, "the connection closed before the body ended", "APIGW.0201", started)
                 return
             try:
-                status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
+                status, headers, data, payload = gateway.answer(
+                    self.command, self.path, dict(self.headers), body, self.request_id
+                )
             except Exception as exc:  # noqa: BLE001 - a local gateway bug still answers, as the real one would
                 status, headers, data = _json(
                     502, {"error_code": "LOCAL.GatewayError", "error_msg": type(exc).__name__}
@@ -270,6 +273,8 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             try:
                 words = summary(payload) if payload else [_gateway_code(data)]
                 line = f"{method} {path} -> {status} {'  '.join(words)} ({elapsed:.0f} ms)"
+                if getattr(self, "request_id", None):
+                    line += f"  request {self.request_id}"
                 if payload and wants_table(payload):
                     line += "\n" + target_table(payload)
             except Exception as exc:  # noqa: BLE001 - the line never costs the caller its answer

@@ -459,3 +459,10 @@ def test_http_api_md_says_what_a_field_in_body_and_query_does(served):
     page = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
     refused = status == 400 and json.loads(body)["error"]["code"] == "InvalidEvent"
     assert refused and "a query field wins" not in page and "refused `400 InvalidEvent`" in page
+
+
+def test_the_request_line_names_the_gateways_request_id(served, kps):
+    url, events, out = served
+    status, _, _ = http(url, body={"project_id": PROJECT, "dry_run": True}, headers={"X-Auth-Token": "x"})
+    assert status == 200
+    assert f"request {events[-1]['requestContext']['requestId']}" in out.getvalue()
