@@ -57,11 +57,10 @@ def _answer(result: Any) -> tuple[Any, int | None]:
 
 
 def _invoke(event: Any, context: FakeContext, how: str) -> Any:
-    """Runs the handler with its log lines rendered for ``how``; prints its answer (not when quiet)."""
+    """Runs the handler with its log lines rendered for ``how``; prints its answer (not when quiet). With --json
+    stdout carries only JSON lines (the function's, then the payload as one line); the rest goes to stderr."""
     handler = _handler()
     out = sys.stdout
-    if how == JSON:
-        print("--- function logs ---", flush=True)
     sys.stdout = LineRenderer(out, how)  # type: ignore[assignment]
     try:
         result = handler(event, context)
@@ -69,41 +68,61 @@ def _invoke(event: Any, context: FakeContext, how: str) -> Any:
         sys.stdout = out
     payload, status = _answer(result)
     if how == JSON:
-        print("--- payload ---")
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result))
     elif how == PRETTY:
         print(f"--- answer: HTTP {status} ---" if status is not None else "--- payload ---")
         print(pretty_json(for_reading(payload)))
     if how != QUIET and isinstance(payload, dict) and wants_table(payload):
-        print("--- targets ---")
-        print(target_table(payload))
+        print("--- targets ---", file=_aside(how))
+        print(target_table(payload), file=_aside(how))
     return result
+
+
+def _aside(how: str) -> Any:
+    """Where what is not the function's output goes: stderr with --json, so that stdout stays JSON lines."""
+    return sys.stderr if how == JSON else sys.stdout
 
 
 def _finish(result: Any, how: str, hint: str) -> bool:
     """The one result line that ends every invocation; whether it succeeded."""
     payload, status = _answer(result)
-    print(result_line(payload, status, hint if isinstance(payload, dict) and payload.get("dry_run") else ""))
+    dry = isinstance(payload, dict) and payload.get("dry_run") and payload.get("ok")
+    print(result_line(payload, status, hint if dry else ""))
     return isinstance(payload, dict) and bool(payload.get("ok"))
+
+
+def _drop_shell_credentials() -> None:
+    """An emulator run signs with the demo's credentials: the shell's (exported for make expose or --real) would
+    be read by the function before them and refused by the emulator. They are dropped, in one line."""
+    sys.path.insert(0, str(ROOT))
+    from function.settings import SETTINGS
+
+    dropped = [s.name for s in SETTINGS if s.secret and os.environ.pop(s.name, None) is not None]
+    if dropped:
+        print(f"ignored the shell's {', '.join(dropped)}: the emulator takes the demo credentials", file=sys.stderr)
 
 
 def _against_emulator(
     event: Any, auth: str, seed: int, timeout: float, env: dict[str, str], *, how: str, hint: str
 ) -> bool:
+    _drop_shell_credentials()
     with KpsEmulator() as kps:
         demo.seed(kps, auth, seed)
         if how != QUIET:
             print(
                 f"KPS and IAM emulator on {kps.url}: project {demo.DEMO_PROJECT} with {seed} failed tasks, "
-                f"{len(demo.IAM_PROJECTS)} IAM projects; auth {auth}"
+                f"{len(demo.IAM_PROJECTS)} IAM projects; auth {auth}",
+                file=_aside(how),
             )
         context = demo.demo_context({**demo.emulator_settings(kps), **env}, auth, timeout)
         result = _invoke(event, context, how)
         if how != QUIET:
-            print("--- emulator request log ---")
+            aside = _aside(how)
+            print("--- emulator request log ---", file=aside)
             for entry in kps.requests:
-                print(f"{entry.method} {entry.path} -> {entry.status} (auth: {entry.auth})")
-            print(f"failed tasks left in {demo.DEMO_PROJECT}: {len(kps.failed_tasks(demo.DEMO_PROJECT))}")
+                print(f"{entry.method} {entry.path} -> {entry.status} (auth: {entry.auth})", file=aside)
+            left = len(kps.failed_tasks(demo.DEMO_PROJECT))
+            print(f"failed tasks left in {demo.DEMO_PROJECT}: {left}", file=aside, flush=True)
     return _finish(result, how, hint)
 
 
@@ -183,9 +202,12 @@ def _emulator(port: int, seeds: list[str], latency: float) -> None:
 
 def _serve(args: argparse.Namespace, env: dict[str, str], how: str) -> int:
     """The watcher: the port first (busy: one line, nothing started), then the emulator, then the workers."""
-    from .reload import watch, worker_command, worker_env
+    from .reload import WorkerDied, watch, worker_command, worker_env
     from .serve import PATH, PortBusy, listen
 
+    if not 0 <= args.port <= 65535:
+        print(f"make serve: port {args.port} is out of range: choose one from 1024 to 65535", file=sys.stderr)
+        return 1
     try:
         sock = listen(args.port)
     except PortBusy as busy:
@@ -195,6 +217,7 @@ def _serve(args: argparse.Namespace, env: dict[str, str], how: str) -> int:
     kps = None
     settings = dict(env)
     if not (os.environ.get("KPS_ENDPOINT") or env.get("KPS_ENDPOINT")):
+        _drop_shell_credentials()
         kps = KpsEmulator().start()
         demo.seed(kps, args.auth)
         settings = {**demo.emulator_settings(kps), **env}
@@ -227,6 +250,9 @@ def _serve(args: argparse.Namespace, env: dict[str, str], how: str) -> int:
             watch(worker_command(), worker_env(json.dumps(config)), sock.fileno(), args.code_dir, say)
     except KeyboardInterrupt:
         pass
+    except WorkerDied as died:
+        print(died, file=sys.stderr)
+        return 1
     finally:
         sock.close()
         if kps is not None:
@@ -246,6 +272,7 @@ def _serve_worker(config: dict[str, Any]) -> None:
     """One gateway on the watcher's socket, with the function as it is on disk now."""
     import socket
 
+    from .reload import ACCEPTING
     from .serve import Gateway, LocalServer
 
     settings, auth, timeout = config["settings"], config["auth"], config["timeout"]
@@ -255,6 +282,10 @@ def _serve_worker(config: dict[str, Any]) -> None:
             return demo.demo_context(settings, auth, timeout)
         return FakeContext(user_data=settings, timeout_seconds=timeout)
 
+    stopped: list[int] = []
+    if config.get("watcher"):  # a reload worker: a stop before it serves is honoured after setup, no traceback
+        signal.signal(signal.SIGINT, lambda *_: stopped.append(1))
+        signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
     try:
         handler = _handler(Path(config["code_dir"]))
     except Exception as exc:  # noqa: BLE001 - an edit that does not import: say so, answer 502 until the next one
@@ -266,11 +297,19 @@ def _serve_worker(config: dict[str, Any]) -> None:
     tokens = frozenset(config["tokens"]) if config["tokens"] else None
     sock = socket.socket(fileno=os.dup(config["fd"]))
     server = LocalServer(Gateway(handler, context, tokens), out=out, sock=sock)
+    if stopped:  # never served: nothing to drain (the process's exit closes what it holds)
+        sys.stdout = out
+        return
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # draining: a second Ctrl-C is no traceback
+        accepting = os.environ.pop(ACCEPTING, "")
+        if accepting:
+            os.close(int(accepting))  # the watcher may say the reload: no request reaches this worker now
         server.close()
         sys.stdout = out
 
@@ -312,7 +351,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--clean", action="store_true", help="delete for real (without it: KPS_DRY_RUN=true)")
     _output_options(invoke)
     serve = commands.add_parser("serve", help="a local API Gateway in front of the handler, reloading on changes")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=int, default=3000, help="0 to 65535 (0: any free port)")
     serve.add_argument("--auth", default="agency-keys", choices=demo.AUTH_MODES)
     serve.add_argument("--timeout", type=float, default=120.0, help="the function's timeout, seconds")
     serve.add_argument("--env-file", type=Path, help="NAME=VALUE lines: the function's environment variables")
@@ -330,6 +369,7 @@ def _parser() -> argparse.ArgumentParser:
     event.add_argument("--method", help="apig: the HTTP method (default POST; GET carries the fields as a query)")
     event.add_argument("--query", action="append", default=[], metavar="FIELD=VALUE", help="apig: a query field")
     event.add_argument("--body", help="the request fields as JSON text (apig: the body)")
+    event.add_argument("--select", metavar="JSON", help="the select field: which failed tasks (a JSON object)")
     commands.add_parser("settings-table", help="print the settings table of docs/settings.md")
     emulator = commands.add_parser("emulator", help="run the emulator alone")
     emulator.add_argument("--port", type=int, default=8080)
@@ -339,13 +379,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _event(args: argparse.Namespace) -> int:
-    from .events import EventError, generate, request_fields
+    from .events import REFUSED, EventError, generate, request_fields
 
     try:
-        fields = request_fields(args.project_id, args.region, args.dry_run, args.targets, body=args.body)
+        fields = request_fields(
+            args.project_id, args.region, args.dry_run, args.targets, body=args.body, select=args.select
+        )
         print(json.dumps(generate(args.trigger, fields, method=args.method, query=args.query), indent=2))
     except EventError as exc:
         sys.exit(f"event {args.trigger}: {exc}")
+    if args.trigger in REFUSED:
+        print(f"event {args.trigger}: the function refuses {args.trigger} events (InvalidEvent)", file=sys.stderr)
     return 0
 
 
@@ -366,7 +410,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve-worker":
         from .reload import exit_with_watcher
 
-        _stop_on_signals()
         config = json.loads(os.environ.pop("DEVTOOLS_SERVE_WORKER"))
         exit_with_watcher(config["watcher"])
         _serve_worker(config)

@@ -16,7 +16,9 @@ from .demo import DEMO_PROJECT, DEMO_REGION
 from .serve import apig_event
 
 Fields = dict[str, Any]
-FIELDS = ("project_id", "region", "targets", "dry_run")  # exactly the request fields, nothing else
+# The function refuses these three always (docs/triggers.md): their events carry no request, so they exist here
+# to show that refusal (make invoke answers InvalidEvent), never to clean.
+REFUSED = ("cts", "lts", "obs")
 MAX_TARGETS = 100
 METHODS = ("GET", "POST", "DELETE")
 
@@ -45,6 +47,8 @@ def _timer(fields: Fields) -> dict[str, Any]:
 
 
 def _query_value(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
     if name == "dry_run":
         return "true" if value else "false"
     if name == "targets" and value != "all":
@@ -115,7 +119,7 @@ def _kafka(fields: Fields, trigger_type: str = "KAFKA") -> dict[str, Any]:
 
 
 def _obs(fields: Fields) -> dict[str, Any]:
-    """An OBS notification carries no request fields: the function runs with its settings."""
+    """An OBS notification: it carries no request, so the function refuses it (REFUSED)."""
     _no_fields("obs", fields)
     return {
         "Records": [
@@ -137,13 +141,11 @@ def _obs(fields: Fields) -> dict[str, Any]:
 
 def _no_fields(trigger: str, fields: Fields) -> None:
     if fields:
-        raise EventError(
-            f"{trigger.upper()} events carry no request fields (the function uses its settings); drop them"
-        )
+        raise EventError(f"{trigger.upper()} events carry no request fields (and the function refuses them); drop them")
 
 
 def _cts(fields: Fields) -> dict[str, Any]:
-    """A CTS trace notification: no request fields, like the sample in events/cts.json."""
+    """A CTS trace notification, like the sample in events/cts.json: no request, so the function refuses it."""
     _no_fields("cts", fields)
     now = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
     return {
@@ -171,7 +173,7 @@ def _cts(fields: Fields) -> dict[str, Any]:
 
 
 def _lts(fields: Fields) -> dict[str, Any]:
-    """An LTS subscription: its ``data`` is base64 of the logs, and carries no request fields."""
+    """An LTS subscription (``data`` is base64 of the logs): no request, so the function refuses it."""
     _no_fields("lts", fields)
     logs = json.dumps({"logs": [{"message": "kps failed task"}]}, separators=(",", ":")).encode()
     return {"lts": {"data": base64.b64encode(logs).decode("ascii")}}
@@ -196,80 +198,58 @@ GENERATORS: dict[str, Callable[[Fields], dict[str, Any]]] = {
 }
 
 
-def _project(value: Any, where: str) -> str:
-    from function.settings import PROJECT_ID  # the function's own rule (imported late: serve's worker picks the tree)
+def _as_event_error(call: Callable[[], Any]) -> Any:
+    """The function's own rules, their refusal as a one-line error (imported late: serve's worker picks the tree)."""
+    from function.errors import Rejected
 
-    if not isinstance(value, str) or not PROJECT_ID.fullmatch(value):
-        raise EventError(f"{where} must be 32 lower-case hexadecimal characters, got {str(value)[:40]!r}")
-    return value
-
-
-def _region(value: Any, where: str) -> str:
-    from function.settings import REGION
-
-    if not isinstance(value, str) or not REGION.fullmatch(value):
-        raise EventError(f"{where} must be a region name such as cn-north-4, got {str(value)[:40]!r}")
-    return value
-
-
-def _target(entry: Any) -> dict[str, str]:
-    if not isinstance(entry, dict) or not entry or set(entry) - {"project_id", "region"}:
-        raise EventError('each target is {"project_id": ..., "region": ...} (region optional), nothing else')
-    target = {"project_id": _project(entry.get("project_id"), "a target's project_id")}
-    if "region" in entry:
-        target["region"] = _region(entry["region"], "a target's region")
-    return target
-
-
-def _targets(value: Any) -> str | list[dict[str, str]]:
-    if value == "all":
-        return "all"
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TARGETS:
-        raise EventError(f'targets is "all" or a list of 1 to {MAX_TARGETS} targets')
-    return [_target(entry) for entry in value]
+    try:
+        return call()
+    except Rejected as refused:
+        raise EventError(refused.message) from None
 
 
 def validate(fields: Fields) -> Fields:
-    """The fields as the function reads them, each checked by its own rule; anything else is an error."""
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        raise EventError(f"not request fields: {', '.join(unknown)} (the fields are {', '.join(FIELDS)})")
-    if "targets" in fields and "project_id" in fields:
-        raise EventError("targets and project_id together are refused: give one")
-    if fields.get("targets") == "all" and "region" in fields:
-        raise EventError("a sweep (targets all) takes no region: KPS_REGIONS narrows it")
-    checked: Fields = {}
-    if "targets" in fields:
-        checked["targets"] = _targets(fields["targets"])
-    if "project_id" in fields:
-        checked["project_id"] = _project(fields["project_id"], "--project-id")
-    if "region" in fields:
-        checked["region"] = _region(fields["region"], "--region")
-    if "dry_run" in fields:
-        if not isinstance(fields["dry_run"], bool):
-            raise EventError("dry_run is true or false")
-        checked["dry_run"] = fields["dry_run"]
-    return checked
+    """The fields as the function's request model reads them; anything it refuses is an error."""
+    from function.triggers import read_fields
+
+    return _as_event_error(lambda: read_fields(fields, "the request fields"))
+
+
+def _function_reads(event: Any) -> None:
+    """The generated event read by the function itself (the trigger, the union of body / query / path, the
+    targets against demo settings, GET's dry run): an event it would refuse is never printed."""
+    from function.cleaner import _dry_run
+    from function.settings import SettingSource, load_settings
+    from function.targets import resolve_targets
+    from function.triggers import read_event
+
+    incoming = read_event(json.loads(json.dumps(event)))
+    if incoming.error is not None:
+        raise EventError(incoming.error.message)
+    settings = load_settings(SettingSource(None, {"KPS_REGION": DEMO_REGION, "KPS_PROJECT_ID": DEMO_PROJECT}))
+    _as_event_error(lambda: (resolve_targets(incoming.field_sets, settings), _dry_run(incoming, settings)))
 
 
 def parse_targets(text: str) -> str | list[dict[str, str]]:
-    """``all``, or ``PROJECT[:REGION],...``."""
+    """``all``, or ``PROJECT[:REGION],...`` (counted before anything is built)."""
     if text.strip().lower() == "all":
         return "all"
+    if text.count(",") >= MAX_TARGETS:
+        raise EventError(f"--targets names more than {MAX_TARGETS} targets")
     targets = []
     for entry in filter(None, (part.strip() for part in text.split(","))):
         project_id, _, region = entry.partition(":")
         targets.append({"project_id": project_id, **({"region": region} if region else {})})
     if not targets:
         raise EventError("--targets needs `all` or PROJECT[:REGION],...")
-    return _targets(targets)
+    return targets
 
 
 def _body_fields(body: str) -> Fields:
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        raise EventError("--body is not JSON text") from None
+    """JSON text as the function reads it: bounded, a key given twice refused."""
+    from function.triggers import _json_text
+
+    parsed = _as_event_error(lambda: _json_text(body, "--body"))
     if not isinstance(parsed, dict):
         raise EventError("--body is a JSON object of request fields")
     return parsed
@@ -280,7 +260,9 @@ def request_fields(
     region: str | None = None,
     dry_run: bool = False,
     targets: str | None = None,
+    *,
     body: str | None = None,
+    select: str | None = None,
 ) -> Fields:
     """The fields from the options and ``--body``, validated; a field given both ways is an error."""
     fields: Fields = {}
@@ -292,17 +274,20 @@ def request_fields(
         fields["region"] = region
     if dry_run:
         fields["dry_run"] = True
+    if select is not None:
+        fields["select"] = _body_fields(select)
     if body is not None:
         extra = _body_fields(body)
         twice = sorted(set(extra) & set(fields))
         if twice:
             raise EventError(f"given twice, as an option and in --body: {', '.join(twice)}")
         fields.update(extra)
-    return validate(fields)
+    validate(fields)
+    return fields
 
 
-def _query_fields(pairs: list[str]) -> Fields:
-    query: Fields = {}
+def _query_fields(pairs: list[str]) -> dict[str, str]:
+    query: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
@@ -310,29 +295,29 @@ def _query_fields(pairs: list[str]) -> Fields:
         if name in query:
             raise EventError(f"--query {name} given twice: a repeated query key is ambiguous")
         query[name] = value
-    if "dry_run" in query:
-        if query["dry_run"] not in ("true", "false"):
-            raise EventError("--query dry_run=true or dry_run=false")
-        query["dry_run"] = query["dry_run"] == "true"
-    return validate(query)
+    return query
 
 
 def generate(
     trigger: str, fields: Fields, *, method: str | None = None, query: list[str] | None = None
 ) -> dict[str, Any]:
-    """An event of ``trigger``'s shape carrying exactly ``fields`` (validated here when not already)."""
-    fields = validate(fields)
+    """An event of ``trigger``'s shape carrying exactly ``fields``, read by the function before it is returned:
+    an event the function would refuse is an error instead (cts, lts and obs excepted: see REFUSED)."""
+    validate(fields)
     if trigger != "apig":
         if method is not None or query:
             raise EventError("--method and --query are API Gateway's: use the apig trigger")
-        return GENERATORS[trigger](fields)
-    verb = (method or "POST").upper()
+        event = GENERATORS[trigger](fields)
+        if trigger not in REFUSED:
+            _function_reads(event)
+        return event
+    verb = "POST" if method is None else method.upper()
     if verb not in METHODS:
         raise EventError(f"--method is one of {', '.join(METHODS)} (the function refuses others 405)")
     queried = _query_fields(query or [])
     twice = sorted(set(queried) & set(fields))
     if twice:
         raise EventError(f"given twice, in the query and as fields: {', '.join(twice)}")
-    if verb == "GET" and fields.get("dry_run") is False:
-        raise EventError("a GET is a dry run: dry_run false is refused")
-    return _apig(fields, verb, queried)
+    event = _apig(fields, verb, queried)
+    _function_reads(event)
+    return event

@@ -100,7 +100,7 @@ class Gateway:
         return None if AUTH_HEADER.fullmatch((signature or "").strip()) else "verify aksk signature fail"
 
     def answer(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes, request_id: str | None = None
     ) -> tuple[int, dict[str, str], bytes, dict[str, Any] | None]:
         """Returns status, headers, body and, when the function answered, its payload."""
         url = urlsplit(target)
@@ -116,7 +116,7 @@ class Gateway:
         query = dict(pairs)
         if len(query) != len(pairs):  # ?dry_run=true&dry_run=false: either reading could delete
             return (*_json(400, _gateway_error("a query parameter is given more than once", "APIGW.0201")), None)
-        event = apig_event(method, url.path, query=query, headers=headers, body=body)
+        event = apig_event(method, url.path, query=query, headers=headers, body=body, request_id=request_id)
         try:
             response = self.handler(event, self.context_factory())
             status, out = int(response["statusCode"]), dict(response.get("headers") or {})
@@ -215,6 +215,7 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             started = time.monotonic()
+            self.request_id = uuid.uuid4().hex  # the gateway's own: on the event and on the request line
             try:
                 body = read_body(self.headers, self.rfile)
             except BadRequest as refused:
@@ -224,13 +225,17 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
                 self._refuse(400, "the connection closed before the body ended", "APIGW.0201", started)
                 return
             try:
-                status, headers, data, payload = gateway.answer(self.command, self.path, dict(self.headers), body)
+                status, headers, data, payload = gateway.answer(
+                    self.command, self.path, dict(self.headers), body, self.request_id
+                )
             except Exception as exc:  # noqa: BLE001 - a local gateway bug still answers, as the real one would
                 status, headers, data = _json(
                     502, {"error_code": "LOCAL.GatewayError", "error_msg": type(exc).__name__}
                 )
                 payload = None
             self._log(status, payload, data, started)  # before the answer leaves: the line is there when it arrives
+            if getattr(self.server, "stopping", False):  # draining: this answer is the connection's last
+                self.close_connection = True
             self._answer(status, headers, data)
 
         def _answer(self, status: int, headers: Mapping[str, str], data: bytes) -> None:
@@ -268,6 +273,8 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             try:
                 words = summary(payload) if payload else [_gateway_code(data)]
                 line = f"{method} {path} -> {status} {'  '.join(words)} ({elapsed:.0f} ms)"
+                if getattr(self, "request_id", None):
+                    line += f"  request {self.request_id}"
                 if payload and wants_table(payload):
                     line += "\n" + target_table(payload)
             except Exception as exc:  # noqa: BLE001 - the line never costs the caller its answer
@@ -295,7 +302,7 @@ def listen(port: int) -> socket.socket:
         why = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         raise PortBusy(
             f"port {port} on 127.0.0.1 is in use ({why}): stop what holds it, "
-            f"or choose another with make serve PORT={port + 1 if port else 3001}"
+            f"or choose another with make serve PORT={port + 1 if 0 < port < 65535 else 3001}"
         ) from None
 
 
@@ -311,7 +318,9 @@ class LocalServer:
             self._server.socket.close()
             self._server.socket = sock
             self._server.server_address = sock.getsockname()
-        self._server.daemon_threads = True
+        # Non-daemon request threads, joined on close: a request accepted before a stop is still answered.
+        self._server.daemon_threads = False
+        self._server.block_on_close = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -331,5 +340,7 @@ class LocalServer:
         self.close()
 
     def close(self) -> None:
+        """Stops accepting, then waits for the requests in flight to be answered."""
+        self._server.stopping = True  # type: ignore[attr-defined]
         self._server.shutdown()
         self._server.server_close()

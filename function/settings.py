@@ -158,7 +158,7 @@ SETTINGS: tuple[Setting, ...] = (
         "KPS_PROJECT_ID",
         "",
         _project_id,
-        "Project to clean when the event names none. Falls back to `RUNTIME_PROJECT_ID`.",
+        "Project to clean when neither the event nor `KPS_TARGETS` names one. Falls back to `RUNTIME_PROJECT_ID`.",
     ),
     Setting(
         "KPS_REGION",

@@ -25,17 +25,16 @@ def run_tool(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 
 def payload_of(stdout: str) -> dict:
-    after = stdout.split("--- payload ---\n", 1)[1]
-    printed = json.loads(re.split(r"^--- (?:targets|emulator request log) ---$", after, maxsplit=1, flags=re.M)[0])
-    return payload_of_result(printed)
+    """--json (the output is no terminal): the payload is the line before the result line."""
+    return payload_of_result(json.loads(stdout.rstrip("\n").splitlines()[-2]))
 
 
 def test_run_deletes_the_seeded_tasks_with_agency_keys():
     done = run_tool("run")
     assert done.returncode == 0, done.stderr
     assert payload_of(done.stdout)["ok"] is True
-    assert "DELETE /v3/4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09/failed-tasks -> 200 (auth: aksk)" in done.stdout
-    assert "failed tasks left in 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09: 0" in done.stdout
+    assert "DELETE /v3/4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09/failed-tasks -> 200 (auth: aksk)" in done.stderr
+    assert "failed tasks left in 4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09: 0" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -101,7 +100,7 @@ def test_a_local_sweep_stays_local_and_shows_every_branch():
     a non-regional project (skipped) and a disabled one (skipped); the table lists what was cleaned."""
     done = run_tool("invoke", "--clean", "--event", "-", stdin='{"targets": "all"}')
     assert done.returncode == 0, done.stderr
-    assert "GET /v3/auth/projects -> 200" in done.stdout
+    assert "GET /v3/auth/projects -> 200" in done.stderr
     payload = payload_of(done.stdout)
     assert {(r["region"], r["failed_task_count"]) for r in payload["results"]} == {
         ("cn-north-4", 5),
@@ -111,7 +110,7 @@ def test_a_local_sweep_stays_local_and_shows_every_branch():
     swept = next(json.loads(line) for line in done.stdout.splitlines() if '"projects swept"' in line)
     assert swept["skipped_non_regional"] == ["MOS"]
     assert swept["skipped_no_kps_in_region"] == ["eu-west-101"]
-    table = done.stdout.split("--- targets ---\n", 1)[1].split("--- emulator request log ---", 1)[0].splitlines()
+    table = done.stderr.split("--- targets ---\n", 1)[1].split("--- emulator request log ---", 1)[0].splitlines()
     assert table[0].split() == ["project", "region", "outcome", "count", "attempts", "error"]
     assert len(table) == 4 and all(line.split()[2] == "deleted" for line in table[1:])
 
@@ -147,8 +146,8 @@ def test_the_bench_script_still_imports_what_it_uses():
 # --- output for people, and the dry-run default (issue 17) ---
 
 
-def emulator_log(stdout: str) -> str:
-    return stdout.split("--- emulator request log ---\n", 1)[1]
+def emulator_log(stderr: str) -> str:
+    return stderr.split("--- emulator request log ---\n", 1)[1]
 
 
 def test_run_ends_with_one_result_line():
@@ -162,12 +161,12 @@ def test_a_bare_invoke_is_a_dry_run_and_says_how_to_clean():
     done = run_tool("invoke", "--event", "events/apig.json")  # a POST naming the demo project
     assert done.returncode == 0, done.stderr
     assert payload_of(done.stdout)["dry_run"] is True
-    assert "DELETE " not in emulator_log(done.stdout) and "failed tasks left in" in done.stdout
+    assert "DELETE " not in emulator_log(done.stderr) and "failed tasks left in" in done.stderr
     last = done.stdout.rstrip("\n").splitlines()[-1]
     assert last.startswith("result: succeeded  HTTP 200  would delete 5  targets 1/1 ok")
     assert "CLEAN=1" in last and "--clean" in last
     cleaned = run_tool("invoke", "--clean", "--event", "events/apig.json")
-    assert "DELETE /v3/4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09/failed-tasks -> 200" in emulator_log(cleaned.stdout)
+    assert "DELETE /v3/4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09/failed-tasks -> 200" in emulator_log(cleaned.stderr)
     assert cleaned.stdout.rstrip("\n").splitlines()[-1].startswith("result: succeeded  HTTP 200  deleted 5")
 
 
@@ -176,8 +175,10 @@ def test_quiet_prints_the_result_line_only_and_json_keeps_the_raw_lines():
     assert quiet.returncode == 0 and quiet.stdout.splitlines() == [quiet.stdout.strip()]
     assert quiet.stdout.startswith("result: succeeded  would delete 5")
     raw = run_tool("run", "--json")
-    logs = raw.stdout.split("--- function logs ---\n", 1)[1].split("--- payload ---", 1)[0].splitlines()
-    assert logs and all(isinstance(json.loads(line), dict) for line in logs)
+    *lines, last = raw.stdout.splitlines()
+    assert last.startswith("result: ") and lines  # JSON lines only, the result line last; the rest on stderr
+    assert all(isinstance(json.loads(line), dict) for line in lines), lines
+    assert "--- emulator request log ---" in raw.stderr
 
 
 def run_on_a_terminal(*args: str) -> str:
@@ -209,3 +210,26 @@ def test_on_a_terminal_lines_are_rendered_and_an_api_gateway_answer_is_decoded()
     answer = shown.split("--- answer: HTTP 200 ---\n", 1)[1].split("--- emulator request log ---", 1)[0]
     assert json.loads(answer)["status"] == "succeeded"
     assert shown.rstrip("\n").splitlines()[-1].startswith("result: succeeded  HTTP 200  would delete 5")
+
+
+def test_an_emulator_run_ignores_the_shells_credentials_and_says_so():
+    """docs/deploy.md has HUAWEICLOUD_SDK_AK/SK exported for make expose; make run then still works, on the
+    demo's credentials, and says in one line that the shell's were ignored."""
+    from test_serve import _clean_env
+
+    env = {**_clean_env(), "HUAWEICLOUD_SDK_AK": "REALAKFROMTHESHELL00", "HUAWEICLOUD_SDK_SK": "real-sk-from-the-shell"}
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools", "run", "--quiet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("result: succeeded  deleted 5")
+    assert done.stderr.splitlines() == [
+        "ignored the shell's HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK: the emulator takes the demo credentials"
+    ]
+    assert "real-sk" not in done.stdout + done.stderr

@@ -7,7 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import PROJECT, ROOT
 
 from devtools.__main__ import settings_table
 from function.settings import SETTINGS
@@ -19,7 +19,8 @@ PENDING_PAGES: set[str] = set()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
 _CODE = re.compile(r"`[^`\n]*`")
-_LINK = re.compile(r"(?<!!)\[(?:[^\]\n]*)\]\(([^)\s]+)\)")
+# A link or an image; its text may wrap onto the next line (the pages wrap at 120 columns), never across a paragraph.
+_LINK = re.compile(r"!?\[(?:[^\]\n]|\n(?!\s*\n))*\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 
 
@@ -74,6 +75,32 @@ def test_every_relative_link_resolves(page: Path):
     assert broken == []
 
 
+def test_the_link_checker_sees_a_link_whose_text_wraps_and_an_image(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        'See the [local\ndevelopment](docs/no-such-page.md) page, ![a chart](docs/chart.png "title").\n\n'
+        "[not\n\na link](nowhere.md)\n",
+        encoding="utf-8",
+    )
+    assert links(page) == ["docs/no-such-page.md", "docs/chart.png"]
+
+
+# A repository file named in backticks: a path under one of the project's folders, or a file at the top.
+_REPO_DIRS = ("api", "bench", "deploy", "devtools", "docs", "events", "function", "tests")
+_NAMED = re.compile(
+    rf"`((?:(?:{'|'.join(_REPO_DIRS)})/[A-Za-z0-9_./-]+)|[A-Za-z0-9_-]+(?:[.-][A-Za-z0-9_]+)*\.(?:txt|in|toml|yml))`"
+)
+_MADE = ("bench/results.json",)  # written by a command the page names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_repository_file_the_docs_name_exists(page: Path):
+    text = _FENCE.sub("", page.read_text(encoding="utf-8"))
+    named = {name.split("#")[0].rstrip("/.") for name in _NAMED.findall(text)}
+    missing = sorted(n for n in named if n not in _MADE and "*" not in n and "{" not in n and not (ROOT / n).exists())
+    assert missing == []
+
+
 def test_pending_pages_are_only_those_not_written_yet():
     assert [p for p in sorted(PENDING_PAGES) if (ROOT / p).exists()] == []
 
@@ -98,3 +125,23 @@ def test_the_readme_names_only_real_settings():
 
 def test_the_readme_is_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
+
+
+def test_the_readme_says_the_fallback_order_the_code_takes(invoke, settings):
+    """README, Schedule it nightly, names the settings an empty timer falls back to in the order the code takes them
+    (targets.py: KPS_TARGETS before KPS_PROJECT_ID)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sentence = readme.split("leave it empty to clean", 1)[1].split(":\n", 1)[0]
+    said = [name for name in re.findall(r"`(KPS_[A-Z_]+)`", sentence) if name in ("KPS_PROJECT_ID", "KPS_TARGETS")]
+    other = "0" * 31 + "a"
+    settings.update({"KPS_PROJECT_ID": PROJECT, "KPS_TARGETS": f"cn-north-4:{other}", "KPS_DRY_RUN": "true"})
+    timer = {
+        "version": "v1.0",
+        "time": "2026-11-29T03:00:00+08:00",
+        "trigger_type": "TIMER",
+        "trigger_name": "nightly",
+        "user_event": "",
+    }
+    [result] = invoke(timer).result["results"]
+    taken = "KPS_TARGETS" if result["project_id"] == other else "KPS_PROJECT_ID"
+    assert said[0] == taken, f"the README says {said[0]} first; the function took {taken}"

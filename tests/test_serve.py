@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -355,3 +356,113 @@ def test_a_worker_never_outlives_its_watcher():
             time.sleep(0.1)
     else:
         raise AssertionError("the worker still holds the port after its watcher died")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_one_line_too(port):
+    """Like a busy port, a port out of range is one line (not an OverflowError traceback)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools", "serve", "--port", port],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_request_in_flight_during_a_reload_is_answered(tmp_path):
+    """A request the old worker has accepted (its body still coming when the reload is said) is answered: the old
+    worker drains, the new one serves."""
+    shutil.copy(ROOT / "handler.py", tmp_path / "handler.py")
+    shutil.copytree(ROOT / "function", tmp_path / "function", ignore=shutil.ignore_patterns("__pycache__"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0", "--code-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = Lines(process)
+        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+        assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
+        port = int(url.split(":")[2].split("/")[0])
+        body = json.dumps({"project_id": PROJECT, "dry_run": True}).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: t\r\nContent-Length: {len(body)}\r\n\r\n"
+            client.sendall(head.encode() + body[:5])
+            assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the first was accepted
+            os.utime(tmp_path / "function" / "cleaner.py", ns=(1, 1))
+            lines.until("reloading: function/cleaner.py changed")
+            try:
+                client.sendall(body[5:])
+                answer = client.recv(64)
+            except OSError:
+                answer = b""
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_a_worker_that_dies_is_said_and_replaced_not_a_silent_hang():
+    """The worker killed (OOM, a crash, kill -9): the watcher says so and starts another, which answers."""
+    import urllib.error
+    import urllib.request
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
+        cwd=ROOT,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = Lines(process)
+        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+        assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False)
+        [worker] = [int(pid) for pid in children.stdout.split()]
+        os.kill(worker, signal.SIGKILL)
+        request = urllib.request.Request(url, data=b'{"dry_run": true}', method="POST", headers={"X-Auth-Token": "x"})
+        try:
+            with urllib.request.urlopen(request, timeout=8) as response:
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except OSError as error:  # the timeout: nobody will ever answer
+            status = type(error).__name__
+        assert status == 200 or process.poll() not in (None, 0), f"{status}; the watcher still runs, silent"
+        assert lines.until("worker died").startswith("worker died (exit -9)")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_http_api_md_says_what_a_field_in_body_and_query_does(served):
+    """A field in both body and query is refused 400 InvalidEvent, and docs/http-api.md says so."""
+    url, _, _ = served
+    other = "0" * 31 + "a"
+    status, _, body = http(f"{url}?project_id={other}", body={"project_id": PROJECT, "dry_run": True})
+    page = (ROOT / "docs" / "http-api.md").read_text(encoding="utf-8")
+    refused = status == 400 and json.loads(body)["error"]["code"] == "InvalidEvent"
+    assert refused and "a query field wins" not in page and "refused `400 InvalidEvent`" in page
+
+
+def test_the_request_line_names_the_gateways_request_id(served, kps):
+    url, events, out = served
+    status, _, _ = http(url, body={"project_id": PROJECT, "dry_run": True}, headers={"X-Auth-Token": "x"})
+    assert status == 200
+    assert f"request {events[-1]['requestContext']['requestId']}" in out.getvalue()
