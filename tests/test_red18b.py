@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from conftest import PROJECT, REGION
+from conftest import OTHER_PROJECT, PROJECT, REGION, load_event
 from test_record import record_lines
 from test_selection import TASKS_PATH, deleted_ids, task
 
@@ -57,3 +58,21 @@ def test_a_delete_whose_answer_was_lost_without_a_retry_is_not_claimed_left(kps,
     recorded = [t["task_id"] for line, _ in record_lines(run) for t in line["tasks"]]
     # Either it is counted and recorded as deleted, or the payload says its fate is unknown, never "left".
     assert result["left"] == 0 or recorded == [task(0)["task_id"]], (result["failed_task_count"], result["left"])
+
+
+def test_a_sweep_beside_a_named_target_does_not_drop_it_or_its_refusal(kps, invoke, settings):
+    """Alone, {"project_id": P} with P outside KPS_ALLOWED_PROJECT_IDS is refused (ProjectNotAllowed). Put a
+    {"targets": "all"} message beside it in one batch and resolve_targets returns SWEEP before the allow-list
+    check: the event "succeeded", P is neither cleaned nor refused nor in the payload. The same silently
+    drops a named target the sweep does not list (other credentials' projects, another region). Every named
+    target must end in the payload, or the event must be refused."""
+    kps.put_tasks(OTHER_PROJECT, [task(n) for n in range(3)])
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_ALLOWED_PROJECT_IDS=PROJECT)
+    event = load_event("kafka.json")
+    event["records"][0]["messages"] = [json.dumps({"project_id": OTHER_PROJECT})]
+    assert invoke(event).payload["error"]["code"] == "ProjectNotAllowed"  # alone: refused
+    event["records"][0]["messages"] = [json.dumps({"targets": "all"}), json.dumps({"project_id": OTHER_PROJECT})]
+    run = invoke(event)
+    named = [r for r in run.payload["results"] if r["project_id"] == OTHER_PROJECT]
+    assert run.payload["status"] == "rejected" or named, (run.payload["status"], run.payload["results"])
