@@ -69,7 +69,7 @@ _IDS = (
 )
 _TEXTS = (
     "message reason warning error_message exception incomplete_reason error incoming_event fields project_ids "
-    "payload skipped_non_regional skipped_no_kps_in_region select kept"
+    "payload skipped_non_regional skipped_no_kps_in_region skipped_duplicate select kept"
 )
 _VALUES = (
     "ok http_status failed_task_count attempts duration_ms count record complete recorded part parts task_count "

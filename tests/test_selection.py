@@ -333,8 +333,8 @@ def test_two_messages_with_different_selections_for_one_target_are_refused(kps, 
     run = invoke(event)
     assert run.payload["error"]["code"] == "InvalidEvent" and "different selections" in run.payload["error"]["message"]
     event["records"][0]["messages"] = [
+        json.dumps({"targets": "all", "select": {"older_than_hours": 168}}),
         json.dumps({"targets": "all"}),
-        json.dumps({"project_id": PROJECT, "select": {"older_than_hours": 1}}),
     ]
     run = invoke(event)
     assert run.payload["error"]["code"] == "InvalidEvent" and "different selections" in run.payload["error"]["message"]
@@ -704,3 +704,23 @@ def test_a_delete_that_could_not_be_sent_is_left_not_unconfirmed(kps, settings):
     kps.inject(method="DELETE", delay=0.5)
     late = attempt(kps.url)
     assert late.error["code"] == "Timeout" and late.sent
+
+
+@pytest.mark.parametrize("select", [None, {"older_than_hours": 1}])
+def test_a_sweep_beside_a_named_target_is_refused_after_the_allow_list(kps, invoke, settings, select):
+    """A sweep may not list a named target (other credentials' projects, another region): beside one it
+    would drop it, and its allow-list refusal with it. The allow-list is applied first (ProjectNotAllowed),
+    then a sweep beside any named target is refused; nothing is sent, not even the IAM listing."""
+    kps.put_tasks(OTHER_PROJECT, [task(n) for n in range(3)])
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_ALLOWED_PROJECT_IDS=PROJECT)
+    extra = {} if select is None else {"select": select}
+    event = load_event("kafka.json")
+    sweep, named = json.dumps({"targets": "all", **extra}), json.dumps({"project_id": OTHER_PROJECT, **extra})
+    for messages in ([named], [sweep, named], [named, sweep]):
+        event["records"][0]["messages"] = messages
+        assert invoke(event).payload["error"]["code"] == "ProjectNotAllowed", messages
+    event["records"][0]["messages"] = [sweep, json.dumps({"project_id": PROJECT, **extra})]
+    error = invoke(event).payload["error"]
+    assert error["code"] == "InvalidEvent" and "a sweep takes no named targets beside it" in error["message"]
+    assert kps.requests == [] and len(kps.failed_tasks(OTHER_PROJECT)) == 3
