@@ -19,7 +19,7 @@ import urllib.parse
 from typing import Any, NamedTuple
 
 import requests
-from urllib3.exceptions import NameResolutionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from . import logs, transport
 from .budget import Deadline
@@ -104,6 +104,10 @@ class Reply(NamedTuple):
     error: dict | None = None
     data: Any = None
     retry_after: float | None = None
+    # A failed attempt whose request may have reached the server and acted on it (a timeout or a drop
+    # once connected, a 5xx); False when it could not have been sent (no connection, no name) or was
+    # refused (4xx, 429). For the call's last attempt only.
+    sent: bool = False
 
 
 def _error(code: str, message: str, retryable: bool) -> dict:
@@ -137,9 +141,9 @@ class _Unreadable(Exception):
 class _Failed(Exception):
     """An attempt that ends without a reply to read: the target error, and what is known of the reply."""
 
-    def __init__(self, status: int | None, request_id: str | None, error: dict) -> None:
+    def __init__(self, status: int | None, request_id: str | None, error: dict, sent: bool = True) -> None:
         super().__init__(error["code"])
-        self.status, self.request_id, self.error = status, request_id, error
+        self.status, self.request_id, self.error, self.sent = status, request_id, error, sent
 
 
 def _read_body(response: requests.Response) -> bytes:
@@ -210,22 +214,26 @@ def _request_id(headers: Any, data: Any) -> str | None:
     return (clean_text(value, MAX_REQUEST_ID) or None) if isinstance(value, str) else None
 
 
-def _failure(exc: requests.RequestException, current: transport.Exchange, seconds: float) -> dict:
-    """What went wrong on the way, as a target error. Whatever the exception, an exchange the
-    watchdog ended is a timeout."""
-    if current.expired or isinstance(exc, requests.Timeout):
-        return _error("Timeout", f"no complete answer within {seconds:.2f} s", True)
-    if transport.headers_too_large(exc):
-        return _error("InvalidResponse", f"the reply's headers pass {transport.MAX_HEADER_BYTES} bytes", False)
+def _failure(exc: requests.RequestException, current: transport.Exchange, seconds: float) -> tuple[dict, bool]:
+    """What went wrong on the way, as a target error, and whether the request could have been sent:
+    not when no connection was made (refused, unreachable, a connect timeout) or the name did not
+    resolve; else it may have been (a read timeout, a drop once connected). Whatever the exception,
+    an exchange the watchdog ended is a timeout."""
     reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    # urllib3's NewConnectionError (NameResolutionError among them): no connection, nothing sent.
+    sent = not isinstance(exc, requests.ConnectTimeout) and not isinstance(reason, NewConnectionError)
+    if current.expired or isinstance(exc, requests.Timeout):
+        return _error("Timeout", f"no complete answer within {seconds:.2f} s", True), sent
+    if transport.headers_too_large(exc):
+        return _error("InvalidResponse", f"the reply's headers pass {transport.MAX_HEADER_BYTES} bytes", False), sent
     if isinstance(reason, NameResolutionError):
         cause = reason.__cause__
         if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_AGAIN:
-            return _error("ConnectionError", "name resolution failed for now (EAI_AGAIN)", True)
-        return _error("EndpointNotFound", "the endpoint's host name does not resolve", False)
+            return _error("ConnectionError", "name resolution failed for now (EAI_AGAIN)", True), sent
+        return _error("EndpointNotFound", "the endpoint's host name does not resolve", False), sent
     if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
-        return _error("ConnectionError", f"connection failed or dropped ({type(exc).__name__})", True)
-    return _error("RequestError", type(exc).__name__, False)
+        return _error("ConnectionError", f"connection failed or dropped ({type(exc).__name__})", True), sent
+    return _error("RequestError", type(exc).__name__, False), sent
 
 
 class ApiClient:
@@ -278,16 +286,16 @@ class ApiClient:
             response, body, data = self._fetch(method, url, headers, seconds)
         except _Failed as failed:
             status = failed.status if failed.status is None or 100 <= failed.status <= 599 else None
-            return Reply(False, status, failed.request_id, attempt, failed.error)
+            return Reply(False, status, failed.request_id, attempt, failed.error, sent=failed.sent)
         status, request_id = response.status_code, _request_id(response.headers, data)
         if not 100 <= status <= 599:  # http.client takes 100-999; HTTP (and the payload) know 100-599
             error = _error(f"HTTP.{status}", f"a non-standard HTTP status {status}", False)
-            return Reply(False, None, request_id, attempt, error)
+            return Reply(False, None, request_id, attempt, error, sent=True)
         if 200 <= status < 300:
             return Reply(True, status, request_id, attempt, data=data)
         error = _error_from(response, body, data)
         wait = _retry_after(response.headers.get("Retry-After")) if error["retryable"] else None
-        return Reply(False, status, request_id, attempt, error, retry_after=wait)
+        return Reply(False, status, request_id, attempt, error, retry_after=wait, sent=status >= 500)
 
     def _fetch(self, method: str, url: str, headers: dict, seconds: float) -> tuple[requests.Response, bytes, Any]:
         """The whole exchange (resolution, connect, TLS, headers, body) within ``seconds`` of wall
@@ -305,7 +313,7 @@ class ApiClient:
                     stream=True,
                 )
             except requests.RequestException as exc:
-                raise _Failed(None, None, _failure(exc, current, seconds)) from None
+                raise _Failed(None, None, *_failure(exc, current, seconds)) from None
             with contextlib.closing(response):  # closes the connection unless the body was read whole
                 status, request_id = response.status_code, _request_id(response.headers, None)
                 try:
@@ -313,9 +321,9 @@ class ApiClient:
                 except _Unreadable as exc:
                     raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
                 except requests.RequestException as exc:
-                    raise _Failed(status, request_id, _failure(exc, current, seconds)) from None
+                    raise _Failed(status, request_id, *_failure(exc, current, seconds)) from None
                 if current.expired:  # a body that seemed to end because the watchdog shut its socket
-                    raise _Failed(status, request_id, _failure(requests.Timeout(), current, seconds))
+                    raise _Failed(status, request_id, *_failure(requests.Timeout(), current, seconds))
         try:
             return response, body, _parse(body) if body else None
         except _Unreadable as exc:

@@ -301,24 +301,24 @@ class _Reserved(Deadline):
 
 class _Deleter(ApiClient):
     """DeleteFailedTask's client. It notes, per thread, whether an attempt of the current call may have
-    reached KPS although its answer was lost (a timeout, a dropped connection, a 5xx; not a 429, which
-    KPS refused): a KPS.0005 on the retry then means this invocation deleted the task."""
+    reached KPS and acted although its answer was lost (``Reply.sent``: a timeout or a drop once
+    connected, a 5xx; not a refused connection, an unresolved name or a 429): a KPS.0005 on the retry
+    then means this invocation deleted the task, and a failure means the task may be gone."""
 
     _call = threading.local()
 
     def delete(self, path: str) -> tuple[Reply, bool]:
-        """The DELETE's reply, and whether an earlier attempt of it may have deleted the task."""
+        """The DELETE's reply, and whether an attempt of it may have deleted the task unanswered."""
         self._call.reached = False
         return self.call("DELETE", path), self._call.reached
 
     def _attempt(self, method: str, path: str, query: list[tuple[str, str]], seconds: float, attempt: int) -> Reply:
         reply = super()._attempt(method, path, query, seconds, attempt)
-        if not reply.ok and (reply.error or {}).get("retryable") and reply.http_status != 429:
-            self._call.reached = True
+        self._call.reached = self._call.reached or reply.sent
         return reply
 
 
-LEFT, DELETED, GONE, FAILED = range(4)  # what became of a selected task
+LEFT, DELETED, GONE, FAILED, UNCONFIRMED = range(5)  # what became of a selected task
 
 
 class _Deletions:
@@ -365,8 +365,8 @@ class _Deletions:
             self.outcome[index], self.last = DELETED, reply
         elif _gone(reply):  # after a lost answer, KPS.0005 is this invocation's own DELETE having worked
             self.outcome[index] = DELETED if reached else GONE
-        else:
-            self.outcome[index] = FAILED
+        else:  # failed; after a lost answer the task may be gone: neither deleted for sure nor left
+            self.outcome[index] = UNCONFIRMED if reached else FAILED
             self.failure = self.failure or reply
             if stops:
                 self.stop.set()
@@ -396,7 +396,9 @@ def clean_selected(
     on the invocation's shared pool, by ``deleter`` (whose deadline leaves time for the record); never
     DeleteAllFailedTask. Only tasks listed and selected are deleted: when the listing stops short, the
     rest is not examined and the warning says so. The target's first failed DELETE stops its DELETEs
-    not yet started (they count as ``left``). An unsafe task_id is that task's failure, never a URL."""
+    not yet started (they count as ``left``). A DELETE that failed after an attempt whose answer was
+    lost is ``unconfirmed`` (the task may be gone) and has its own record, ``tasks unconfirmed``. An
+    unsafe task_id is that task's failure, never a URL."""
     started = time.monotonic()
     listing = list_failed_tasks(client, target, settings.list_page_size, budget)
     unexamined = _not_examined(listing)
@@ -421,17 +423,23 @@ def clean_selected(
     runs = _Deletions(len(listing.task_ids))
     runs.run(deleter, tasks_path(target.project_id), listing.task_ids, deletes, settings.concurrency)
     deleted = [entry for entry, outcome in zip(listing.entries, runs.outcome) if outcome == DELETED]
+    unconfirmed = [entry for entry, outcome in zip(listing.entries, runs.outcome) if outcome == UNCONFIRMED]
     gone = runs.outcome.count(GONE)
-    counts.update(already_gone=gone, left=len(runs.outcome) - len(deleted) - gone)
+    left = len(runs.outcome) - len(deleted) - gone - len(unconfirmed)
+    counts.update(already_gone=gone, left=left, unconfirmed=len(unconfirmed))
     last = runs.failure or (runs.last if listing.reply.ok and runs.last else listing.reply)
     notes = [unexamined] if unexamined else []
-    if counts["left"]:
-        notes.append(f"{len(deleted)} of {len(runs.outcome)} selected tasks deleted, {counts['left']} left")
+    if left:
+        notes.append(f"{len(deleted)} of {len(runs.outcome)} selected tasks deleted, {left} left")
+    if unconfirmed:
+        notes.append(f"{len(unconfirmed)} selected tasks unconfirmed: a DELETE was sent and its answer lost")
     if gone:
         notes.append(f"{gone} selected tasks were already gone (KPS.0005)")
     warning = "; ".join(notes) or None
     if settings.record_deleted:
         warning = _joined(warning, record.emit("tasks deleted", fields, deleted, None, deadline))
+        if unconfirmed:
+            warning = _joined(warning, record.emit("tasks unconfirmed", fields, unconfirmed, None, deadline))
     return target_result(
         target,
         "deleted",

@@ -69,12 +69,12 @@ _IDS = (
 )
 _TEXTS = (
     "message reason warning error_message exception incomplete_reason error incoming_event fields project_ids "
-    "payload skipped_non_regional skipped_no_kps_in_region select kept"
+    "payload skipped_non_regional skipped_no_kps_in_region skipped_duplicate select kept"
 )
 _VALUES = (
     "ok http_status failed_task_count attempts duration_ms count record complete recorded part parts task_count "
     "dry_run succeeded targets targets_ok targets_failed tasks_deleted tasks_found listed line_truncated dropped_keys "
-    "selected already_gone left"
+    "selected already_gone left unconfirmed"
 )
 FIELDS = {
     **dict.fromkeys(_IDS.split(), "id"),

@@ -38,7 +38,7 @@ def target_result(
     selection: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """One target's result from KPS's last answer; ``sample`` appears when the tasks were listed, the
-    ``selection`` counts (selected, kept, already_gone, left) when a selection chose the tasks."""
+    ``selection`` counts (selected, kept, already_gone, left, unconfirmed) when a selection chose the tasks."""
     result = _result(
         target,
         started,

@@ -4,7 +4,9 @@ becomes a target.
 A project's name is its region (``cn-north-4``) or, for a sub-project, ``{region}_{suffix}``;
 non-regional projects such as ``MOS`` have no KPS and are skipped, and so are projects in regions
 without KPS (``regions.REGIONS_WITH_KPS``: trying them would fail every night) and projects outside
-``KPS_REGIONS`` or the allow-list. The ``projects swept`` line names what was skipped and why.
+``KPS_REGIONS`` or the allow-list. A project IAM lists twice (a repeated page, or two names reaching one
+KPS endpoint) is one target, as a named one would be (``targets.identity``). The ``projects swept`` line
+names what was skipped and why.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .errors import SweepFailed
 from .logs import logger as log
 from .regions import REGIONS_WITH_KPS
 from .settings import PROJECT_ID, REGION, Settings, Target
+from .targets import identity
 
 PROJECTS_PATH = "/v3/auth/projects"
 # The most targets one sweep takes. Past it the sweep is refused (ProjectListingFailed) rather than cut:
@@ -34,7 +37,8 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
     projects = reply.data.get("projects") if reply.ok and isinstance(reply.data, dict) else None
     if not isinstance(projects, list):
         raise SweepFailed(reply if not reply.ok else invalid_response(reply, "IAM answered without a projects list"))
-    targets: list[Target] = []
+    targets: dict[tuple[str, str], Target] = {}  # by ``identity``: a project IAM lists twice is one target
+    duplicates: list[str] = []
     skipped: list[str] = []
     no_kps: list[str] = []
     for project in projects:
@@ -52,13 +56,16 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
             continue
         if settings.allowed_project_ids is not None and project_id not in settings.allowed_project_ids:
             continue
-        targets.append(Target(project_id, region))
+        target = Target(project_id, region)
+        if targets.setdefault(identity(target, settings), target) is not target:
+            duplicates.append(name[:64])
     log.info(
         "projects swept",
         listed=len(projects),
         targets=len(targets),
         skipped_non_regional=skipped[:20],
         skipped_no_kps_in_region=no_kps[:20],
+        **({"skipped_duplicate": duplicates[:20]} if duplicates else {}),
     )
     if len(targets) > MAX_SWEEP_TARGETS:
         message = (
@@ -66,4 +73,4 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
             "narrow the sweep with KPS_REGIONS or KPS_ALLOWED_PROJECT_IDS"
         )
         raise SweepFailed(reply._replace(ok=False, error={"code": "TooManyTargets", "message": message}))
-    return targets
+    return list(targets.values())

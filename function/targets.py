@@ -95,9 +95,9 @@ def _all_or_none_named(requests: list[Request]) -> None:
 
 def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
     """Distinct targets in the order the event names them, each with its selection (``Target.select``),
-    or SWEEP (``sweep_selection`` gives its selection). A target is what it reaches, (endpoint,
-    project): with KPS_ENDPOINT every region name reaches the same KPS, so one project under two
-    region names is one target, cleaned once under the first name, with one selection."""
+    or SWEEP (``sweep_selection`` gives its selection), which takes no named target beside it. A target
+    is what it reaches (``identity``): one project under two region names with KPS_ENDPOINT is one
+    target, cleaned once under the first name, with one selection. The allow-list applies first."""
     _all_or_none_named(requests)
     selections: dict[tuple[str, str], tuple[Target, Any]] = {}
     sweep = False
@@ -109,25 +109,31 @@ def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
             _one_selection(selections, ("", SWEEP), Target(SWEEP, None), chosen)
             continue
         for target in wanted:
-            _one_selection(selections, (endpoint_for(target, settings), target.project_id), target, chosen)
+            _one_selection(selections, identity(target, settings), target, chosen)
         if len(selections) > MAX_TARGETS:
             raise Rejected("InvalidEvent", f"the event names more than {MAX_TARGETS} targets")
     targets = [t._replace(select=chosen) for t, chosen in selections.values() if t.project_id != SWEEP]
-    if sweep:
-        if len({chosen for _, chosen in selections.values()}) > 1:  # a named target swept with another selection
-            raise Rejected("InvalidEvent", "ambiguous event: a sweep and a named target have different selections")
-        return SWEEP
     allowed = settings.allowed_project_ids
     if allowed is not None:
         for target in targets:
             if target.project_id not in allowed:
                 raise Rejected("ProjectNotAllowed", f"project {target.project_id} is not in KPS_ALLOWED_PROJECT_IDS")
-    return targets
+    if sweep and targets:  # the sweep may not list them (other credentials, another region): never dropped
+        raise Rejected(
+            "InvalidEvent", 'a sweep takes no named targets beside it: send "targets": "all" in an event of its own'
+        )
+    return SWEEP if sweep else targets
 
 
 def sweep_selection(requests: list[Request], settings: Settings) -> Selection | None:
     """The selection every target of a sweep gets (``resolve_targets`` has refused disagreeing ones)."""
     return next((_selection(r, settings) for r in requests if _from_request(r, settings) == SWEEP), None)
+
+
+def identity(target: Target, settings: Settings) -> tuple[str, str]:
+    """What a target reaches, (endpoint, project): the one rule by which named targets and a sweep's
+    are told apart. With KPS_ENDPOINT every region name reaches the same KPS."""
+    return endpoint_for(target, settings), target.project_id
 
 
 def endpoint_for(target: Target, settings: Settings) -> str:

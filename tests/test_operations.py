@@ -206,8 +206,16 @@ def test_a_failed_project_listing_fails_the_invocation(account, invoke, settings
 
 def test_a_kafka_batch_with_a_sweep_request_sweeps(account, invoke):
     event = load_event("kafka.json")
-    event["records"][0]["messages"] = [json.dumps({"project_id": PROJECT}), json.dumps({"targets": "all"})]
+    event["records"][0]["messages"] = [json.dumps({"targets": "all"})] * 2
     assert len(invoke(event).payload["results"]) == 3
+
+
+def test_a_kafka_batch_with_a_sweep_beside_a_named_target_is_refused(account, invoke):
+    """The sweep may not list the named target: it would be dropped unseen. Strict: refused, nothing sent."""
+    event = load_event("kafka.json")
+    event["records"][0]["messages"] = [json.dumps({"project_id": PROJECT}), json.dumps({"targets": "all"})]
+    assert invoke(event).payload["error"]["code"] == "InvalidEvent"
+    assert account.requests == []
 
 
 def test_a_listing_without_a_tasks_list_is_an_invalid_response(kps, invoke):

@@ -333,8 +333,8 @@ def test_two_messages_with_different_selections_for_one_target_are_refused(kps, 
     run = invoke(event)
     assert run.payload["error"]["code"] == "InvalidEvent" and "different selections" in run.payload["error"]["message"]
     event["records"][0]["messages"] = [
+        json.dumps({"targets": "all", "select": {"older_than_hours": 168}}),
         json.dumps({"targets": "all"}),
-        json.dumps({"project_id": PROJECT, "select": {"older_than_hours": 1}}),
     ]
     run = invoke(event)
     assert run.payload["error"]["code"] == "InvalidEvent" and "different selections" in run.payload["error"]["message"]
@@ -399,16 +399,20 @@ def test_the_deadline_cuts_a_long_selection_short(kps, invoke, settings):
     kps.inject(method="DELETE", delay=0.25, times=40)
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}}, timeout_seconds=2.5)
     [result] = run.payload["results"]
-    deleted, left = result["failed_task_count"], result["left"]
+    deleted, left, unconfirmed = result["failed_task_count"], result["left"], result["unconfirmed"]
     sent = deleted_ids(kps)
     assert not result["ok"] and result["error"]["code"] == "DeadlineExceeded"
-    assert 0 < deleted < len(sent) + 1 < 40 and left == 40 - deleted
+    assert 0 < deleted < len(sent) + 1 < 40 and left + unconfirmed == 40 - deleted
+    assert left >= 40 - len(sent)  # a DELETE never sent is left, never unconfirmed
     assert f"{deleted} of 40 selected tasks deleted, {left} left" in result["warning"]
     recorded = recorded_ids(run)
     assert len(recorded) == deleted and set(recorded) <= set(sent)
+    # A DELETE still in flight at the deadline was sent and its answer lost: unconfirmed, in its own record.
+    assert set(recorded_ids(run, "tasks unconfirmed")) <= set(sent) - set(recorded)
+    assert len(recorded_ids(run, "tasks unconfirmed")) == unconfirmed
     remaining = {t["task_id"] for t in kps.failed_tasks(PROJECT)}
     assert not remaining & set(recorded)  # what the record says went is gone
-    assert 40 - len(sent) <= len(remaining) <= left  # a DELETE still in flight at the deadline counts as left
+    assert 40 - len(sent) <= len(remaining) <= left + unconfirmed
 
 
 @pytest.mark.parametrize("bad", ["../../x", "a/b", "..", "a%2Fb", "a\nb", "a b", "x" * 129, "", None, 7])
@@ -495,10 +499,14 @@ def test_the_payload_schema_knows_the_selection_counts():
         "kept": 0,
         "already_gone": 0,
         "left": 0,
+        "unconfirmed": 0,
     }
     assert_valid_payload({**base, "results": [result]})
-    with pytest.raises(AssertionError):
-        assert_valid_payload({**base, "results": [{**result, "left": -1}]})
+    for broken in ({"left": -1}, {"unconfirmed": None}):
+        with pytest.raises(AssertionError):
+            assert_valid_payload({**base, "results": [{**result, **broken}]})
+    with pytest.raises(AssertionError):  # the counts come together: one without the others is no sum
+        assert_valid_payload({**base, "results": [{k: v for k, v in result.items() if k != "unconfirmed"}]})
 
 
 def test_a_null_select_is_refused_even_with_a_setting(kps, invoke, settings):
@@ -655,3 +663,64 @@ def test_a_target_is_the_endpoint_and_project_it_reaches():
     assert [t.region for t in resolve_targets(requests, regional)] == ["cn-north-4", "cn-east-3"]
     one = load_settings(SettingSource(FakeContext(), {"KPS_REGION": REGION, "KPS_ENDPOINT": "http://127.0.0.1:9"}))
     assert [t.region for t in resolve_targets(requests, one)] == ["cn-north-4"]
+
+
+def test_a_delete_whose_answer_was_lost_without_a_retry_is_unconfirmed_not_left(kps, invoke, settings):
+    """With no retry after a lost answer (KPS_MAX_ATTEMPTS=1 here; the deadline leaving no time for one does
+    the same) the task may be gone: it is neither deleted for sure nor left, but ``unconfirmed``, named in a
+    ``tasks unconfirmed`` record line and not in ``tasks deleted``."""
+    settings.update(KPS_TIMEOUT_SECONDS="0.3", KPS_MAX_ATTEMPTS="1")
+    kps.put_tasks(PROJECT, [task(0), task(1, hours_ago=0.1)])
+    kps.inject(method="DELETE", delay=0.5)  # KPS deletes it, but answers after the client gave up
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
+    [result] = run.payload["results"]
+    time.sleep(0.4)  # let the emulator finish the late DELETE
+    assert [t["task_id"] for t in kps.failed_tasks(PROJECT)] == [task(1)["task_id"]]  # it happened as scripted
+    counts = [result[k] for k in ("selected", "failed_task_count", "already_gone", "left", "unconfirmed")]
+    assert counts == [1, 0, 0, 0, 1] and not result["ok"] and result["error"]["code"] == "Timeout"
+    assert "1 selected tasks unconfirmed" in result["warning"]
+    assert recorded_ids(run) == [] and recorded_ids(run, "tasks unconfirmed") == [task(0)["task_id"]]
+    assert_valid_payload(run.payload)
+
+
+def test_a_delete_that_could_not_be_sent_is_left_not_unconfirmed(kps, settings):
+    """Reply.sent says whether a failed attempt may have reached the server: a refused connection (nothing
+    sent) never makes a task ``unconfirmed`` or a later KPS.0005 "ours"; a read timeout may, a 429 not."""
+    from function.api import ApiClient, RetryPolicy
+    from function.budget import Deadline
+    from function.credentials import Credentials
+
+    def attempt(endpoint: str) -> Any:
+        client = ApiClient(endpoint, Credentials("test", token=TOKEN), RetryPolicy(1, 0.3, 0.01), Deadline(10))
+        return client.call("DELETE", f"{TASKS_PATH}/{task(0)['task_id']}")
+
+    with KpsEmulator() as closed:
+        url = closed.url  # a loopback port nobody listens on once the emulator has stopped
+    refused = attempt(url)
+    assert refused.error["code"] == "ConnectionError" and not refused.sent
+    kps.add_token(TOKEN)
+    kps.inject(method="DELETE", status=429, retry_after="0", body={"error_code": "X.1", "error_msg": "x"})
+    assert not attempt(kps.url).sent
+    kps.inject(method="DELETE", delay=0.5)
+    late = attempt(kps.url)
+    assert late.error["code"] == "Timeout" and late.sent
+
+
+@pytest.mark.parametrize("select", [None, {"older_than_hours": 1}])
+def test_a_sweep_beside_a_named_target_is_refused_after_the_allow_list(kps, invoke, settings, select):
+    """A sweep may not list a named target (other credentials' projects, another region): beside one it
+    would drop it, and its allow-list refusal with it. The allow-list is applied first (ProjectNotAllowed),
+    then a sweep beside any named target is refused; nothing is sent, not even the IAM listing."""
+    kps.put_tasks(OTHER_PROJECT, [task(n) for n in range(3)])
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_ALLOWED_PROJECT_IDS=PROJECT)
+    extra = {} if select is None else {"select": select}
+    event = load_event("kafka.json")
+    sweep, named = json.dumps({"targets": "all", **extra}), json.dumps({"project_id": OTHER_PROJECT, **extra})
+    for messages in ([named], [sweep, named], [named, sweep]):
+        event["records"][0]["messages"] = messages
+        assert invoke(event).payload["error"]["code"] == "ProjectNotAllowed", messages
+    event["records"][0]["messages"] = [sweep, json.dumps({"project_id": PROJECT, **extra})]
+    error = invoke(event).payload["error"]
+    assert error["code"] == "InvalidEvent" and "a sweep takes no named targets beside it" in error["message"]
+    assert kps.requests == [] and len(kps.failed_tasks(OTHER_PROJECT)) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import OTHER_PROJECT, PROJECT, deletes
+from test_selection import TASKS_PATH, deleted_ids, task
 
 from devtools.context import FakeContext
 from function.regions import REGIONS_WITH_KPS
@@ -104,3 +105,25 @@ def test_targets_whose_turn_comes_after_the_deadline_cost_nothing(kps, invoke, s
     assert [line["project_id"] for line in run.lines("target done")] == [PROJECT]
     [line] = run.lines("targets not started")
     assert (line["count"], line["project_ids"]) == (2, [OTHER_PROJECT, FAR_PROJECT])
+
+
+@pytest.mark.parametrize("select", [None, {"older_than_hours": 1}])
+@pytest.mark.parametrize("second", ["cn-east-3", "cn-north-4"])  # two names reaching KPS_ENDPOINT, a repeated page
+def test_a_project_iam_lists_twice_is_swept_once(kps, invoke, settings, select, second):
+    """A target is what it reaches, (endpoint, project), for a sweep as for named targets: a project IAM
+    lists twice is listed, deleted, counted and recorded once, under its first name, and the duplicate is
+    named in the ``projects swept`` line."""
+    kps.put_tasks(PROJECT, [task(n) for n in range(4)])
+    kps.set_iam_projects(
+        [{"id": PROJECT, "name": "cn-north-4", "enabled": True}, {"id": PROJECT, "name": second, "enabled": True}]
+    )
+    settings["KPS_IAM_ENDPOINT"] = kps.url
+    run = invoke({"targets": "all", **({} if select is None else {"select": select})})
+    [result] = run.payload["results"]
+    assert (result["region"], result["failed_task_count"]) == ("cn-north-4", 4)
+    if select is None:
+        assert len([r for r in kps.requests if r.method == "DELETE" and r.path == TASKS_PATH]) == 1
+    else:
+        assert deleted_ids(kps) == sorted(task(n)["task_id"] for n in range(4))  # each task DELETEd once
+    [swept] = run.lines("projects swept")
+    assert (swept["listed"], swept["targets"], swept["skipped_duplicate"]) == (2, 1, [second])
