@@ -147,7 +147,11 @@ def credentials_and_echo(draw):
     return ak, sk, security, iam, before + draw(echo(target))
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.large_base_example],
+)
 @given(case=credentials_and_echo(), where=st.sampled_from(["error_msg", "task fields"]))
 def test_no_generated_secret_echoed_in_any_form_reaches_a_line_or_the_payload(kps, settings, case, where):
     ak, sk, security, iam, text = case
