@@ -513,5 +513,5 @@ def _answer(event: Any, trigger: Optional[Trigger], requests: list[Request], err
 
 
 def _method(method: str) -> str:
-    upper = method.upper() if method.isascii() else ""
+    upper = method.upper() if len(method) <= 7 and method.isascii() else ""  # bounded: no method is longer
     return upper if upper in _METHODS else ""
