@@ -32,7 +32,8 @@ def _now() -> str:
 
 
 def _text(fields: Fields) -> str:
-    return json.dumps(fields) if fields else ""
+    """A message's JSON text; ``{}`` for the defaults (a pipeline's empty message is refused: docs/triggers.md)."""
+    return json.dumps(fields)
 
 
 def _timer(fields: Fields) -> dict[str, Any]:

@@ -202,7 +202,10 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     source = SettingSource(context)
     secrets = _known_secrets(source, context)
     logs.use_secrets(secrets)  # before the event is read: its errors quote it
-    incoming = read_event(event)
+    try:
+        incoming = read_event(event)
+    except Exception as exc:  # noqa: BLE001 - a bug in the reader: raised in _run's try, an InternalError payload
+        incoming = TriggerEvent("direct", [], error=exc)
     settings: Settings | None = None
     error: dict[str, str] | None = None
     dry_run, results = False, []

@@ -53,8 +53,10 @@ class Rejected(Exception):
 
 def named(text: Any, what: str = "a key") -> str:
     """A caller's key or name in a refusal (which is logged): quoted only when it is a short plain
-    identifier, otherwise described, since a caller may paste a token anywhere."""
-    text = str(text)
+    identifier, otherwise described, since a caller may paste a token anywhere. A key that is not a string
+    (a Python caller's) is described by that alone: its ``str()`` may raise, or be as large as it likes."""
+    if not isinstance(text, str):
+        return f"{what} that is not a string"
     if _PLAIN.fullmatch(text):
         return repr(text)
     plain = "" if text.isascii() and text.isprintable() else ", not all printable ASCII"

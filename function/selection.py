@@ -69,13 +69,18 @@ def task_time_ms(value: Any) -> int | None:
     return None
 
 
+def _outside(value: float) -> str:
+    """An out-of-range age described, never written out (``str()`` of an integer past 4,300 digits raises)."""
+    return "a negative number" if value < 0 else f"a number above {MAX_AGE_HOURS}"
+
+
 def _age(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SelectionError(f"older_than_hours must be a number, got {_type(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise SelectionError(f"older_than_hours must be a finite number of hours, got {value!r}")
     if not 0 <= value <= MAX_AGE_HOURS:  # compared as given: an integer too large for a float is refused here
-        raise SelectionError(f"older_than_hours must be from 0 to {MAX_AGE_HOURS} hours, got {str(value)[:40]}")
+        raise SelectionError(f"older_than_hours must be from 0 to {MAX_AGE_HOURS} hours, got {_outside(value)}")
     return float(value)
 
 
@@ -105,9 +110,9 @@ def from_object(value: Any) -> Selection:
     """The selection a JSON object describes; raises ``SelectionError`` naming the problem."""
     if not isinstance(value, dict):
         raise SelectionError(f"must be a JSON object, got {_type(value)}")
-    unknown = sorted(str(k) for k in value if k not in KEYS)
-    if unknown:
-        raise SelectionError(f"unknown key {named(unknown[0])} (known: {', '.join(KEYS)})")
+    unknown = next((k for k in value if k not in KEYS), KEYS)  # the first, found without walking or str()-ing all
+    if unknown is not KEYS:
+        raise SelectionError(f"unknown key {named(unknown)} (known: {', '.join(KEYS)})")
     if not value:
         raise SelectionError('names no condition; to delete every task leave it out (or {"older_than_hours": 0})')
     fields: dict[str, Any] = {}

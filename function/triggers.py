@@ -32,6 +32,7 @@ MAX_TEXT = 64 * 1024  # characters of JSON text read at all (an event, a body, a
 MAX_MESSAGES = 100  # messages in one event, and items in any list of an envelope
 MAX_TARGETS = 100
 MAX_CONTEXT = 4096  # characters of the ``context`` field as JSON text
+MAX_CONTEXT_DEPTH = 32  # levels of nesting in ``context``
 MAX_DIGITS = 100  # of an integer in JSON text: no request field is a number
 
 Request = dict  # one message read by the model: field name -> validated value; absent and null fields left out
@@ -97,7 +98,7 @@ def _entry(value: Any) -> Request:
 
 
 def _targets(value: Any) -> Union[str, list[Request]]:
-    if isinstance(value, str) and value.lower() == SWEEP:
+    if value == SWEEP:  # exactly "all": a strict reading, as a query string's text or JSON alike
         return SWEEP
     if not isinstance(value, list) or not value:
         raise _invalid(f'targets must be "all" or a list of {{project_id, region}}, got {_shown(value)}')
@@ -118,24 +119,35 @@ def _context(value: Any) -> Any:
     try:
         size = _json_floor(value)
         size = len(json.dumps(value)) if size <= MAX_CONTEXT else size
-    except (TypeError, ValueError, RecursionError):  # nested deeper than the encoder goes, within the bound
-        raise _invalid("context is nested too deep to be written as JSON") from None
+    except (TypeError, ValueError):  # what the walk let through and the encoder still refuses
+        raise _invalid("context cannot be written as JSON") from None
     if size > MAX_CONTEXT:
         raise _invalid(f"context is larger than {MAX_CONTEXT} characters as JSON")
     return value
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
 def _json_floor(value: Any) -> int:
     """At least the length of ``value`` as JSON text, counted without encoding and stopping past the
-    context's bound: only a value under the bound is then encoded (at most 6 characters per character)."""
-    size, pending = 0, [value]
+    context's bound: only a value under the bound is then encoded (at most 6 characters per character).
+    Deeper than ``MAX_CONTEXT_DEPTH`` is refused by rule, not left to the encoder, whose limit differs
+    between Python versions (3.12 encodes what 3.9 found too deep)."""
+    size, pending = 0, [(value, 0)]
     while pending and size <= MAX_CONTEXT:
-        item = pending.pop()
+        item, depth = pending.pop()
+        if depth > MAX_CONTEXT_DEPTH:
+            raise _invalid(f"context is nested deeper than {MAX_CONTEXT_DEPTH} levels")
         if isinstance(item, dict):
-            pending.extend(itertools.islice(item.values(), MAX_CONTEXT + 1))
-            pending.extend(itertools.islice(item.keys(), MAX_CONTEXT + 1))
+            if not all(isinstance(key, str) for key in itertools.islice(item, MAX_CONTEXT + 1)):
+                raise _invalid("context is not JSON: an object's key is not a string")
+            pending.extend((v, depth + 1) for v in itertools.islice(item.values(), MAX_CONTEXT + 1))
+            pending.extend((k, depth + 1) for k in itertools.islice(item.keys(), MAX_CONTEXT + 1))
         elif isinstance(item, list):
-            pending.extend(itertools.islice(item, MAX_CONTEXT + 1))
+            pending.extend((v, depth + 1) for v in itertools.islice(item, MAX_CONTEXT + 1))
+        elif not isinstance(item, _JSON_SCALARS):  # a tuple, a set, an object: never counted, so never encoded
+            raise _invalid("context is not JSON: it holds a value of no JSON type")
         size += len(item) + 2 if isinstance(item, (str, dict, list)) else 1
     return size
 
@@ -157,9 +169,9 @@ NULL_REFUSED = frozenset({"select"})
 
 def _did_you_mean(key: Any, names: Mapping[str, Validator]) -> str:
     """A close field name, for a short key only (the suggestion names a field, never the key)."""
-    if len(str(key)) > 40:
+    if not isinstance(key, str) or len(key) > 40:
         return ""
-    text = unicodedata.normalize("NFKC", str(key)).casefold()
+    text = unicodedata.normalize("NFKC", key).casefold()
     close = difflib.get_close_matches(text, list(names), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -171,9 +183,9 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
         return {}
     if not isinstance(fields, dict):
         raise _invalid(f"{where} must be a JSON object, got {_json_type(fields)}")
-    unknown = [key for key in fields if key not in names]
+    unknown = list(itertools.islice((key for key in fields if key not in names), 5))  # a parsed event may be 6 MB
     if unknown:
-        shown = ", ".join(named(key) + _did_you_mean(key, names) for key in unknown[:5])
+        shown = ", ".join(named(key) + _did_you_mean(key, names) for key in unknown)
         raise _invalid(f"{where} has unknown keys: {shown}; its fields are {', '.join(names)}")
     return {key: names[key](value) for key, value in fields.items() if value is not None or key in NULL_REFUSED}
 
@@ -226,9 +238,15 @@ def _base64(text: Any, what: str) -> str:
         raise _invalid(f"{what} is not base64-encoded UTF-8 text") from None
 
 
-def _request(message: Any, what: str) -> Request:
-    """A message as the model reads it: a structure as it is, text as JSON text."""
-    return read_fields(_json_text(message, what) if isinstance(message, str) else message, what)
+def _request(message: Any, what: str, empty: bool = True) -> Request:
+    """A message as the model reads it: a structure as it is, text as JSON text. One that decodes to nothing
+    (absent, ``null``, empty text, ``"null"``, ``""`` as JSON) is the defaults only where ``empty`` says so: from
+    a sender addressing this function (a direct call, a timer, an HTTP request), never from a pipeline's
+    message, which may be about anything (docs/triggers.md); there ``{}`` asks for the defaults."""
+    value = _json_text(message, what) if isinstance(message, str) else message
+    if not empty and (value is None or value == ""):
+        raise _invalid(f"refused: {what} holds nothing (absent, null or empty), so it is no request; send {{}}")
+    return read_fields(value, what)
 
 
 # --- envelopes ---------------------------------------------------------------------------------------
@@ -267,11 +285,11 @@ def _problem(value: Any, check: Check, where: str) -> Optional[str]:
 def _object_problem(value: Any, keys: Keys, where: str) -> Optional[str]:
     if not isinstance(value, dict):
         return f"{where} is not an object"
-    missing = [key for key in keys.required if key not in value]
-    unknown = [named(key) for key in value if key not in keys.required and key not in keys.optional]
-    if missing or unknown:
-        return f"{where} lacks {', '.join(missing) or '-'}, has unknown keys {', '.join(unknown[:5]) or '-'}"
     checks = {**keys.required, **keys.optional}
+    missing = [key for key in keys.required if key not in value]
+    unknown = [named(key) for key in itertools.islice((key for key in value if key not in checks), 5)]  # bounded
+    if missing or unknown:
+        return f"{where} lacks {', '.join(missing) or '-'}, has unknown keys {', '.join(unknown) or '-'}"
     return next((p for k, v in value.items() if (p := _problem(v, checks[k], f"{where}.{k}"))), None)
 
 
@@ -285,25 +303,25 @@ class Trigger(NamedTuple):
     refusal: str = ""
 
 
-def _each(what: str, messages: Callable[[dict], list]) -> Callable[[dict], list[Request]]:
+def _each(what: str, messages: Callable[[dict], list], empty: bool = False) -> Callable[[dict], list[Request]]:
+    """Each message read by the model; ``empty``: a message that decodes to nothing means the defaults."""
+
     def read(event: dict) -> list[Request]:
         found = messages(event)
         if len(found) > MAX_MESSAGES:
             raise _invalid(f"the event holds more than {MAX_MESSAGES} messages")
-        return [_request(message, what) for message in found]
+        return [_request(message, what, empty) for message in found]
 
     return read
 
 
 def _cloudevent_data(event: dict) -> Any:
-    """``data`` as it is (an object, JSON text or null), or ``data_base64`` decoded (CloudEvents 1.0 JSON format)."""
+    """``data`` as it is (an object, JSON text or absent), or ``data_base64`` decoded (CloudEvents 1.0 JSON format)."""
     if "data_base64" in event:
         if "data" in event:
             raise _invalid("a CloudEvent has both data and data_base64")
         return _base64(event["data_base64"], "data_base64")
-    if event.get("data") is None:  # names nothing, like OBS / LTS / CTS events: never the defaults
-        raise _invalid("refused: a CloudEvent without data (or data_base64) " + _NO_REQUEST)
-    return event["data"]
+    return event.get("data")
 
 
 def _read_apig(event: dict) -> list[Request]:
@@ -367,7 +385,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "timer event",
         lambda e: e.get("trigger_type") == "TIMER",
         Keys({"version": str, "time": str, "trigger_type": "TIMER", "trigger_name": str, "user_event": str}, {}),
-        _each("user_event", lambda e: [e["user_event"]]),
+        _each("user_event", lambda e: [e["user_event"]], empty=True),
     ),
     Trigger(
         "apig",
@@ -441,7 +459,7 @@ class TriggerEvent(NamedTuple):
     field_sets: list[Request]  # one per message, read by the model; empty when ``error`` is set
     correlation_id: Optional[str] = None
     is_http: bool = False
-    error: Optional[Rejected] = None
+    error: Optional[Exception] = None  # a ``Rejected``; any other only from a bug (cleaner.handle)
     http_method: str = ""  # API Gateway only: one of ``_METHODS``, else empty (never the caller's text)
 
 
@@ -500,5 +518,5 @@ def _answer(event: Any, trigger: Optional[Trigger], requests: list[Request], err
 
 
 def _method(method: str) -> str:
-    upper = method.upper() if method.isascii() else ""
+    upper = method.upper() if len(method) <= 7 and method.isascii() else ""  # bounded: no method is longer
     return upper if upper in _METHODS else ""

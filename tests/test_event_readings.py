@@ -268,6 +268,11 @@ def test_a_context_carrying_request_fields_is_refused(kps, invoke, meant):
 
 
 NAMES_NOTHING = ["", "{}", "null", '{"dry_run": null}', '{"context": {"run": 1}}', '{"dry_run": true}']
+HOLDS_NOTHING = ("", "null")  # a pipeline's message that decodes to nothing: refused as such, before the batch rule
+
+
+def _batch_refusal(blank: str, otherwise: str) -> str:
+    return "holds nothing" if blank in HOLDS_NOTHING else otherwise
 
 
 @pytest.mark.parametrize("blank", NAMES_NOTHING)
@@ -278,7 +283,8 @@ def test_a_batch_naming_b_beside_a_message_naming_nothing_is_refused(kps, invoke
     kps.seed(B, 1)
     named = json.dumps({"project_id": B})
     messages = (named, blank) if first else (blank, named)
-    assert_refused(invoke(kafka(*messages)), kps, f"message {1 if first else 0} of the batch names no project_id")
+    words = _batch_refusal(blank, f"message {1 if first else 0} of the batch names no project_id")
+    assert_refused(invoke(kafka(*messages)), kps, words)
 
 
 @pytest.mark.parametrize("blank", NAMES_NOTHING[:4])
@@ -288,11 +294,11 @@ def test_a_message_naming_nothing_in_a_batch_never_adds_a_sweep(kps, invoke, set
     settings.update(KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
     named = {"targets": [{"project_id": B}]}
     for event in (kafka(json.dumps(named), blank), eventgrid_list({"data": named}, {"data": blank})):
-        assert_refused(invoke(event), kps, "every message names its targets, or none does")
+        assert_refused(invoke(event), kps, _batch_refusal(blank, "every message names its targets, or none does"))
 
 
-def test_a_batch_of_messages_naming_nothing_means_the_defaults(kps, invoke):
-    invoke(kafka("", "{}", "null"))
+def test_a_batch_of_messages_asking_for_the_defaults_means_them_once(kps, invoke):
+    invoke(kafka("{}", "{}", '{"dry_run": null}'))
     assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
 
 
@@ -313,17 +319,54 @@ def test_a_region_without_a_project_is_refused(kps, invoke):
         assert_refused(invoke(event), kps, "region without project_id or targets names no project")
 
 
-@pytest.mark.parametrize("data", ["absent", None])
-def test_a_cloudevent_without_data_is_refused_never_the_defaults(kps, invoke, settings, data):
-    """Red team 15r: a CloudEvent with neither data nor data_base64 names nothing (like OBS, LTS, CTS),
-    yet cleaned A, and with KPS_TARGETS=all swept every project."""
+CLOUDEVENT_NOTHING = {
+    "data-absent": {},
+    "data-null": {"data": None},
+    "data-null-text": {"data": "null"},
+    "data-null-text-padded": {"data": " null "},
+    "data-empty-text": {"data": ""},
+    "data-json-empty-string": {"data": '""'},
+    "data_base64-empty": {"data_base64": ""},
+    "data_base64-null": {"data_base64": base64.b64encode(b"null").decode()},
+}
+
+
+@pytest.mark.parametrize("data", list(CLOUDEVENT_NOTHING.values()), ids=list(CLOUDEVENT_NOTHING))
+def test_a_cloudevent_whose_data_holds_nothing_is_refused_never_the_defaults(kps, invoke, settings, data):
+    """Red teams 15r and 15rb: a CloudEvent with no data, or data that decodes to nothing (JSON text ``null``,
+    empty text, empty or ``null`` base64), names nothing (like OBS, LTS, CTS), yet cleaned A, and with
+    KPS_TARGETS=all swept every project. Decoded first, then refused: only ``data: {}`` means the defaults."""
     kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
     settings.update(KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
-    event = eventgrid(data)
-    if data == "absent":
+    event = {**eventgrid({}), **data}
+    if "data" not in data:
         del event["data"]
-    assert_refused(invoke(event), kps, "a CloudEvent without data")
-    assert_refused(invoke({"events": [event]}), kps, "a CloudEvent without data")
+    assert_refused(invoke(event), kps, "data holds nothing")
+    assert_refused(invoke({"events": [event]}), kps, "data holds nothing")
+
+
+PIPELINE_NOTHING = ["", "  ", "null", " null ", '""']
+
+
+@pytest.mark.parametrize("blank", PIPELINE_NOTHING)
+def test_a_pipeline_message_holding_nothing_is_refused_never_a_sweep(kps, invoke, settings, blank):
+    """The same rule for every pipeline: a Kafka / RocketMQ record or an SMN message that decodes to nothing
+    (a tombstone, a heartbeat, a producer's bug) is no request; read as the defaults it swept every project."""
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    settings.update(KPS_TARGETS="all", KPS_IAM_ENDPOINT=kps.url)
+    rocketmq = load_event("rocketmq.json")
+    rocketmq["records"][0]["messages"] = [blank]
+    for event in (kafka(blank), smn(blank), rocketmq):
+        assert_refused(invoke(event), kps, "message holds nothing")
+
+
+@pytest.mark.parametrize("blank", ["", "null", " null "])
+def test_nothing_from_a_sender_addressing_the_function_means_the_defaults(kps, invoke, blank):
+    """A timer's user_event and an HTTP body are written for this function: there nothing means the defaults,
+    as a direct call's ``null`` / ``{}`` / ``""`` does; ``{}`` does everywhere."""
+    runs = [invoke(timer(blank)), invoke(apig_event(blank)), invoke(kafka("{}")), invoke(smn("{}"))]
+    assert [run.payload["status"] for run in runs] == ["succeeded"] * 4
+    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"] * 4
 
 
 def test_a_number_too_long_for_any_field_is_refused_for_that(kps, invoke):

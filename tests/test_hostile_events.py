@@ -476,10 +476,104 @@ def test_context_is_bounded_before_it_is_encoded(kps, invoke):
         assert "larger than 4096" in run.payload["error"]["message"]
         assert peak < 1_000_000, f"refusing a too-large context allocated {peak / 1e6:.1f} MB"
     deep: list = []
-    for _ in range(1200):  # under the bound as text, deeper than the encoder goes
+    for _ in range(1200):  # under the bound as text; deeper than 3.9's encoder goes, not 3.12's
         deep = [deep]
     run = invoke({"project_id": PROJECT, "context": deep})
     assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
+    assert "deeper than 32 levels" in run.payload["error"]["message"]
+    for levels, refused in ((32, False), (33, True)):  # the rule's edge, the same on every Python
+        deep = []
+        for _ in range(levels):
+            deep = [deep]
+        run = invoke({"project_id": PROJECT, "context": deep, "dry_run": True})
+        assert (run.payload["status"] == "rejected") is refused, levels
+
+
+def test_context_of_non_json_types_is_refused_not_encoded_whole(kps, invoke):
+    """Red team 15rb: the size walk counted a tuple (any non-JSON container) as one character, so a tuple of a
+    million strings passed it and was ``json.dumps``-ed whole (~20 MB) before the bound refused it. A parsed JSON
+    event holds only dict, list, str, int, float, bool and None: anything else (and a non-string key) is refused."""
+    for context in (tuple("abcdef" for _ in range(1_000_000)), {"a": {1, 2}}, {1: "a"}, [object()]):
+        run, peak = _allocated_peak(lambda: invoke({"project_id": PROJECT, "context": context}))  # noqa: B023
+        assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
+        assert "context is not JSON" in run.payload["error"]["message"]
+        assert peak < 2_000_000, f"measuring the context allocated {peak / 1e6:.1f} MB"
+
+
+_CLOUDEVENT = {"specversion": "1.0", "id": "e-1", "source": "s", "type": "t"}
+_MANY_KEYS = {f"k{i}": 0 for i in range(430_000)}  # ~6 MB as JSON: a synchronous invocation's most
+
+
+@pytest.mark.parametrize("where", ["direct", "cloudevent", "smn-message", "select"])
+def test_a_6_mb_event_of_unknown_keys_is_refused_without_describing_every_key(kps, invoke, where):
+    """Red team 15rb: a parsed event's unknown keys were all described (``named()`` building a string for each)
+    to show five: ~30 MB of the function's own for 6 MB of short keys. Only the first five are looked at."""
+    smn_record = {"event_source": "smn", "smn": {"message": "{}", "message_id": "m", "topic_urn": "u", **_MANY_KEYS}}
+    event = {
+        "direct": _MANY_KEYS,
+        "cloudevent": {**_CLOUDEVENT, "data": {}, **_MANY_KEYS},
+        "smn-message": {"record": [smn_record]},
+        "select": {"project_id": PROJECT, "select": _MANY_KEYS},
+    }[where]
+    run, peak = _allocated_peak(lambda: invoke(event))
+    assert run.payload["error"]["code"] == "InvalidEvent" and kps.requests == []
+    assert peak < 4_000_000, f"refusing the event allocated {peak / 1e6:.1f} MB"
+
+
+class _Unprintable:
+    """A key whose text cannot be made: a Python caller's own object."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {10**5000: 1},  # str() of an integer past 4,300 digits raises ValueError (3.11+)
+        {"project_id": PROJECT, "select": {10**5000: 1}},
+        {"project_id": PROJECT, "select": {"older_than_hours": 10**5000}},
+        {"project_id": PROJECT, "select": {"older_than_hours": -(10**5000)}},
+        {**_CLOUDEVENT, "data": {}, 10**5000: 1},
+        {**_CLOUDEVENT, "data": {_Unprintable(): 1}},
+        {_Unprintable(): 1},
+        {"targets": [{_Unprintable(): 1}]},
+    ],
+    ids=[
+        "huge-int-key",
+        "huge-int-select-key",
+        "huge-int-age",
+        "huge-negative-age",
+        "huge-int-envelope-key",
+        "unprintable-data-key",
+        "unprintable-key",
+        "unprintable-entry-key",
+    ],
+)
+def test_odd_keys_in_a_parsed_event_are_refused_in_the_payload(kps, invoke, event):
+    """Red team 15rb: a key whose text cannot be made (``str()`` of it raises) escaped read_event, which says it
+    never raises, and the handler raised with no payload. A key that is not a string is unknown and described
+    by that alone; an out-of-range age is described, never written out."""
+    run = invoke(event)
+    assert kps.requests == []
+    assert run.payload["status"] == "rejected" and run.payload["error"]["code"] == "InvalidEvent"
+    assert "0" * 100 not in run.payload["error"]["message"]
+
+
+def test_a_bug_in_the_reader_ends_in_the_payload_as_an_internal_error(kps, invoke, monkeypatch):
+    """The reader is called inside the handler's guard: whatever it raises is an InternalError payload, logged,
+    and nothing is sent."""
+    from function import cleaner
+
+    def broken(event: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cleaner, "read_event", broken)
+    run = invoke({"project_id": PROJECT})
+    assert run.payload["status"] == "failed" and run.payload["error"]["code"] == "InternalError"
+    assert kps.requests == []
 
 
 def test_log_event_does_not_copy_a_large_refused_event(kps, invoke, settings):

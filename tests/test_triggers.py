@@ -297,3 +297,23 @@ def test_an_event_too_large_or_deep_is_refused_without_a_scan(kps, invoke, event
     run = invoke(event)
     assert run.payload["error"]["code"] == "InvalidEvent"
     assert kps.requests == []
+
+
+@pytest.mark.parametrize("sweep", ["ALL", "All", " all", "all ", "\u0430ll"])
+def test_a_sweep_is_asked_for_by_exactly_all(kps, invoke, settings, sweep):
+    """A sweep is every project the credentials see: only the exact lower-case ``all`` asks for one, in JSON and
+    in a query string alike; any other spelling is refused before IAM is asked."""
+    settings["KPS_IAM_ENDPOINT"] = kps.url
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    for event in ({"targets": sweep}, apig_event(query={"targets": sweep})):
+        run = invoke(event)
+        assert (run.payload["status"], run.payload["error"]["code"]) == ("rejected", "InvalidEvent")
+    assert kps.requests == []
+
+
+def test_a_query_string_asking_for_all_sweeps_over_http(kps, invoke, settings):
+    """docs/triggers.md: over HTTP a sweep is ``targets=all`` in the query string (or the body)."""
+    settings["KPS_IAM_ENDPOINT"] = kps.url
+    kps.set_iam_projects([{"id": PROJECT, "name": REGION, "enabled": True}])
+    run = invoke(apig_event(query={"targets": "all"}))
+    assert run.result["statusCode"] == 200 and deletes(kps) == [TASKS]
