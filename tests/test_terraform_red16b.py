@@ -69,3 +69,40 @@ def test_a_kps_select_the_function_refuses_fails_the_plan(folder, select):
 def test_the_helper_sees_a_refusal(folder):
     """Control: what the module refuses today (a target in settings) is seen as refused, a known setting is not."""
     assert refused(folder, '{KPS_TARGETS="all"}') and not refused(folder, '{KPS_DRY_RUN="true"}')
+
+
+def parsed() -> dict[str, list]:
+    hcl2 = pytest.importorskip("hcl2")
+    options = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+    merged: dict[str, list] = {}
+    for path in sorted(MODULE.glob("*.tf")):
+        with path.open() as file:
+            for key, value in hcl2.load(file, serialization_options=options).items():
+                merged.setdefault(key, []).extend(value)
+    return merged
+
+
+def body(module: dict, kind: str, name: str) -> dict:
+    return next(named[name] for entry in module["resource"] for k, named in entry.items() if k == kind)
+
+
+def test_what_the_operator_sets_is_what_is_deployed():
+    """Mutations that survived tests/test_terraform.py: memory_size and the LTS retention hard-coded."""
+    module = parsed()
+    function = body(module, "huaweicloud_fgs_function", "this")
+    assert (function["memory_size"], function["timeout"]) == ("${var.memory_size}", "${var.timeout}")
+    assert body(module, "huaweicloud_lts_group", "this")["ttl_in_days"] == "${var.log_ttl_days}"
+
+
+def test_the_credentials_are_a_sensitive_variable():
+    """Without `sensitive`, `terraform plan` prints the AK/SK in clear (a survived mutation): secrets never leave."""
+    variables = {name: v for entry in parsed()["variable"] for name, v in entry.items()}
+    assert variables["secret_settings"].get("sensitive") is True
+
+
+def test_the_http_trigger_matches_the_exact_path_only():
+    """http-trigger.json's comment promises the exact path /<function name>: SWA (prefix) survived every test."""
+    import json
+
+    http = json.loads((MODULE / "http-trigger.json").read_text())
+    assert (http["match_mode"], http["auth"], http["protocol"], http["type"]) == ("NORMAL", "IAM", "HTTPS", 1)
