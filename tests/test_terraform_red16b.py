@@ -106,3 +106,40 @@ def test_the_http_trigger_matches_the_exact_path_only():
 
     http = json.loads((MODULE / "http-trigger.json").read_text())
     assert (http["match_mode"], http["auth"], http["protocol"], http["type"]) == ("NORMAL", "IAM", "HTTPS", 1)
+
+
+def schedule_refused(folder: Path, schedule: str) -> bool:
+    done = subprocess.run(
+        [TERRAFORM, "console", *REQUIRED, "-var", f"schedule={schedule}"],
+        input="local.timer_event_data.schedule",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=folder,
+        env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "HOME": str(folder)},
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
+    return "Error: Invalid value for variable" in output and 'variable "schedule"' in output
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "a b c d e f",  # six "fields" of letters that name no month or weekday
+        "99 99 99 * * ?",  # second, minute, hour out of range
+        "0 60 3 * * ?",  # minute 60
+        "0 0 24 * * ?",  # hour 24
+        "0 0 3 32 * ?",  # day 32
+        "0 0 3 * 13 ?",  # month 13
+        "CRON_TZ=Nowhere/Land 0 0 3 * * ?",  # no such zone
+    ],
+)
+def test_a_cron_schedule_the_parser_refuses_fails_the_plan(folder, schedule):
+    """docs/deploy.md: "a schedule FunctionGraph would refuse ... [is] refused by terraform plan". A schedule change
+    replaces the timer delete-first, so one the API refuses at apply leaves no timer at all."""
+    assert schedule_refused(folder, schedule), f"{schedule!r} passes the plan"
+
+
+def test_the_schedule_helper_sees_a_refusal(folder):
+    assert schedule_refused(folder, "0 3 * * *") and not schedule_refused(folder, "0 0 3 * * ?")
