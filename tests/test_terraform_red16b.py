@@ -143,3 +143,20 @@ def test_a_cron_schedule_the_parser_refuses_fails_the_plan(folder, schedule):
 
 def test_the_schedule_helper_sees_a_refusal(folder):
     assert schedule_refused(folder, "0 3 * * *") and not schedule_refused(folder, "0 0 3 * * ?")
+
+
+@pytest.mark.parametrize("email", ["ops", "ops@", "ops@example.com, dev@example.com"])
+def test_a_malformed_alarm_email_fails_the_plan(folder, email):
+    """SMN refuses it at apply, after the function, agency and topic exist: a partial deployment."""
+    done = subprocess.run(
+        [TERRAFORM, "console", *REQUIRED, "-var", f"alarm_email={email}"],
+        input="var.alarm_email",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=folder,
+        env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "HOME": str(folder)},
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
+    assert "Error: Invalid value for variable" in output and 'variable "alarm_email"' in output
