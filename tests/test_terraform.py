@@ -633,6 +633,12 @@ def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
     longest = "a" + "b-" * 28 + "c"
     name = evaluate(without_resources, "local.timer_event_data.name", *REQUIRED, "-var", f"function_name={longest}")
     assert len(name) == 64 and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name), name
+    # Its HTTP APIs, <name>_delete (65): a dedicated gateway's API name takes 3 to 255 (provider docs, apig_api.md).
+    http = evaluate(
+        without_resources, "local.http_event_data", *REQUIRED, "-var", f"function_name={longest}", "-var", HTTP
+    )
+    for api in http.values():
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.()/:-]{2,254}", api["name"]), api["name"]
 
 
 @needs_terraform

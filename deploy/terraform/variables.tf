@@ -66,6 +66,8 @@ variable "function_name" {
   description = "The FunctionGraph function's name (app default)."
   type        = string
   default     = "kps-failed-task-cleaner"
+  # 58 for the timer's 64 (<name>_timer). The HTTP APIs, <name>_get/_post/_delete (up to 65), are within a dedicated
+  # gateway's API name limit, 3 to 255 (provider docs, resources/apig_api.md; the shared gateway's 64 does not apply).
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{1,57}$", var.function_name))
     error_message = "function_name: 2 to 58 letters, digits, _ or -, starting with a letter (its timer, <name>_timer, may have 64)."
