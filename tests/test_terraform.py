@@ -178,7 +178,7 @@ def test_the_checker_catches_what_the_provider_would_refuse():
 
 def test_the_function(module):
     function = resource(module, "huaweicloud_fgs_function", "this")
-    assert function["functiongraph_version"] in ("v1", "v2"), "explicit: ForceNew and Computed"
+    assert function["functiongraph_version"] == "v2", "explicit (ForceNew and Computed), as docs/deploy.md says"
     assert (function["app"], function["code_type"], function["handler"]) == ("default", "zip", "handler.handler")
     module_name, attribute = function["handler"].split(".")
     assert callable(getattr(importlib.import_module(module_name), attribute))
@@ -668,6 +668,7 @@ def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
         ("Cron", "0 0 3 ? * 8", False),
         ("Cron", "0 0 3 ? * FUN", False),
         ("Cron", "0 0 3 * * ?,", False),
+        ("Cron", "0 0 3 1, * ?", False),
         ("Rate", "1m", True),
         ("Rate", "60m", True),
         ("Rate", "24h", True),
