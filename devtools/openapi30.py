@@ -7,7 +7,10 @@ apig_03_0083), so the generated file has no external ``$ref``: the payload schem
 rewritten to what means the same in 3.0 (tests/test_openapi30.py checks it on payloads): a ``"null"`` type
 to ``nullable`` (alone: ``nullable`` with the one-value ``enum: [null]``, 3.0.3's reading), a type list to
 ``anyOf``, ``const`` to a one-value ``enum``, ``examples`` to ``example``, ``if``/``then``/``else``, ``contains`` and
-``dependentRequired`` to ``anyOf``/``allOf``/``not``, a ``$ref`` with siblings to ``allOf``. The
+``dependentRequired`` to ``anyOf``/``allOf``/``not``, a ``$ref`` with siblings to ``allOf``, a numeric
+``exclusiveMinimum``/``exclusiveMaximum`` to 3.0's ``minimum``/``maximum`` with the boolean. Any other keyword
+not in 3.0's Schema Object (``patternProperties``, ``prefixItems``, ...) raises ``ValueError``: copied, it would
+make the file not 3.0 or mean something else, so a new source construct must be converted here first. The
 ``x-apigateway-*`` extensions (a FunctionGraph backend: ``x-apigateway-backend`` of type FUNCTION with
 ``functionEndpoints``) are kept as the source has them, but for what deploy/terraform/http-trigger.json decides
 for Terraform and ``make expose`` too: the API's kind (``x-apigateway-request-type``) and the backend timeout's
@@ -39,9 +42,19 @@ HEADER = (
     "# do not edit. OpenAPI 3.0, self-contained, for API Gateway's import (docs/deploy.md).\n"
 )
 SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
-SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
+SCHEMA_MAPS = ("properties",)
 SCHEMA_ONE = ("items", "not", "additionalProperties", "if", "then", "else", "contains")
 DROPPED = ("$schema", "$id", "$comment", "$anchor")
+# Keywords 3.0's Schema Object has with the same meaning as in 2020-12: copied as they are (and x-* extensions).
+COPIED = frozenset(
+    {
+        "title", "description", "type", "enum", "default", "format", "pattern", "multipleOf", "minimum", "maximum",
+        "minLength", "maxLength", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "required",
+        "readOnly", "writeOnly", "deprecated", "externalDocs", "discriminator", "xml", "example",
+    }
+)  # fmt: skip
+# 2020-12's numeric exclusive bounds: 3.0's are booleans beside minimum / maximum.
+EXCLUSIVE = {"exclusiveMinimum": ("minimum", max), "exclusiveMaximum": ("maximum", min)}
 # The API's kind, as Terraform and make expose make it (the trigger's type: 1 public, 2 private).
 REQUEST_TYPE = {1: "public", 2: "private"}[expose.HTTP_TRIGGER["type"]]
 
@@ -79,12 +92,9 @@ def schema(node: Any) -> Any:
             out[key] = schema(value)
         elif key == "$ref":
             out[key] = _ref(value)
-        elif key == "const":
-            out["enum"] = [value]
-        elif key == "examples":
-            out["example"] = value[0]
         else:
-            out[key] = copy.deepcopy(value)
+            out.update(_keyword(key, value))
+    _exclusive(out)
     _types(out)
     _conditional(out)
     _contains(out)
@@ -94,6 +104,31 @@ def schema(node: Any) -> Any:
     if "enum" in out and None in out["enum"]:
         out["nullable"] = True  # 3.0.3: null is allowed when nullable and listed in the enum
     return out
+
+
+def _keyword(key: str, value: Any) -> dict[str, Any]:
+    """A keyword that holds no schema: renamed, copied for the rewrites below, or refused."""
+    if key == "const":
+        return {"enum": [value]}
+    if key == "examples":
+        return {"example": value[0]}
+    if key in COPIED or key in EXCLUSIVE or key == "dependentRequired" or key.startswith("x-"):
+        return {key: copy.deepcopy(value)}
+    raise ValueError(f"{key!r}: a keyword the OpenAPI 3.0 conversion does not know (devtools/openapi30.py)")
+
+
+def _exclusive(out: dict[str, Any]) -> None:
+    """2020-12 ``exclusiveMinimum: x`` is 3.0's ``minimum: x, exclusiveMinimum: true``; with a ``minimum`` too, the
+    stricter bound holds (an equal ``minimum`` is no stricter than the exclusive one)."""
+    for key, (inclusive, stricter) in EXCLUSIVE.items():
+        if key not in out:
+            continue
+        bound = out.pop(key)
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise TypeError(f"{key}: {bound!r} is not a number (2020-12's form)")
+        if inclusive in out and stricter(out[inclusive], bound) != bound:
+            continue  # the inclusive bound is strictly tighter: it alone says it
+        out.update({inclusive: bound, key: True})
 
 
 def _types(out: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import PAYLOAD_SCHEMA, PAYLOAD_VALIDATOR, ROOT
+from jsonschema import Draft202012Validator
 from test_payload_schema import FAILED, PAYLOAD, RESULT, TASK
 
 from devtools import expose, openapi30
@@ -195,6 +196,46 @@ def test_the_generator_converts_each_31_construct():
     }
     with pytest.raises(ValueError, match="external"):
         openapi30.schema({"$ref": "https://example.com/other.json"})
+
+
+@pytest.mark.parametrize(
+    ("source", "wanted", "refused", "allowed"),
+    [
+        ({"type": "number", "exclusiveMinimum": 0}, {"type": "number", "minimum": 0, "exclusiveMinimum": True}, 0, 1),
+        ({"exclusiveMaximum": 10}, {"maximum": 10, "exclusiveMaximum": True}, 10, 9),
+        ({"minimum": 5, "exclusiveMinimum": 0}, {"minimum": 5}, 4, 5),  # the stricter bound alone
+        ({"minimum": 0, "exclusiveMinimum": 0}, {"minimum": 0, "exclusiveMinimum": True}, 0, 1),
+        ({"maximum": 5, "exclusiveMaximum": 9}, {"maximum": 5}, 6, 5),
+    ],
+)
+def test_a_numeric_exclusive_bound_is_rewritten_as_3_0_reads_it(source, wanted, refused, allowed):
+    """2020-12's number is 3.0's ``minimum`` with ``exclusiveMinimum: true``: copied, 3.0 wants a boolean there and
+    the bound itself passes."""
+    out = openapi30.schema(source)
+    assert out == wanted
+    validator = schema_validator.OAS30Validator(out)
+    assert not validator.is_valid(refused) and validator.is_valid(allowed)
+    source_reading = Draft202012Validator(source)  # what the 2020-12 source means
+    assert source_reading.is_valid(allowed) and not source_reading.is_valid(refused)
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"type": "object", "patternProperties": {"^a": {"type": "string"}}},
+        {"type": "array", "prefixItems": [{"type": "string"}]},
+        {"type": "array", "items": [{"type": "string"}]},
+        {"type": "array", "contains": {"const": 1}, "minContains": 2},
+        {"type": "object", "unevaluatedProperties": False},
+        {"type": "object", "properties": {"a": {"$defs": {"b": {}}}}},
+        {"type": "object", "propertyNames": {"pattern": "^a"}},
+        {"exclusiveMinimum": True},  # 3.0's form in the 2020-12 source: a mistake
+    ],
+)
+def test_a_keyword_3_0_lacks_is_refused_not_copied(node):
+    """Strict beats clever: a construct the generator does not convert fails the generation, never the import."""
+    with pytest.raises((ValueError, TypeError)):
+        openapi30.schema(node)
 
 
 def test_the_make_target():

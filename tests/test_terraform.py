@@ -23,6 +23,8 @@ from devtools.package import RUNTIMES, ZIP_NAME, template_runtime  # noqa: E402
 from function.api import RetryPolicy  # noqa: E402
 from function.errors import Rejected  # noqa: E402
 from function.payload import HTTP_METHODS  # noqa: E402
+from function.selection import KEYS as SELECT_KEYS  # noqa: E402
+from function.selection import parse_setting  # noqa: E402
 from function.settings import SETTINGS, SettingSource, default_of, load_settings  # noqa: E402
 from function.targets import resolve_targets  # noqa: E402
 from function.triggers import read_event  # noqa: E402
@@ -33,8 +35,6 @@ META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
 BUILTIN = {"terraform_data": {"input", "triggers_replace"}}
 SECRETS = sorted(s.name for s in SETTINGS if s.secret)
 KNOWN = {s.name: s for s in SETTINGS}
-# Settings another branch adds (h18-select's KPS_SELECT): allowed in the examples until SETTINGS has them.
-PENDING = {"KPS_SELECT"} - set(KNOWN)
 # The KPS actions of ListFailedTask and DeleteFailedTask / DeleteAllFailedTask (role/policy-based aliases; DEW API
 # reference, ListFailedTask.html, DeleteFailedTask.html, DeleteAllFailedTask.html).
 KPS_ACTIONS = {
@@ -178,7 +178,7 @@ def test_the_checker_catches_what_the_provider_would_refuse():
 
 def test_the_function(module):
     function = resource(module, "huaweicloud_fgs_function", "this")
-    assert function["functiongraph_version"] in ("v1", "v2"), "explicit: ForceNew and Computed"
+    assert function["functiongraph_version"] == "v2", "explicit (ForceNew and Computed), as docs/deploy.md says"
     assert (function["app"], function["code_type"], function["handler"]) == ("default", "zip", "handler.handler")
     module_name, attribute = function["handler"].split(".")
     assert callable(getattr(importlib.import_module(module_name), attribute))
@@ -193,6 +193,8 @@ def test_the_function(module):
     for part in ("group_id", "group_name", "stream_id", "stream_name"):
         assert function[f"log_{part}"].startswith("${huaweicloud_lts_"), part
     assert function["agency"] == "${huaweicloud_identity_agency.this.name}"
+    assert (function["memory_size"], function["timeout"]) == ("${var.memory_size}", "${var.timeout}")
+    assert resource(module, "huaweicloud_lts_group", "this")["ttl_in_days"] == "${var.log_ttl_days}"
 
 
 def test_defaults_agree_with_the_function_the_package_and_make_expose(module):
@@ -210,11 +212,19 @@ def test_defaults_agree_with_the_function_the_package_and_make_expose(module):
     assert 'optional(string, "RELEASE")' in http_type
 
 
-def test_the_secret_names_are_the_settings_secrets(module):
+def test_the_setting_names_the_module_checks_are_the_functions(module):
+    """One source of truth: settings may name what SETTINGS has (a typo, KPS_DRYRUN, would be ignored by the
+    function: a meant dry run deletes) but the module's own and the credentials; KPS_SELECT's keys are selection's."""
+    names = locals_(module)
+    assert sorted(names["secret_names"]) == SECRETS
+    assert set(names["module_setting_names"]) == module_settings(module)
+    runtime = {name for name in KNOWN if name.startswith("RUNTIME_")}  # FunctionGraph's own
+    free = set(KNOWN) - set(SECRETS) - module_settings(module) - runtime
+    assert sorted(names["free_settings"]) == sorted(free) and len(names["free_settings"]) == len(free)
+    assert tuple(names["select_keys"]) == SELECT_KEYS
     for name in ("settings", "secret_settings"):
-        condition = variables(module)[name]["validation"][0]["condition"]
-        listed = re.search(r"contains\(\[([^\]]*)\]", condition)
-        assert listed and sorted(re.findall(r'"?([A-Z_]+)"?', listed.group(1))) == SECRETS, name
+        assert "local.secret_names" in variables(module)[name]["validation"][0]["condition"], name
+    assert variables(module)["secret_settings"].get("sensitive") is True, "else plan prints the AK/SK in clear"
 
 
 def module_settings(module: dict) -> set[str]:
@@ -269,6 +279,8 @@ def test_the_timer_event_data_and_what_the_function_reads_from_it(module):
 def test_the_http_trigger_is_make_exposes(module):
     http = json.loads((MODULE / "http-trigger.json").read_text())
     assert tuple(http["methods"]) == tuple(HTTP_METHODS)
+    # The exact path /<function name> only (SWA would match every path under it), IAM-authenticated, HTTPS, public.
+    assert (http["match_mode"], http["auth"], http["protocol"], http["type"]) == ("NORMAL", "IAM", "HTTPS", 1)
     assert http["max_backend_timeout_ms"] == expose.MAX_BACKEND_TIMEOUT_MS
     trigger = resource(module, "huaweicloud_fgs_function_trigger", "http")
     assert trigger["type"] == expose.TRIGGER_TYPE and trigger["for_each"] == "${local.http_event_data}"
@@ -360,11 +372,9 @@ def test_the_examples_set_declared_variables_and_valid_settings(module, path):
     assert set(example) <= set(declared)
     assert {name for name, body in declared.items() if "default" not in body} <= set(example), "required variables"
     settings = example.get("settings", {})
-    unknown = set(settings) - set(KNOWN)
-    assert unknown <= PENDING, unknown
-    known = {name: value for name, value in settings.items() if name in KNOWN}
-    assert not [n for n in known if KNOWN[n].secret] and "secret_settings" not in example
-    load_settings(SettingSource(None, {k: str(v) for k, v in known.items()}))  # every value parses
+    assert set(settings) <= set(KNOWN), set(settings) - set(KNOWN)
+    assert not [n for n in settings if KNOWN[n].secret] and "secret_settings" not in example
+    load_settings(SettingSource(None, {k: str(v) for k, v in settings.items()}))  # every value parses
     if "http" in example:
         budget = float(settings.get("KPS_HTTP_BUDGET_SECONDS", default_of("KPS_HTTP_BUDGET_SECONDS")))
         assert example["http"].get("timeout_ms", expose.MAX_BACKEND_TIMEOUT_MS) >= expose.min_backend_timeout_ms(budget)
@@ -439,8 +449,7 @@ def test_terraform_builds_the_http_event_data_make_expose_builds(without_resourc
 
 def user_data(folder: Path, *args: str) -> tuple[Any, bool, float, dict]:
     data, sweep, budget_ms = evaluate(folder, "[local.user_data, local.sweep, local.http_budget_ms]", *args)
-    pending = {name: data.pop(name) for name in PENDING & set(data)}
-    return load_settings(SettingSource(None, data)), sweep, budget_ms, pending
+    return load_settings(SettingSource(None, data)), sweep, budget_ms, data
 
 
 def refused(folder: Path, *args: str, expression: str = "jsonencode(local.user_data)") -> str:
@@ -499,6 +508,36 @@ def test_the_targets_are_the_modules_not_settings(without_resources, name, value
     output = refused(without_resources, "-var", f'settings={{{name}="{value}"}}')
     assert "Error: Invalid value for variable" in output and 'variable "settings"' in output
     assert "use region, project_id, projects or sweep = true" in output.replace("\n│", "").replace("  ", " ")
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    "setting",
+    [
+        'KPS_DRYRUN="true"',  # a typo the function would ignore: the meant dry run deletes
+        'KPS_DRY_RUN_="true"',
+        'KPS_SELECTION="{}"',
+        'LOGLEVEL="DEBUG"',
+        'KPS_RAISE_ON_FAILURE="false"',  # the module's: failed runs would no longer reach the failcount alarm
+        'KPS_SELECT="{}"',  # KPS_SELECT: what function/selection.py refuses, every run, after apply
+        'KPS_SELECT="{\\"older_than_days\\": 7}"',
+        'KPS_SELECT="older_than_hours=168"',
+        'KPS_SELECT="[]"',
+    ],
+)
+def test_a_setting_the_function_would_ignore_or_refuse_fails_the_plan(without_resources, setting):
+    output = refused(without_resources, "-var", f"settings={{{setting}}}")
+    assert "Error: Invalid value for variable" in output and 'variable "settings"' in output
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    "select", ['{"older_than_hours": 0}', '{"operate_type": ["FAILED_RESET"], "server_name": ["web-1"]}']
+)
+def test_a_kps_select_the_function_reads_passes(without_resources, select):
+    quoted = select.replace('"', '\\"')
+    data = user_data(without_resources, *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}", KPS_DRY_RUN="true"}}')[3]
+    assert data["KPS_SELECT"] == select and parse_setting(data["KPS_SELECT"])
 
 
 def agency_precondition(module: dict) -> str:
@@ -568,6 +607,12 @@ def test_the_grant_precondition_can_fail(module, without_resources):
         "schedule=0 0 3 * * ? 2027",
         "schedule=@every",
         "schedule=",
+        "log_ttl_days=0",
+        "log_ttl_days=366",
+        "alarm_email=ops",
+        "alarm_email=ops@",
+        "alarm_email=ops@example",
+        "alarm_email=ops@example.com, dev@example.com",  # SMN refuses it at apply, after the function exists
     ],
 )
 def test_terraform_refuses_bad_variables(without_resources, bad):
@@ -588,6 +633,12 @@ def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
     longest = "a" + "b-" * 28 + "c"
     name = evaluate(without_resources, "local.timer_event_data.name", *REQUIRED, "-var", f"function_name={longest}")
     assert len(name) == 64 and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", name), name
+    # Its HTTP APIs, <name>_delete (65): a dedicated gateway's API name takes 3 to 255 (provider docs, apig_api.md).
+    http = evaluate(
+        without_resources, "local.http_event_data", *REQUIRED, "-var", f"function_name={longest}", "-var", HTTP
+    )
+    for api in http.values():
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.()/:-]{2,254}", api["name"]), api["name"]
 
 
 @needs_terraform
@@ -600,6 +651,24 @@ def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
         ("Cron", "@every 1h30m", True),
         ("Cron", "@every 1.5h", True),
         ("Cron", "12h", False),
+        ("Cron", "59 59 23 31 12 SAT", True),
+        ("Cron", "*/10 0-30/5 1,13 L JAN-MAR,dec ?", True),
+        ("Cron", "0 0 3 15W * ?", True),
+        ("Cron", "0 0 3 ? * 1-7", True),
+        ("Cron", "CRON_TZ=Nowhere/Land 0 0 3 * * ?", True),  # the zone is not checked (docs/deploy.md)
+        ("Cron", "a b c d e f", False),  # six "fields" of letters that name no month or weekday
+        ("Cron", "99 99 99 * * ?", False),
+        ("Cron", "60 0 3 * * ?", False),
+        ("Cron", "0 60 3 * * ?", False),
+        ("Cron", "0 0 24 * * ?", False),
+        ("Cron", "0 0 3 0 * ?", False),
+        ("Cron", "0 0 3 32 * ?", False),
+        ("Cron", "0 0 3 * 0 ?", False),
+        ("Cron", "0 0 3 * 13 ?", False),
+        ("Cron", "0 0 3 ? * 8", False),
+        ("Cron", "0 0 3 ? * FUN", False),
+        ("Cron", "0 0 3 * * ?,", False),
+        ("Cron", "0 0 3 1, * ?", False),
         ("Rate", "1m", True),
         ("Rate", "60m", True),
         ("Rate", "24h", True),
@@ -627,11 +696,9 @@ def test_terraform_refuses_a_schedule_the_api_refuses(without_resources, schedul
 @needs_terraform
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_each_example_passes_terraforms_validation(without_resources, path):
-    settings, sweep, _, pending = user_data(without_resources, "-var-file", str(path))
+    settings, sweep, _, _ = user_data(without_resources, "-var-file", str(path))  # load_settings reads them all
     assert settings.region
     assert sweep == (settings.targets == "all")
-    if pending:
-        assert json.loads(pending["KPS_SELECT"]) == {"older_than_hours": 168}
 
 
 def http_preconditions(module: dict) -> list[str]:

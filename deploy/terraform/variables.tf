@@ -66,6 +66,8 @@ variable "function_name" {
   description = "The FunctionGraph function's name (app default)."
   type        = string
   default     = "kps-failed-task-cleaner"
+  # 58 for the timer's 64 (<name>_timer). The HTTP APIs, <name>_get/_post/_delete (up to 65), are within a dedicated
+  # gateway's API name limit, 3 to 255 (provider docs, resources/apig_api.md; the shared gateway's 64 does not apply).
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{1,57}$", var.function_name))
     error_message = "function_name: 2 to 58 letters, digits, _ or -, starting with a letter (its timer, <name>_timer, may have 64)."
@@ -113,16 +115,25 @@ variable "settings" {
   type        = map(string)
   default     = {}
   validation {
-    condition = alltrue([
-      for name in keys(var.settings) : can(regex("^[A-Z][A-Z0-9_]*$", name))
-      && !contains(["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "KPS_AUTH_TOKEN"], name)
-      && !startswith(name, "RUNTIME_")
-    ])
-    error_message = "settings: upper-case names; credentials go in secret_settings; RUNTIME_* are FunctionGraph's own."
+    condition     = alltrue([for name in keys(var.settings) : contains(concat(local.free_settings, local.module_setting_names, local.secret_names), name)])
+    error_message = "settings: a name the function reads (a misspelled one would be ignored): ${join(", ", local.free_settings)}."
   }
   validation {
-    condition     = length(setintersection(keys(var.settings), ["KPS_REGION", "KPS_PROJECT_ID", "KPS_TARGETS", "KPS_ALLOWED_PROJECT_IDS"])) == 0
-    error_message = "settings: KPS_REGION, KPS_PROJECT_ID, KPS_TARGETS and KPS_ALLOWED_PROJECT_IDS are the module's, written with the role grants that match them: use region, project_id, projects or sweep = true."
+    condition     = length(setintersection(keys(var.settings), local.secret_names)) == 0
+    error_message = "settings: credentials go in secret_settings."
+  }
+  validation {
+    condition     = length(setintersection(keys(var.settings), local.module_setting_names)) == 0
+    error_message = "settings: ${join(", ", local.module_setting_names)} are the module's, written with the role grants and the alarm that match them: use region, project_id, projects or sweep = true."
+  }
+  validation {
+    # function/selection.py: JSON text of an object with at least one condition, of known keys only.
+    condition = try(
+      length(keys(jsondecode(lookup(var.settings, "KPS_SELECT", "{\"older_than_hours\": 0}")))) > 0
+      && alltrue([for key in keys(jsondecode(lookup(var.settings, "KPS_SELECT", "{}"))) : contains(local.select_keys, key)]),
+      false
+    )
+    error_message = "settings: KPS_SELECT must be JSON text of an object with at least one condition, keys among ${join(", ", local.select_keys)} (docs/selective-cleanup.md)."
   }
 }
 
@@ -132,11 +143,8 @@ variable "secret_settings" {
   default     = {}
   sensitive   = true
   validation {
-    condition = alltrue([
-      for name in keys(var.secret_settings) :
-      contains(["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "KPS_AUTH_TOKEN"], name)
-    ])
-    error_message = "secret_settings takes HUAWEICLOUD_SDK_AK, HUAWEICLOUD_SDK_SK, HUAWEICLOUD_SDK_SECURITY_TOKEN and KPS_AUTH_TOKEN only."
+    condition     = alltrue([for name in keys(var.secret_settings) : contains(local.secret_names, name)])
+    error_message = "secret_settings takes ${join(", ", local.secret_names)} only."
   }
 }
 
@@ -159,8 +167,8 @@ variable "schedule" {
   validation {
     condition = (var.schedule_type == "Rate"
       ? can(regex("^(([1-9]|[1-5][0-9]|60)m|([1-9]|1[0-9]|2[0-4])h|([1-9]|[12][0-9]|30)d)$", var.schedule))
-    : can(regex("^((CRON_TZ=[A-Za-z0-9_+/-]+ )?[0-9A-Za-z*?,/-]+( [0-9A-Za-z*?,/-]+){5}|@every ([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$", var.schedule)))
-    error_message = "schedule: for Cron, six fields with seconds first (\"0 0 3 * * ?\"), optionally after CRON_TZ=<zone>, or \"@every 30m\"; for Rate, 1m to 60m, 1h to 24h or 1d to 30d."
+    : can(regex(local.cron, var.schedule)))
+    error_message = "schedule: for Cron, six fields with seconds first (\"0 0 3 * * ?\"): seconds and minutes 0-59, hours 0-23, day 1-31, ?, L or W, month 1-12 or JAN-DEC, weekday 1-7, SUN-SAT or ?, each with , - / *; optionally after CRON_TZ=<zone>, or \"@every 30m\"; for Rate, 1m to 60m, 1h to 24h or 1d to 30d."
   }
 }
 
@@ -207,4 +215,8 @@ variable "alarm_email" {
   description = "An address the failcount alarm e-mails (it must confirm the subscription). Empty: the SMN topic only."
   type        = string
   default     = ""
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@\\s,;]+@[^@\\s,;.]+(\\.[^@\\s,;.]+)+$", var.alarm_email))
+    error_message = "alarm_email: one e-mail address (name@example.com), or empty."
+  }
 }
