@@ -292,22 +292,31 @@ class Lines:
                 return line
 
 
-def test_serve_reloads_when_the_functions_code_changes(tmp_path):
-    import shutil
+def _copy_code(into) -> None:
+    """The function's code in a folder of its own, for serve's --code-dir: a test edits it there, not here."""
+    shutil.copy(ROOT / "handler.py", into / "handler.py")
+    shutil.copytree(ROOT / "function", into / "function", ignore=shutil.ignore_patterns("__pycache__"))
 
-    shutil.copy(ROOT / "handler.py", tmp_path / "handler.py")
-    shutil.copytree(ROOT / "function", tmp_path / "function", ignore=shutil.ignore_patterns("__pycache__"))
+
+def _start_serve(code_dir=None, stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, Lines, str]:
+    """``serve`` on a free port: the process, its stdout's lines, and the URL it says it serves."""
+    extra = ["--code-dir", str(code_dir)] if code_dir is not None else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools", "serve", "--port", "0", "--code-dir", str(tmp_path)],
+        [sys.executable, "-m", "devtools", "serve", "--port", "0", *extra],
         cwd=ROOT,
         env=_clean_env(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
+    lines = Lines(process)
+    return process, lines, lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+
+
+def test_serve_reloads_when_the_functions_code_changes(tmp_path):
+    _copy_code(tmp_path)
+    process, lines, url = _start_serve(tmp_path, stderr=subprocess.PIPE)
     try:
-        lines = Lines(process)
-        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
         status, _, body = http(url, body={"project_id": PROJECT, "dry_run": True})
         assert status == 200 and json.loads(body)["dry_run"] is True
         with (tmp_path / "function" / "cleaner.py").open("a", encoding="utf-8") as cleaner:
@@ -332,16 +341,7 @@ def test_serve_reloads_when_the_functions_code_changes(tmp_path):
 
 def test_a_worker_never_outlives_its_watcher():
     """The watcher killed outright (it cannot stop its worker): the worker leaves, the port is free again."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
-        cwd=ROOT,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    lines = Lines(process)
-    url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
+    process, _, url = _start_serve()
     assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
     process.kill()
     process.wait(timeout=20)
@@ -377,19 +377,9 @@ def test_a_port_out_of_range_is_one_line_too(port):
 def test_a_request_in_flight_during_a_reload_is_answered(tmp_path):
     """A request the old worker has accepted (its body still coming when the reload is said) is answered: the old
     worker drains, the new one serves."""
-    shutil.copy(ROOT / "handler.py", tmp_path / "handler.py")
-    shutil.copytree(ROOT / "function", tmp_path / "function", ignore=shutil.ignore_patterns("__pycache__"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools", "serve", "--port", "0", "--code-dir", str(tmp_path)],
-        cwd=ROOT,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    _copy_code(tmp_path)
+    process, lines, url = _start_serve(tmp_path)
     try:
-        lines = Lines(process)
-        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
         assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
         port = int(url.split(":")[2].split("/")[0])
         body = json.dumps({"project_id": PROJECT, "dry_run": True}).encode()
@@ -418,17 +408,8 @@ def test_a_worker_that_dies_is_said_and_replaced_not_a_silent_hang():
     import urllib.error
     import urllib.request
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devtools", "serve", "--port", "0"],
-        cwd=ROOT,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process, lines, url = _start_serve()
     try:
-        lines = Lines(process)
-        url = lines.until("Local API Gateway on").split(" on ", 1)[1].split()[0]
         assert http(url, body={"project_id": PROJECT, "dry_run": True})[0] == 200  # the worker is up
         children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False)
         [worker] = [int(pid) for pid in children.stdout.split()]
