@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import pytest
 from conftest import AK, PROJECT, SK
-from test_secrets_by_construction import invoke_raw, red_secret, windows_left
+from test_secrets_by_construction import _echo_invocation, invoke_raw, windows_left
 
 from devtools.context import FakeContext
 
@@ -74,3 +79,32 @@ def test_a_listed_task_echoing_the_requests_signature_is_masked(settings):
         server.server_close()
     signature = _EchoInTask.seen[0].rsplit("Signature=", 1)[1]
     assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
+
+
+# --- encodings the mask does not know (it knows the text as it is, any case, and base64) ------------
+
+ENCODINGS = {
+    "control: as it is": lambda t: t,
+    "control: base64": lambda t: base64.b64encode(t.encode()).decode(),
+    "hex": lambda t: t.encode().hex(),
+    "base32": lambda t: base64.b32encode(t.encode()).decode(),
+    "percent every byte": lambda t: "".join(f"%{b:02X}" for b in t.encode()),
+    "html entities in a JSON message": lambda t: "".join(f"&#{ord(c)};" for c in t),
+    "json escapes in nested JSON text": lambda t: '{"detail": "' + "".join(f"\\u{ord(c):04x}" for c in t) + '"}',
+    "spaced": " ".join,
+}
+
+
+@pytest.mark.parametrize("encode", ENCODINGS.values(), ids=ENCODINGS.keys())
+def test_a_token_echoed_in_another_encoding_is_masked(kps, settings, encode):
+    """A KPS error_msg quoting the caller's token hex-encoded, base32, percent-encoded, as HTML
+    numeric entities (unescaped only for an HTML page, not inside a JSON message), as \\uXXXX escapes
+    of a JSON text carried in the string, or one character a word. Each is printed as it came."""
+    result, out, token = _echo_invocation(kps, settings, lambda t: f"bad token {encode(t)}")
+    printed = out + json.dumps(result)
+    seen = [printed, html.unescape(urllib.parse.unquote(printed)), re.sub(r"(?<=\S) (?=\S)", "", printed)]
+    for run in re.findall(r"[0-9a-f]{24,}", printed):
+        seen.append(bytes.fromhex(run[: len(run) // 2 * 2]).decode("utf-8", "replace"))
+    for run in re.findall(r"[A-Z2-7]{24,}", printed):
+        seen.append(base64.b32decode(run[: len(run) // 8 * 8]).decode("utf-8", "replace"))
+    assert windows_left("\n".join(seen), token) == [], "the token is readable once decoded"
