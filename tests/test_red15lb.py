@@ -7,6 +7,7 @@ import html
 import json
 import re
 import threading
+import unicodedata
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -108,3 +109,24 @@ def test_a_token_echoed_in_another_encoding_is_masked(kps, settings, encode):
     for run in re.findall(r"[A-Z2-7]{24,}", printed):
         seen.append(base64.b32decode(run[: len(run) // 8 * 8]).decode("utf-8", "replace"))
     assert windows_left("\n".join(seen), token) == [], "the token is readable once decoded"
+
+
+# --- combining marks: visible decorations the normaliser keeps, which split a token past the mask ----
+
+MARKS = ("\u0336", "\u0332", "\u20d2", "\u0e31", "\u0301", "\u0489")
+
+
+def _unmarked(text: str) -> str:
+    """What a reader (or a copy into a terminal that drops marks) reads: marks taken off each letter."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.category(c).startswith("M"))
+
+
+@pytest.mark.parametrize("mark", MARKS, ids=[f"U+{ord(m):04X}" for m in MARKS])
+def test_a_token_with_a_combining_mark_on_every_character_is_masked(kps, settings, mark):
+    """``error_msg`` "bad token M̶I̶I̶T̶..." (a strike-through, underline, accent or enclosing mark after
+    each character). The marks are neither Cf nor Default_Ignorable: ``normalise`` keeps them, no
+    window of the token is left in the text, and the token is printed, readable under its marks."""
+    result, out, token = _echo_invocation(kps, settings, lambda t: "bad token " + "".join(c + mark for c in t))
+    printed = json.dumps(json.loads(json.dumps(result)), ensure_ascii=False)
+    lines = [json.dumps(json.loads(line), ensure_ascii=False) for line in out.splitlines() if line.startswith("{")]
+    assert windows_left(_unmarked("\n".join([printed, *lines])), token) == [], "the token is readable"
