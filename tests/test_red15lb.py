@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 from conftest import AK, PROJECT, SK
-from test_secrets_by_construction import _echo_invocation, invoke_raw, windows_left
+from test_secrets_by_construction import ZWSP, _echo_invocation, invoke_raw, red_secret, windows_left
 
 from devtools.context import FakeContext
 
@@ -130,3 +130,55 @@ def test_a_token_with_a_combining_mark_on_every_character_is_masked(kps, setting
     printed = json.dumps(json.loads(json.dumps(result)), ensure_ascii=False)
     lines = [json.dumps(json.loads(line), ensure_ascii=False) for line in out.splitlines() if line.startswith("{")]
     assert windows_left(_unmarked("\n".join([printed, *lines])), token) == [], "the token is readable"
+
+
+# --- IAM's project names: read after the call, copied with str() -----------------------------------
+
+
+def test_a_project_name_that_is_an_object_quoting_a_split_token_is_masked(kps, settings):
+    """IAM's ``name`` an object: ``sweep_targets`` takes ``str(project.get("name"))``, a repr, where each
+    U+200B is the ASCII text ``\\u200b`` (the first red team's object-repr echo, back in the sweep). 20
+    skipped names of 64 characters each carry a different 30-odd characters of the token."""
+    token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 11)
+    kps.add_token(token)
+    marked = ZWSP.join(token[i : i + 11] for i in range(0, len(token), 11))
+    projects = [
+        {"id": f"{i:032x}", "name": {"n": marked[i * 30 :]}, "enabled": True} for i in range(len(marked) // 30)
+    ][:20]
+    kps.set_iam_projects(projects)
+    settings.update(KPS_IAM_ENDPOINT=kps.url, KPS_TARGETS="all", KPS_MAX_ATTEMPTS="1")
+    _, out = invoke_raw(None, FakeContext(user_data=settings))
+    [swept] = [line for line in out.splitlines() if '"projects swept"' in line]
+    assert windows_left(swept, token) == [], "pieces of the token were printed in the skipped project names"
+
+
+class _EchoInProjects(_EchoInTask):
+    """IAM's project listing, whose project names quote the request's signature."""
+
+    def do_GET(self) -> None:
+        authorization = self.headers.get("Authorization", "")
+        self.seen.append(authorization)
+        signature = authorization.rsplit("Signature=", 1)[1]
+        self._answer(200, {"projects": [{"id": "0" * 32, "name": signature, "enabled": True}]})
+
+
+def test_a_project_name_echoing_the_requests_signature_is_masked(settings):
+    """A skipped project's name (IAM text) is logged after ``ApiClient.call`` returned: only the
+    invocation's secrets are masked there, not the signature of the request it answers."""
+    server = _serve(_EchoInProjects)
+    _EchoInProjects.seen = []
+    try:
+        settings.pop("KPS_AUTH_TOKEN")
+        settings.update(
+            KPS_IAM_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+            KPS_TARGETS="all",
+            HUAWEICLOUD_SDK_AK=AK,
+            HUAWEICLOUD_SDK_SK=SK,
+            KPS_MAX_ATTEMPTS="1",
+        )
+        result, out = invoke_raw(None, FakeContext(user_data=settings))
+    finally:
+        server.shutdown()
+        server.server_close()
+    signature = _EchoInProjects.seen[0].rsplit("Signature=", 1)[1]
+    assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
