@@ -182,3 +182,40 @@ def test_a_project_name_echoing_the_requests_signature_is_masked(settings):
         server.server_close()
     signature = _EchoInProjects.seen[0].rsplit("Signature=", 1)[1]
     assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
+
+
+# --- Content-Encoding: the one header still read as Latin-1 -------------------------------------------
+
+
+class _RawCompressed(BaseHTTPRequestHandler):
+    """A reply whose Content-Encoding quotes the caller's token split by U+200B, sent as UTF-8 bytes."""
+
+    token = ""
+
+    def do_GET(self) -> None:
+        piece = ZWSP.join(self.token[i : i + 11] for i in range(0, 33, 11))
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+            b"Content-Encoding: " + piece.encode() + b"\r\nConnection: close\r\n\r\n{}"
+        )
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_content_encoding_quoting_a_split_token_is_masked(settings):
+    """``_read_body`` cleans Content-Encoding without ``api._header``: U+200B (E2 80 8B) reads as "â" and
+    two C1 controls, which become "â " where normalise would have dropped the U+200B, and the pieces of
+    the token (32 characters of it in the payload's error message) are printed."""
+    _RawCompressed.token = token = "MIIT" + red_secret(600, 13)
+    server = _serve(_RawCompressed)
+    try:
+        settings.update(
+            KPS_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}", KPS_AUTH_TOKEN=token, KPS_MAX_ATTEMPTS="1"
+        )
+        result, out = invoke_raw({"project_id": PROJECT, "dry_run": True}, FakeContext(user_data=settings))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "compressed" in json.dumps(result["results"][0]["error"])
+    assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == [], "the token was printed"
