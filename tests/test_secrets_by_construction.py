@@ -9,6 +9,7 @@ overran a 3 s invocation, a lone surrogate in a task_id made the target Internal
 from __future__ import annotations
 
 import base64
+import contextvars
 import html
 import json
 import random
@@ -19,6 +20,7 @@ import threading
 import time
 import unicodedata
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -847,3 +849,33 @@ def test_a_content_encoding_quoting_a_split_token_is_masked(settings):
         server.server_close()
     assert "compressed" in json.dumps(result["results"][0]["error"])
     assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == [], "the token was printed"
+
+
+def test_a_signature_added_in_a_worker_thread_is_masked_in_every_thread_of_its_invocation_only():
+    """The invocation's secret set is one object shared by the copies of its context its worker threads
+    run in: a signature made in a worker is masked in the invocation's thread and in other workers, from
+    then on; another invocation (a new context, its own set) does not hold it."""
+    signature = random.Random(21).randbytes(32).hex()
+    logs.use_secrets(["an-invocation-token-" + red_secret(40, 21)])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pool.submit(contextvars.copy_context().run, logs.add_secret, signature).result()
+        assert logs.mask(f"sig {signature}") == "sig ***"
+        piece = f"a {signature[5:30].upper()} b"
+        assert pool.submit(contextvars.copy_context().run, logs.mask, piece).result() == "a *** b"
+
+    def other_invocation() -> str:
+        logs.use_secrets([])
+        return logs.mask(f"sig {signature}")
+
+    assert contextvars.Context().run(other_invocation) == f"sig {signature}"
+    logs.use_secrets([])
+
+
+def test_normalise_drops_combining_marks_and_keeps_the_rest_readable():
+    """Marks (Mn, Me) are dropped, a run of them in one linear pass (CPython's canonical ordering sorts
+    a run of marks in quadratic time: they go first); compatibility forms fold, Hangul stays composed.
+    The documented cost: accents, dakuten and Mn vowel signs are lost (spacing marks, Mc, stay)."""
+    assert logs.normalise("a" + "\u0301\u0316" * 20_000 + "b\u20dd") == "ab"
+    assert logs.normalise("caf\u00e9 \uff46\uff55\uff4c\uff4c \ufb01 \u00c5") == "cafe full fi A"
+    assert logs.normalise("한국어 서버") == "한국어 서버"
+    assert logs.normalise("が") == "か" and logs.normalise("नमस्ते") == "नमसत"
