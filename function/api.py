@@ -7,7 +7,6 @@ the function instance, so warm invocations reuse its connections.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import email.utils
 import html
 import json
@@ -44,9 +43,6 @@ MAX_MESSAGE = 500
 MAX_REQUEST_ID = 128
 _CHUNK = 64 * 1024
 _TAGS = re.compile(r"<[^<>]*>")  # not [^>]: a run of "<" without ">" would take quadratic time
-# The signature of the request whose reply is being read (AK/SK): a server may echo the Authorization
-# header, and a signature replays its request while its X-Sdk-Date is accepted (15 minutes).
-_SIGNATURE: contextvars.ContextVar[str | None] = contextvars.ContextVar("kps_request_signature", default=None)
 OBJECT = "<object>"  # what a server's message that is not text becomes: never its repr
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -59,9 +55,7 @@ def clean_text(value: Any, limit: int) -> str:
     if not isinstance(value, str):
         return OBJECT
     text = normalise(value[: 4 * limit + 64])  # NFKC can lengthen: the rest would be cut anyway
-    text = mask(json_bounded(" ".join(_CONTROL.sub(" ", text).split())[:limit], 2 * limit + 2))
-    signature = _SIGNATURE.get()  # compiled only for text read from a reply: an error, seldom
-    return mask(text, logs.compiled(signature)) if signature else text
+    return mask(json_bounded(" ".join(_CONTROL.sub(" ", text).split())[:limit], 2 * limit + 2))
 
 
 def _header(value: str) -> str:
@@ -151,7 +145,7 @@ def _read_body(response: requests.Response) -> bytes:
     is refused rather than inflated (a few KB can inflate to GB)."""
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in ("", "identity"):
-        raise _Unreadable(f"the reply is compressed ({clean_text(encoding, 32)}) although it was not asked to be")
+        raise _Unreadable("the reply is compressed although it was not asked to be")  # its name is not quoted
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
         raise _Unreadable(f"the reply declares {int(declared)} bytes, more than the {MAX_REPLY_BYTES} read")
@@ -176,6 +170,15 @@ def _parse(body: bytes) -> Any:
         return None
 
 
+def _decoded(value: Any, limit: int) -> Any:
+    """A server's message as a reader would read it: percent-escapes and HTML entities decoded (as a
+    page's and a Location's are), so that the mask sees a secret echoed in either. Only its start is
+    decoded: what is past ``clean_text``'s cut is never shown."""
+    if not isinstance(value, str):
+        return value
+    return html.unescape(urllib.parse.unquote(value[: 8 * limit + 64]))
+
+
 def _code(value: Any) -> str:
     """A server's error code: text, or a number as its digits (IAM writes ``"code": 401``)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -194,7 +197,7 @@ def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
     if isinstance(data, dict):
         nested = data.get("error") if isinstance(data.get("error"), dict) else {}
         code = _code(data.get("error_code") or nested.get("code"))
-        text = clean_text(data.get("error_msg") or nested.get("message") or "", MAX_MESSAGE)
+        text = clean_text(_decoded(data.get("error_msg") or nested.get("message") or "", MAX_MESSAGE), MAX_MESSAGE)
         if code:
             return _error(code, text, retryable)
     elif data is None and body:
@@ -274,12 +277,11 @@ class ApiClient:
 
     def _attempt(self, method: str, path: str, query: list[tuple[str, str]], seconds: float, attempt: int) -> Reply:
         url, headers = self._credentials.authorize(method, self._endpoint, path, query)
-        signature = headers.get("Authorization", "").rpartition("Signature=")[2]
-        reset = _SIGNATURE.set(signature or None)
-        try:
-            return self._read(method, url, headers, seconds, attempt)
-        finally:
-            _SIGNATURE.reset(reset)
+        # A server may echo the Authorization header, in an error or in the data of a 2xx reply, and a
+        # signature replays its request while its X-Sdk-Date is accepted (15 minutes): it is one of
+        # the invocation's secrets from now on, masked wherever its text goes (logs, record, payload).
+        logs.add_secret(headers.get("Authorization", "").rpartition("Signature=")[2])
+        return self._read(method, url, headers, seconds, attempt)
 
     def _read(self, method: str, url: str, headers: dict, seconds: float, attempt: int) -> Reply:
         try:

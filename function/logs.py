@@ -23,9 +23,10 @@ import logging
 import math
 import re
 import sys
+import threading
 import traceback
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -90,10 +91,10 @@ class _Masker(NamedTuple):
     forms, lower-cased; their first and last ``MIN_FRAGMENT``..``FRAGMENT - 1`` characters (for a
     secret cut at a text's edge); and the secrets too short for a window, masked whole."""
 
-    windows: frozenset[str] = frozenset()
-    probes: frozenset[str] = frozenset()  # every PROBE-character window: a text with none needs no scan
-    heads: frozenset[str] = frozenset()
-    tails: frozenset[str] = frozenset()
+    windows: Set[str] = frozenset()
+    probes: Set[str] = frozenset()  # every PROBE-character window: a text with none needs no scan
+    heads: Set[str] = frozenset()
+    tails: Set[str] = frozenset()
     short: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
@@ -102,11 +103,40 @@ class _Masker(NamedTuple):
 
 _NO_SECRETS = _Masker()
 
+
+class _Secrets:
+    """The invocation's secrets: its credentials, compiled once, and the signatures of the requests it
+    signs, added as they are made (``add_secret``: as written, not encoded). One object per invocation,
+    shared by the copies of its context its worker threads run in. A signature is only queued (under
+    the lock); the next text masked compiles the queue into the invocation's own sets, grown in place
+    (linear in the signatures, whatever their number) and only when something was added."""
+
+    def __init__(self, masker: _Masker) -> None:
+        self._masker, self._owned, self._pending = masker, False, []
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        with self._lock:
+            self._pending.append(secret)
+
+    def masker(self) -> _Masker:
+        if self._pending:  # read without the lock: the success path, when nothing was added
+            with self._lock:  # a thread that finds the queue not empty waits until it is compiled
+                if not self._owned:  # the compiled sets are shared by invocations: copied once, then grown
+                    self._masker = _Masker(*(set(part) for part in self._masker[:4]), self._masker.short)
+                    self._owned = True
+                done = len(self._pending)
+                for secret in self._pending[:done]:  # as written, in any case: ~120 entries (~13 KB)
+                    _add_windows(self._masker, [secret.lower()])
+                del self._pending[:done]  # emptied only once compiled
+        return self._masker
+
+
 # What the processors need to know about the current invocation. Context variables, like structlog's,
 # so that invocations running at once in one instance (and their worker threads, which run in copies
 # of the invocation's context) each keep their own.
 _LEVEL: ContextVar[int] = ContextVar("kps_log_level", default=LEVELS["info"])
-_MASKER: ContextVar[_Masker] = ContextVar("kps_log_secrets", default=_NO_SECRETS)
+_MASKER: ContextVar[_Secrets | None] = ContextVar("kps_log_secrets", default=None)
 _BOUND: ContextVar[tuple[str, frozenset[str]]] = ContextVar("kps_log_bound", default=("", frozenset()))
 # The library loggers' level is process-wide: it is the lowest any invocation of this instance asked
 # for, and each record is then kept or dropped by the level of the invocation that emitted it.
@@ -114,10 +144,11 @@ _library_level = [LEVELS["warning"]]
 
 
 def _forms(secret: str) -> list[str]:
-    """The secret, and its base64 encodings (standard and URL-safe) at each of the three alignments
-    it can take inside a longer encoded text, without the characters its neighbours would change."""
+    """The secret, its hex form, and its base64 encodings (standard and URL-safe) at each of the three
+    alignments it can take inside a longer encoded text, without the characters its neighbours would
+    change."""
     raw = secret.encode("utf-8", "replace")
-    forms = [secret]
+    forms = [secret, raw.hex()]
     for shift, skip in ((0, 0), (1, 2), (2, 3)):
         encoded = base64.b64encode(b"\0" * shift + raw).decode()[skip:].rstrip("=")
         encoded = encoded[: len(encoded) - 3]  # the last group depends on what follows
@@ -125,32 +156,43 @@ def _forms(secret: str) -> list[str]:
     return [form.lower() for form in forms if len(form) >= MIN_FRAGMENT]
 
 
+def _add_windows(masker: _Masker, forms: list[str]) -> None:
+    """Adds the windows, probes and edges of a secret's ``forms`` to ``masker``'s sets (mutable ones)."""
+    windows, probes, heads, tails = (part for part in masker[:4] if isinstance(part, set))
+    for form in forms:
+        windows.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
+        probes.update(form[i : i + PROBE] for i in range(len(form) - PROBE + 1))
+        heads.update(form[:k] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+        tails.update(form[-k:] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+
+
 @functools.lru_cache(maxsize=16)
 def _compile(secrets: tuple[str, ...]) -> _Masker:
-    windows: set[str] = set()
-    probes: set[str] = set()
-    heads: set[str] = set()
-    tails: set[str] = set()
+    masker = _Masker(set(), set(), set(), set())
     for secret in secrets:
-        for form in _forms(secret):
-            windows.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
-            probes.update(form[i : i + PROBE] for i in range(len(form) - PROBE + 1))
-            heads.update(form[:k] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
-            tails.update(form[-k:] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+        _add_windows(masker, _forms(secret))
     short = tuple(sorted((s for s in secrets if len(s) < FRAGMENT), key=len, reverse=True))
-    return _Masker(frozenset(windows), frozenset(probes), frozenset(heads), frozenset(tails), short)
-
-
-@functools.lru_cache(maxsize=8)
-def compiled(secret: str) -> _Masker:
-    """A masker for one short-lived secret (a request's signature), kept out of the invocations' cache."""
-    return _compile.__wrapped__((secret,))
+    return _Masker(*(frozenset(part) for part in masker[:4]), short)
 
 
 def use_secrets(secrets: Iterable[str | None]) -> None:
-    """Registers the credentials in use: from now on no text masked here can carry them."""
+    """Registers the credentials in use: from now on no text masked here can carry them. Starts the
+    invocation's secret set, which ``add_secret`` grows."""
     values = tuple(sorted({s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET}))
-    _MASKER.set(_compile(values) if values else _NO_SECRETS)
+    _MASKER.set(_Secrets(_compile(values) if values else _NO_SECRETS))
+
+
+def add_secret(secret: str) -> None:
+    """Adds a secret made during the invocation (a request's signature, which replays its request while
+    its X-Sdk-Date is accepted): every text masked afterwards in the invocation, in any of its
+    threads, is masked for it too. Outside an invocation, it starts a secret set of its own."""
+    if len(secret) < FRAGMENT:
+        return
+    secrets = _MASKER.get()
+    if secrets is None:
+        secrets = _Secrets(_NO_SECRETS)
+        _MASKER.set(secrets)
+    secrets.add(secret)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -163,14 +205,25 @@ _IGNORABLE = re.compile(
 )
 
 
+_DROPPED = frozenset(("Cf", "Mn", "Me"))
+
+
+def _unmarked(text: str) -> str:
+    """``text`` without format characters, default-ignorable ones and combining marks (Mn, Me)."""
+    return _IGNORABLE.sub("", "".join(c for c in text if unicodedata.category(c) not in _DROPPED))
+
+
 def normalise(text: str) -> str:
-    """Text as the function keeps it: format characters (Cf) and default-ignorable ones (variation
-    selectors, U+034F, the Hangul fillers) dropped before and after NFKC (which can make a filler),
-    and lone surrogates (which no encoder takes) replaced by U+FFFD. ASCII is already so."""
+    """Text as the function keeps it: format characters (Cf), default-ignorable ones (variation
+    selectors, U+034F, the Hangul fillers) and combining marks (Mn, Me: a strike-through or an accent
+    after each character of a token leaves it readable) dropped, before and after NFKD (which splits
+    an accent off its letter and can make a filler), then composed (NFC: NFKC without the marks); lone
+    surrogates (which no encoder takes) replaced by U+FFFD. ASCII is already so. Dropping the marks
+    first keeps the decomposition linear (canonical ordering sorts each run of marks)."""
     if text.isascii():
         return text
-    text = _IGNORABLE.sub("", "".join(c for c in text if unicodedata.category(c) != "Cf"))
-    return _SURROGATE.sub("\ufffd", _IGNORABLE.sub("", unicodedata.normalize("NFKC", text)))
+    text = _unmarked(unicodedata.normalize("NFKD", _unmarked(text)))
+    return _SURROGATE.sub("\ufffd", unicodedata.normalize("NFC", text))
 
 
 def _lowered(text: str) -> str:
@@ -185,7 +238,9 @@ def mask(text: str, masker: _Masker | None = None) -> str:
     """``text`` (already normalised and bounded) with every piece of a secret in use (or of ``masker``'s)
     masked: any ``FRAGMENT``-character window of one or of its base64 forms, in any case; a cut-off
     beginning at its end or end at its start; a short secret whole. One hash lookup per position."""
-    masker = masker or _MASKER.get()
+    if masker is None:
+        secrets = _MASKER.get()
+        masker = secrets.masker() if secrets is not None else _NO_SECRETS
     if not masker or len(text) < MIN_FRAGMENT:
         return text
     lowered = _lowered(text)

@@ -11,7 +11,7 @@ names what was skipped and why.
 
 from __future__ import annotations
 
-from .api import ApiClient, RetryPolicy, invalid_response
+from .api import OBJECT, ApiClient, RetryPolicy, invalid_response
 from .budget import Deadline
 from .credentials import Credentials
 from .errors import SweepFailed
@@ -44,7 +44,8 @@ def sweep_targets(settings: Settings, credentials: Credentials, deadline: Deadli
     for project in projects:
         if not isinstance(project, dict) or project.get("enabled") is False:
             continue
-        project_id, name = project.get("id"), str(project.get("name", ""))
+        project_id, name = project.get("id"), project.get("name", "")
+        name = name if isinstance(name, str) else OBJECT  # never a repr: it would quote what the object holds
         region = name.split("_", 1)[0]
         if not isinstance(project_id, str) or not PROJECT_ID.fullmatch(project_id) or not REGION.fullmatch(region):
             skipped.append(name[:64])

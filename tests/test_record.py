@@ -183,8 +183,8 @@ def test_lines_partition_the_tasks_and_stay_bounded(raws):
 
 
 def test_a_string_is_bounded_at_exactly_768_bytes_of_json():
-    """At the README's bound: 768 bytes of JSON are kept whole, 769 are cut (é is 6 bytes escaped)."""
-    at_bound = "é" * 127 + "a" * 4  # 2 quotes + 762 + 4 = 768
+    """At the README's bound: 768 bytes of JSON are kept whole, 769 are cut (ß is 6 bytes escaped, é is unmarked)."""
+    at_bound = "ß" * 127 + "a" * 4  # 2 quotes + 762 + 4 = 768
     past_it = at_bound + "a"
     assert len(json.dumps(at_bound)) == 768 and len(json.dumps(past_it)) == 769
     assert record.bounded(at_bound) == at_bound
