@@ -46,6 +46,7 @@ MAX_LINE = 16 * 1024
 MAX_BOUND, MAX_BOUND_BYTES = 128, 256
 EXCEPTION_HEAD, EXCEPTION_TAIL = 1000, 3000  # a traceback keeps its first frames and its end
 MESSAGE_PART = (MAX_STRING - 64) // 2  # an exception's message keeps its start and its end
+MAX_SIGNATURES = 256  # the most recent request signatures an invocation masks (see _Secrets)
 MIN_SECRET = 6  # shorter values are not real keys or tokens: masking them would garble every line
 # A secret's cut-off beginning (at the end of a text) or end (at its start) this long is masked too; shorter,
 # it could be ordinary text: 8 hex characters match by chance once in 4 billion.
@@ -105,31 +106,34 @@ _NO_SECRETS = _Masker()
 
 
 class _Secrets:
-    """The invocation's secrets: its credentials, compiled once, and the signatures of the requests it
-    signs, added as they are made (``add_secret``: as written, not encoded). One object per invocation,
-    shared by the copies of its context its worker threads run in. A signature is only queued (under
-    the lock); the next text masked compiles the queue into the invocation's own sets, grown in place
-    (linear in the signatures, whatever their number) and only when something was added."""
+    """The invocation's secrets: its credentials, compiled once and shared, and the signatures of the
+    requests it signs, added as they are made (``add_secret``: as written, not encoded) into a masker of
+    the invocation's own. One object per invocation, shared by the copies of its context its worker
+    threads run in. A signature is only queued (under the lock); the next text masked adds the queue's
+    windows. The most recent ``MAX_SIGNATURES`` are kept (a selective cleanup signs one DELETE per
+    task): past that the masker is rebuilt from the newest half, so its size is bounded whatever the
+    number of requests, and each signature costs its windows once, amortised."""
 
-    def __init__(self, masker: _Masker) -> None:
-        self._masker, self._owned, self._pending = masker, False, []
+    def __init__(self, credentials: _Masker) -> None:
+        self.credentials, self.signatures = credentials, _NO_SECRETS
+        self._kept: list[str] = []
+        self._pending: list[str] = []
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
         with self._lock:
-            self._pending.append(secret)
+            self._pending.append(secret.lower())
 
-    def masker(self) -> _Masker:
+    def maskers(self) -> tuple[_Masker, ...]:
         if self._pending:  # read without the lock: the success path, when nothing was added
-            with self._lock:  # a thread that finds the queue not empty waits until it is compiled
-                if not self._owned:  # the compiled sets are shared by invocations: copied once, then grown
-                    self._masker = _Masker(*(set(part) for part in self._masker[:4]), self._masker.short)
-                    self._owned = True
-                done = len(self._pending)
-                for secret in self._pending[:done]:  # as written, in any case: ~120 entries (~13 KB)
-                    _add_windows(self._masker, [secret.lower()])
-                del self._pending[:done]  # emptied only once compiled
-        return self._masker
+            with self._lock:
+                pending, self._pending = self._pending, []
+                self._kept += pending
+                if not self.signatures or len(self._kept) > MAX_SIGNATURES:
+                    self._kept = self._kept[-(MAX_SIGNATURES // 2) :]
+                    self.signatures, pending = _Masker(set(), set(), set(), set()), self._kept
+                _add_windows(self.signatures, pending)
+        return (self.credentials, self.signatures) if self.signatures else (self.credentials,)
 
 
 # What the processors need to know about the current invocation. Context variables, like structlog's,
@@ -238,9 +242,15 @@ def mask(text: str, masker: _Masker | None = None) -> str:
     """``text`` (already normalised and bounded) with every piece of a secret in use (or of ``masker``'s)
     masked: any ``FRAGMENT``-character window of one or of its base64 forms, in any case; a cut-off
     beginning at its end or end at its start; a short secret whole. One hash lookup per position."""
-    if masker is None:
-        secrets = _MASKER.get()
-        masker = secrets.masker() if secrets is not None else _NO_SECRETS
+    if masker is not None:
+        return _masked(text, masker)
+    secrets = _MASKER.get()
+    for each in secrets.maskers() if secrets is not None else ():
+        text = _masked(text, each)
+    return text
+
+
+def _masked(text: str, masker: _Masker) -> str:
     if not masker or len(text) < MIN_FRAGMENT:
         return text
     lowered = _lowered(text)

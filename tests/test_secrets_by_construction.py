@@ -875,6 +875,25 @@ def test_a_signature_added_in_a_worker_thread_is_masked_in_every_thread_of_its_i
     logs.use_secrets([])
 
 
+def test_the_signatures_an_invocation_masks_are_bounded_and_the_newest_always_held():
+    """A selective cleanup signs one DELETE per task: 10,000 signatures kept whole would be ~130 MB of
+    windows. The masker keeps the newest MAX_SIGNATURES (rebuilt from the newest half past that): its size
+    stays bounded, and the signature of the request just made is always masked."""
+    rng = random.Random(22)
+    logs.use_secrets(["an-invocation-token-" + red_secret(40, 22)])
+    signatures = [rng.randbytes(32).hex() for _ in range(3 * logs.MAX_SIGNATURES + 7)]
+    sizes = []
+    for signature in signatures:
+        logs.add_secret(signature)
+        assert logs.mask(f"sig {signature}") == "sig ***"  # the newest, whatever came before
+        [_, own] = logs._MASKER.get().maskers()
+        sizes.append(len(own.windows))
+    most = logs.MAX_SIGNATURES * (64 - logs.FRAGMENT + 1)
+    assert max(sizes) <= most, "the signature masker grew past its bound"
+    assert logs.mask(f"sig {signatures[-logs.MAX_SIGNATURES // 2]}") == "sig ***", "the newest half is held"
+    logs.use_secrets([])
+
+
 def test_normalise_drops_combining_marks_and_keeps_the_rest_readable():
     """Marks (Mn, Me) are dropped, a run of them in one linear pass (CPython's canonical ordering sorts
     a run of marks in quadratic time: they go first); compatibility forms fold, Hangul stays composed.
