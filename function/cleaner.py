@@ -79,8 +79,8 @@ def _clean_all(
     they keep; results keep the targets' order. Each task runs in a copy of the invocation's context,
     so its log lines carry the invocation's keys. A target not started when the deadline has passed is
     answered ``DeadlineExceeded`` without a client, a call or a line of its own (one line names them).
-    Selective DeleteFailedTask calls of all targets share one pool of KPS_CONCURRENCY threads (started
-    only when one is submitted)."""
+    Every DELETE of all targets, DeleteFailedTask and DeleteAllFailedTask alike, runs on one pool of
+    KPS_CONCURRENCY threads (started only when one is submitted)."""
     from .kps_client import MAX_KEPT_BYTES
 
     budget = ByteBudget(MAX_KEPT_BYTES)

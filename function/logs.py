@@ -70,7 +70,7 @@ _IDS = (
     "metric_namespace operate_type task_error_code"
 )
 _TEXTS = (
-    "message reason warning error_message exception incomplete_reason error incoming_event fields project_ids "
+    "message reason warning error_message exception incomplete_reason error incoming_event project_ids "
     "payload skipped_non_regional skipped_no_kps_in_region skipped_duplicate select kept"
 )
 _VALUES = (
@@ -141,7 +141,7 @@ class _Secrets:
 # of the invocation's context) each keep their own.
 _LEVEL: ContextVar[int] = ContextVar("kps_log_level", default=LEVELS["info"])
 _MASKER: ContextVar[_Secrets | None] = ContextVar("kps_log_secrets", default=None)
-_BOUND: ContextVar[tuple[str, frozenset[str]]] = ContextVar("kps_log_bound", default=("", frozenset()))
+_BOUND: ContextVar[str] = ContextVar("kps_log_bound", default="")
 # The library loggers' level is process-wide: it is the lowest any invocation of this instance asked
 # for, and each record is then kept or dropped by the level of the invocation that emitted it.
 _library_level = [LEVELS["warning"]]
@@ -408,9 +408,9 @@ def _own_json(fields: dict, room: int) -> str:
 def _render(_: Any, __: str, event_dict: dict) -> str:
     """Strict JSON: the line's first keys, the invocation's keys (rendered once, at its start), then
     the line's own fields, never more than ``MAX_LINE`` in all and never cut into invalid JSON."""
-    bound, names = _BOUND.get()
+    bound = _BOUND.get()
     first = {k: event_dict.pop(k) for k in FIRST_KEYS if k in event_dict}
-    own = {k: v for k, v in event_dict.items() if k not in names}
+    own = event_dict  # the allow-list has dropped any key of the invocation's (none is in FIELDS)
     head = _dumps(first)[1:-1]  # at most ~6 KB: a message is cut to MAX_STRING characters
     parts = [head, bound, _own_json(own, MAX_LINE - len(head) - len(bound) - 8)]
     return "{" + ", ".join(p for p in parts if p) + "}"
@@ -523,9 +523,8 @@ def start_invocation(level: str, secrets: Iterable[str | None], **keys: Any) -> 
             logging.getLogger(name).setLevel(number)
     _LEVEL.set(number)
     use_secrets(secrets)
-    structlog.contextvars.clear_contextvars()
     bound = {name: _bound_key(value, name == "correlation_id") for name, value in keys.items()}
-    _BOUND.set((_dumps(bound)[1:-1], frozenset(bound)))
+    _BOUND.set(_dumps(bound)[1:-1])
 
 
 # Names an event's structure shows (LOG_EVENT=true): the request fields and the envelope keys of the
@@ -550,7 +549,8 @@ def event_structure(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         shown = {}
         for index, (key, item) in enumerate(itertools.islice(value.items(), MAX_ITEMS)):
-            name = key if key in EVENT_KEYS else f"<key {index}: {len(str(key))} characters>"
+            size = f"{len(key)} characters" if isinstance(key, str) else "not a string"  # never str() a key
+            name = key if key in EVENT_KEYS else f"<key {index}: {size}>"
             shown[name] = event_structure(item, depth + 1)
         if len(value) > MAX_ITEMS:
             shown["..."] = f"{len(value) - MAX_ITEMS} more keys"

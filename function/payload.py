@@ -157,7 +157,7 @@ def within_answer_limit(payload: dict[str, Any], *, http: bool) -> dict[str, Any
     ``test_the_worst_sweep_fits_without_samples``); should they not, the servers' messages and request
     IDs are emptied as a last resort, and ``samples_limited`` is 0. Never raises."""
     results = payload["results"]
-    if len(results) <= FEW_RESULTS:
+    if len(results) <= FEW_RESULTS or _size(payload, http) <= MAX_ANSWER_BYTES:  # the usual case: one encode
         return payload
     sampled = [r for r in results if r.get("sample")]
     sizes = [[_size(task, http) + 1 for task in r["sample"]] for r in sampled]

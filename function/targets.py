@@ -66,7 +66,7 @@ def _from_request(request: Request, settings: Settings) -> Wanted:
 
 
 def _selection(request: Request, settings: Settings) -> Selection | None:
-    """A message's ``select`` (the model has read it; null counts as absent), else KPS_SELECT: the
+    """A message's ``select`` (the model has read it; a null one was refused), else KPS_SELECT: the
     event's replaces the setting's."""
     return request.get("select", settings.select)
 
