@@ -32,6 +32,13 @@ class Deadline:
         left = seconds if self._end is None else min(seconds, self._end + SAFETY_MARGIN_SECONDS - self._start)
         return Deadline(left, self._start)
 
+    def sooner(self, seconds: float) -> Deadline:
+        """This deadline, ``seconds`` earlier (unlimited stays unlimited): time kept back for what must
+        follow, such as the record after a selection's DELETEs."""
+        sooner = Deadline(None, self._start)
+        sooner._end = None if self._end is None else self._end - seconds
+        return sooner
+
     def remaining(self) -> float:
         """Seconds left for work; may be negative once the budget is spent."""
         return float("inf") if self._end is None else self._end - time.monotonic()

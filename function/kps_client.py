@@ -223,7 +223,7 @@ def clean_target(
     endpoint, policy = endpoint_for(target, settings), RetryPolicy.from_settings(settings)
     client = ApiClient(endpoint, scoped, policy, deadline)
     if target.select is not None:
-        deleter = _Deleter(endpoint, scoped, policy, _Reserved(deadline, RECORD_RESERVE_SECONDS))
+        deleter = _Deleter(endpoint, scoped, policy, deadline.sooner(RECORD_RESERVE_SECONDS))
         return clean_selected(
             target, client, deleter, settings, deadline, dry_run=dry_run, budget=budget, deletes=deletes
         )
@@ -287,16 +287,6 @@ def _not_examined(listing: Listing) -> str | None:
     why = listing.warning or f"the listing failed ({record.bounded((listing.reply.error or {}).get('code'))})"
     listed = len(listing.entries) + listing.kept
     return f"{why}: tasks past the {listed} listed were not examined"
-
-
-class _Reserved(Deadline):
-    """The invocation's deadline, ``reserve`` seconds sooner."""
-
-    def __init__(self, deadline: Deadline, reserve: float) -> None:
-        self._outer, self._reserve = deadline, reserve
-
-    def remaining(self) -> float:
-        return self._outer.remaining() - self._reserve
 
 
 class _Deleter(ApiClient):
