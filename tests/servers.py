@@ -34,6 +34,20 @@ class _LoopbackServer:
         self._sock.close()
 
 
+class RawReply(_LoopbackServer):
+    """Answers every request with the same raw bytes: headers a KPS emulator cannot write (UTF-8 in a
+    reason phrase, a Location, an X-Request-Id)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        super().__init__()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(self._raw)
+
+
 class ConnectRecorder(_LoopbackServer):
     """A minimal proxy that records the target of each request (CONNECT host:port, or the absolute URL
     a plain-HTTP proxy is asked for) and refuses it: no traffic leaves."""

@@ -14,7 +14,6 @@ import html
 import json
 import random
 import re
-import socket
 import string
 import threading
 import time
@@ -29,6 +28,7 @@ from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SK, apig_event, assert_v
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from servers import RawReply
 
 from devtools.context import FakeContext
 from function import api, logs, payload, record, sweep
@@ -566,30 +566,6 @@ def test_a_token_split_by_an_html_break_in_an_error_page_is_masked(kps, settings
     assert windows_left(seen if mark != "<wbr>" else seen.replace(" ", ""), token) == []
 
 
-class _RawReply:
-    """A loopback server answering every request with the same raw bytes (headers a KPS emulator
-    cannot write: UTF-8 in a reason phrase, a Location, an X-Request-Id)."""
-
-    def __init__(self, raw: bytes) -> None:
-        self._raw = raw
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(self._raw)
-
-    def close(self) -> None:
-        self._sock.close()
-
-
 @pytest.mark.parametrize("where", ["reason phrase", "Location", "X-Request-Id"])
 def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
     """A header echoing the token split by U+200B, sent as UTF-8 (E2 80 8B). http.client reads header
@@ -603,7 +579,7 @@ def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
         "Location": b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + split + b"\r\n",
         "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nX-Request-Id: " + split + b"\r\n",
     }[where]
-    server = _RawReply(head + b"Connection: close\r\n\r\n{}")
+    server = RawReply(head + b"Connection: close\r\n\r\n{}")
     try:
         settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
         result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
@@ -620,7 +596,7 @@ def test_a_percent_encoded_token_in_a_location_is_masked(settings):
     token = settings["KPS_AUTH_TOKEN"] = "MIIT" + "+".join(plain[i : i + 8] for i in range(0, 600, 8))
     quoted = urllib.parse.quote(token, safe="").encode()
     head = b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + quoted + b"\r\n"
-    server = _RawReply(head + b"Connection: close\r\n\r\n{}")
+    server = RawReply(head + b"Connection: close\r\n\r\n{}")
     try:
         settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
         result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
