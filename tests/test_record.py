@@ -24,10 +24,11 @@ def record_lines(run, message: str = "tasks deleted") -> list[tuple[dict, int]]:
 
 
 def assert_whole(lines: list[tuple[dict, int]], project_id: str) -> list[dict]:
-    """The lines of one target form one whole record: parts 1..n once each, bounded; returns its tasks."""
+    """The lines of one target form one whole record: parts 1..n once each, bounded; returns its tasks (none when
+    the target has no record, as when no DELETE of a selection was left unconfirmed)."""
     mine = [line for line, _ in lines if line["project_id"] == project_id]
     assert sorted(line["part"] for line in mine) == list(range(1, len(mine) + 1))
-    assert {line["parts"] for line in mine} == {len(mine)}
+    assert {line["parts"] for line in mine} <= {len(mine)}
     assert all(size < LINE_BOUND for _, size in lines)
     tasks = [task for line in mine for task in line["tasks"]]
     for line in mine:
