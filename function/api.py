@@ -239,6 +239,15 @@ def _failure(exc: requests.RequestException, current: transport.Exchange, second
     return _error("RequestError", type(exc).__name__, False), sent
 
 
+def _not_waited(reply: Reply, wait: float, left: float) -> Reply:
+    """A reply whose ``Retry-After`` asks for more than the time left: its own error (a throttle is reported as
+    throttled, not as ``DeadlineExceeded``), saying the wait was not made."""
+    error = reply.error or {}
+    said = f"{error.get('message')}; " if error.get("message") else ""
+    message = f"{said}its Retry-After of {round(wait, 1):g} s is more than the {max(left, 0):.1f} s left: not retried"
+    return reply._replace(error={**error, "message": message})
+
+
 class ApiClient:
     def __init__(
         self,
@@ -255,7 +264,9 @@ class ApiClient:
         self._proxies = transport.proxies_for(endpoint)
 
     def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None) -> Reply:
-        """Retries 429, 5xx, timeouts and dropped connections; never waits past the deadline."""
+        """Retries 429, 5xx, timeouts and dropped connections; never waits past the deadline. A ``Retry-After``
+        that does not fit ends the call with the server's error (``_not_waited``); a backoff that does not, or
+        an attempt cut short by the deadline, with ``DeadlineExceeded``."""
         attempt = 0
         reply: Reply | None = None
         while True:
@@ -271,7 +282,10 @@ class ApiClient:
             if attempt >= self._policy.max_attempts:
                 return reply
             wait = reply.retry_after if reply.retry_after is not None else self._policy.backoff(attempt)
-            if wait > self._deadline.remaining() - MIN_ATTEMPT_SECONDS:
+            left = self._deadline.remaining() - MIN_ATTEMPT_SECONDS
+            if wait > left and reply.retry_after is not None:  # the server's answer, not our slowness, ends it
+                return _not_waited(reply, wait, left)
+            if wait > left:
                 return self._out_of_time(attempt, reply)
             time.sleep(wait)
 
