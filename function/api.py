@@ -18,7 +18,7 @@ import urllib.parse
 from typing import Any, NamedTuple
 
 import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import NameResolutionError
 
 from . import logs, transport
 from .budget import Deadline
@@ -98,9 +98,9 @@ class Reply(NamedTuple):
     error: dict | None = None
     data: Any = None
     retry_after: float | None = None
-    # A failed attempt whose request may have reached the server and acted on it (a timeout or a drop
-    # once connected, a 5xx); False when it could not have been sent (no connection, no name) or was
-    # refused (4xx, 429). For the call's last attempt only.
+    # A failed attempt whose request may have reached the server and acted on it (a timeout or a drop once
+    # a byte of the request was written, a 5xx); False when none was (no name, no connection, a proxy or
+    # TLS handshake that failed) or the server refused it (4xx, 429). For the call's last attempt only.
     sent: bool = False
 
 
@@ -218,13 +218,11 @@ def _request_id(headers: Any, data: Any) -> str | None:
 
 
 def _failure(exc: requests.RequestException, current: transport.Exchange, seconds: float) -> tuple[dict, bool]:
-    """What went wrong on the way, as a target error, and whether the request could have been sent:
-    not when no connection was made (refused, unreachable, a connect timeout) or the name did not
-    resolve; else it may have been (a read timeout, a drop once connected). Whatever the exception,
-    an exchange the watchdog ended is a timeout."""
+    """What went wrong on the way, as a target error, and whether the request could have been sent: only
+    once its first byte was written (``Exchange.sent``), never by a failure before (the name, the connect,
+    a proxy's CONNECT, the TLS handshake). Whatever the exception, an exchange the watchdog ended is a timeout."""
     reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    # urllib3's NewConnectionError (NameResolutionError among them): no connection, nothing sent.
-    sent = not isinstance(exc, requests.ConnectTimeout) and not isinstance(reason, NewConnectionError)
+    sent = current.sent
     if current.expired or isinstance(exc, requests.Timeout):
         return _error("Timeout", f"no complete answer within {seconds:.2f} s", True), sent
     if transport.headers_too_large(exc):
