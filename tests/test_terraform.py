@@ -534,64 +534,54 @@ def test_a_setting_the_function_would_ignore_or_refuse_fails_the_plan(without_re
     assert "Error: Invalid value for variable" in output and 'variable "settings"' in output
 
 
-# Each a KPS_SELECT function/selection.py refuses (checked below, beside the plan): a type, a bound, a value.
-SELECT_REFUSED = [
-    '{"older_than_hours": "168"}',
-    '{"older_than_hours": true}',
-    '{"older_than_hours": null}',
-    '{"older_than_hours": -1}',
-    '{"older_than_hours": 1000001}',
-    '{"older_than_hours": 1e400}',
-    '{"older_than_hours": [168]}',
-    '{"operate_type": "FAILED_RESET"}',
-    '{"operate_type": []}',
-    '{"operate_type": ["FAILED_RESTE"]}',
-    '{"operate_type": ["failed_reset"]}',
-    '{"server_name": [1]}',
-    '{"server_name": [""]}',
-    '{"server_name": [null]}',
-    '{"server_name": [["web-1"]]}',
-    '{"server_name": {"a": "web-1"}}',
-    '{"server_name": ["' + "x" * 257 + '"]}',
-    '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(101)) + "]}",
-    '{"older_than_hours": 1, "older_than_hours": 2}',
-    '{"server_name": ["a"], "server_name" : ["b"]}',
-]
-
-
-def _quoted(select: str) -> str:
-    return select.replace("\\", "\\\\").replace('"', '\\"')
+# KPS_SELECT texts and whether function/selection.py reads them (checked too): a type, a bound, a value each.
+SELECTS = {
+    '{"older_than_hours": 0}': True,
+    '{"older_than_hours": -0}': True,
+    '{"older_than_hours": 0.5}': True,
+    '{"older_than_hours": 1000000}': True,
+    '{"operate_type": ["FAILED_RESET"], "server_name": ["web-1"]}': True,
+    '{"operate_type": ["FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"], "task_error_code": ["KPS.0001"]}': True,
+    '{"server_name": ["' + "x" * 256 + '"], "keypair_name": ["older_than_hours", "\\"older_than_hours\\": 1"]}': True,
+    '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(100)) + "]}": True,
+    '{"older_than_hours": "168"}': False,
+    '{"older_than_hours": true}': False,
+    '{"older_than_hours": null}': False,
+    '{"older_than_hours": -1}': False,
+    '{"older_than_hours": 1000001}': False,
+    '{"older_than_hours": 1e400}': False,
+    '{"older_than_hours": [168]}': False,
+    '{"operate_type": "FAILED_RESET"}': False,
+    '{"operate_type": []}': False,
+    '{"operate_type": ["FAILED_RESTE"]}': False,
+    '{"operate_type": ["failed_reset"]}': False,
+    '{"server_name": [1]}': False,
+    '{"server_name": [""]}': False,
+    '{"server_name": [null]}': False,
+    '{"server_name": [["web-1"]]}': False,
+    '{"server_name": {"a": "web-1"}}': False,
+    '{"server_name": ["' + "x" * 257 + '"]}': False,
+    '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(101)) + "]}": False,
+    '{"older_than_hours": 1, "older_than_hours": 2}': False,
+    '{"server_name": ["a"], "server_name" : ["b"]}': False,
+}
 
 
 @needs_terraform
-@pytest.mark.parametrize("select", SELECT_REFUSED)
-def test_a_kps_select_value_the_function_refuses_fails_the_plan(without_resources, select):
+@pytest.mark.parametrize(("select", "ok"), SELECTS.items(), ids=[text[:60] for text in SELECTS])
+def test_the_plan_takes_a_kps_select_exactly_when_the_function_does(without_resources, select, ok):
     """The types and bounds function/selection.py checks, at plan: else every run after the apply is refused."""
+    quoted = select.replace("\\", "\\\\").replace('"', '\\"')
+    if ok:
+        data = user_data(
+            without_resources, *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}", KPS_DRY_RUN="true"}}'
+        )
+        assert data[3]["KPS_SELECT"] == select and parse_setting(select)
+        return
     with pytest.raises(SelectionError):
         parse_setting(select)
-    output = refused(without_resources, "-var", f'settings={{KPS_SELECT="{_quoted(select)}"}}')
+    output = refused(without_resources, "-var", f'settings={{KPS_SELECT="{quoted}"}}')
     assert "Error: Invalid value for variable" in output and "KPS_SELECT's values" in output.replace("\n│", "")
-
-
-@needs_terraform
-@pytest.mark.parametrize(
-    "select",
-    [
-        '{"older_than_hours": 0}',
-        '{"older_than_hours": -0}',
-        '{"older_than_hours": 0.5}',
-        '{"older_than_hours": 1000000}',
-        '{"operate_type": ["FAILED_RESET"], "server_name": ["web-1"]}',
-        '{"operate_type": ["FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"], "task_error_code": ["KPS.0001"]}',
-        '{"server_name": ["' + "x" * 256 + '"], "keypair_name": ["older_than_hours", "\\"older_than_hours\\": 1"]}',
-        '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(100)) + "]}",
-    ],
-)
-def test_a_kps_select_the_function_reads_passes(without_resources, select):
-    data = user_data(
-        without_resources, *REQUIRED, "-var", f'settings={{KPS_SELECT="{_quoted(select)}", KPS_DRY_RUN="true"}}'
-    )[3]
-    assert data["KPS_SELECT"] == select and parse_setting(data["KPS_SELECT"])
 
 
 def agency_precondition(module: dict) -> str:
