@@ -11,8 +11,8 @@ blank header counts as missing.
 
 The function runs only for a whole request: a body is read to exactly its ``Content-Length`` (digits
 only) or decoded from ``Transfer-Encoding: chunked``; anything else (a malformed or contradictory length,
-a body cut short by the client hanging up, a bad chunk, a bare CR in the request line or a header) is the
-gateway's own 400 and nothing is invoked.
+a body cut short by the client hanging up, a bad chunk, a bare CR in the request line, a header or a trailer)
+is the gateway's own 400 and nothing is invoked.
 Every answer, the gateway's own errors included (404, 413, 400, and the HTTP parser's 400/414/431),
 is JSON and writes exactly one log line.
 """
@@ -47,6 +47,7 @@ _GATEWAY_CODE = re.compile(r"[A-Z]{2,10}\.[A-Za-z0-9]{1,32}")
 # What a request line may name: nothing the caller chose (a method or path can be a pasted token).
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 Handler = Callable[[Any, Any], Any]
+BARE_CR = "a bare CR (not followed by LF) in the request line, a header or a trailer (RFC 9112 2.2)"
 
 
 def apig_event(
@@ -165,8 +166,11 @@ def _read_chunked(stream: Any) -> bytes:
         if stream.readline(3) not in (b"\r\n", b"\n"):
             raise BadRequest(400, "malformed chunked body")
     for _ in range(100):  # trailer fields, then the empty line
-        if stream.readline(8192) in (b"\r\n", b"\n", b""):
+        line = stream.readline(8192)
+        if line in (b"\r\n", b"\n", b""):
             return bytes(body)
+        if _bare_cr(line):
+            raise BadRequest(400, BARE_CR)
     raise BadRequest(400, "malformed chunked body")
 
 
@@ -289,7 +293,7 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             finally:
                 self.rfile = rfile
             if parsed and (head.bare_cr or _bare_cr(self.raw_requestline)):
-                self.send_error(400, "a bare CR (not followed by LF) in the request's head (RFC 9112 2.2)")
+                self.send_error(400, BARE_CR)
                 return False
             return parsed
 

@@ -125,8 +125,11 @@ def test_the_http_parsers_own_refusals_are_json_and_logged(served, kps, request_
         post(f"Content-Length: {len(DRY_RUN_BODY)}\r\nX-A: b\r\r\n", DRY_RUN_BODY),  # a CR before the CRLF
         post(f"Content-Length: {len(DRY_RUN_BODY)}\r\n\rX-A: b\r\n", DRY_RUN_BODY),  # a CR opening a line
         f"POST {PATH}\r HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nContent-Length: 2\r\n\r\n{{}}".encode(),
+        post(
+            "Transfer-Encoding: chunked\r\n", b"%x\r\n%s\r\n0\r\nX-T: a\rb\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY)
+        ),
     ],
-    ids=["in-a-header", "before-crlf", "line-start", "request-line"],
+    ids=["in-a-header", "before-crlf", "line-start", "request-line", "in-a-trailer"],
 )
 def test_a_bare_cr_in_the_head_is_the_gateways_400_and_the_function_never_runs(served, kps, settings, request_bytes):
     """RFC 9112 2.2: a CR not followed by LF makes the element invalid. The stdlib's header parser (the email
