@@ -11,7 +11,8 @@ blank header counts as missing.
 
 The function runs only for a whole request: a body is read to exactly its ``Content-Length`` (digits
 only) or decoded from ``Transfer-Encoding: chunked``; anything else (a malformed or contradictory length,
-a body cut short by the client hanging up, a bad chunk) is the gateway's own 400 and nothing is invoked.
+a body cut short by the client hanging up, a bad chunk, a bare CR in the request line, a header or a trailer)
+is the gateway's own 400 and nothing is invoked.
 Every answer, the gateway's own errors included (404, 413, 400, and the HTTP parser's 400/414/431),
 is JSON and writes exactly one log line.
 """
@@ -46,6 +47,7 @@ _GATEWAY_CODE = re.compile(r"[A-Z]{2,10}\.[A-Za-z0-9]{1,32}")
 # What a request line may name: nothing the caller chose (a method or path can be a pasted token).
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 Handler = Callable[[Any, Any], Any]
+BARE_CR = "a bare CR (not followed by LF) in the request line, a header or a trailer (RFC 9112 2.2)"
 
 
 def apig_event(
@@ -164,8 +166,11 @@ def _read_chunked(stream: Any) -> bytes:
         if stream.readline(3) not in (b"\r\n", b"\n"):
             raise BadRequest(400, "malformed chunked body")
     for _ in range(100):  # trailer fields, then the empty line
-        if stream.readline(8192) in (b"\r\n", b"\n", b""):
+        line = stream.readline(8192)
+        if line in (b"\r\n", b"\n", b""):
             return bytes(body)
+        if _bare_cr(line):
+            raise BadRequest(400, BARE_CR)
     raise BadRequest(400, "malformed chunked body")
 
 
@@ -202,6 +207,28 @@ def write_line(out: Any, line: str) -> None:
     with OUT_LOCK:
         out.write(line + "\n")
         out.flush()
+
+
+def _bare_cr(line: bytes) -> bool:
+    """Whether a line of the head holds a CR that is not its CRLF ending: RFC 9112 makes that line invalid,
+    and the stdlib's header parser (the email package) would end a line there, where a proxy would not."""
+    return b"\r" in (line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n"))
+
+
+class _StrictHead:
+    """The request's stream while the stdlib reads its header lines: notes a bare CR in any of them."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.bare_cr = False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._stream.readline(limit)
+        self.bare_cr = self.bare_cr or _bare_cr(line)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
@@ -256,6 +283,19 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             answer = _json(status, _gateway_error(message, code))
             self._log(status, None, answer[2], started)
             self._answer(*answer)
+
+        def parse_request(self) -> bool:
+            """The stdlib's parsing, on a head whose every line is checked for a bare CR (``_StrictHead``)."""
+            rfile, head = self.rfile, _StrictHead(self.rfile)
+            self.rfile = head  # type: ignore[assignment]
+            try:
+                parsed = super().parse_request()
+            finally:
+                self.rfile = rfile
+            if parsed and (head.bare_cr or _bare_cr(self.raw_requestline)):
+                self.send_error(400, BARE_CR)
+                return False
+            return parsed
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """The HTTP parser's own refusals (bad request line, 414, 431, ...) as the gateway's JSON, logged."""

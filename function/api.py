@@ -18,7 +18,7 @@ import urllib.parse
 from typing import Any, NamedTuple
 
 import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import NameResolutionError
 
 from . import logs, transport
 from .budget import Deadline
@@ -98,9 +98,9 @@ class Reply(NamedTuple):
     error: dict | None = None
     data: Any = None
     retry_after: float | None = None
-    # A failed attempt whose request may have reached the server and acted on it (a timeout or a drop
-    # once connected, a 5xx); False when it could not have been sent (no connection, no name) or was
-    # refused (4xx, 429). For the call's last attempt only.
+    # A failed attempt whose request may have reached the server and acted on it (a timeout or a drop once
+    # a byte of the request was written, a 5xx); False when none was (no name, no connection, a proxy or
+    # TLS handshake that failed) or the server refused it (4xx, 429). For the call's last attempt only.
     sent: bool = False
 
 
@@ -218,13 +218,11 @@ def _request_id(headers: Any, data: Any) -> str | None:
 
 
 def _failure(exc: requests.RequestException, current: transport.Exchange, seconds: float) -> tuple[dict, bool]:
-    """What went wrong on the way, as a target error, and whether the request could have been sent:
-    not when no connection was made (refused, unreachable, a connect timeout) or the name did not
-    resolve; else it may have been (a read timeout, a drop once connected). Whatever the exception,
-    an exchange the watchdog ended is a timeout."""
+    """What went wrong on the way, as a target error, and whether the request could have been sent: only
+    once its first byte was written (``Exchange.sent``), never by a failure before (the name, the connect,
+    a proxy's CONNECT, the TLS handshake). Whatever the exception, an exchange the watchdog ended is a timeout."""
     reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    # urllib3's NewConnectionError (NameResolutionError among them): no connection, nothing sent.
-    sent = not isinstance(exc, requests.ConnectTimeout) and not isinstance(reason, NewConnectionError)
+    sent = current.sent
     if current.expired or isinstance(exc, requests.Timeout):
         return _error("Timeout", f"no complete answer within {seconds:.2f} s", True), sent
     if transport.headers_too_large(exc):
@@ -237,6 +235,15 @@ def _failure(exc: requests.RequestException, current: transport.Exchange, second
     if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         return _error("ConnectionError", f"connection failed or dropped ({type(exc).__name__})", True), sent
     return _error("RequestError", type(exc).__name__, False), sent
+
+
+def _not_waited(reply: Reply, wait: float, left: float) -> Reply:
+    """A reply whose ``Retry-After`` asks for more than the time left: its own error (a throttle is reported as
+    throttled, not as ``DeadlineExceeded``), saying the wait was not made."""
+    error = reply.error or {}
+    said = f"{error.get('message')}; " if error.get("message") else ""
+    message = f"{said}its Retry-After of {round(wait, 1):g} s is more than the {max(left, 0):.1f} s left: not retried"
+    return reply._replace(error={**error, "message": message})
 
 
 class ApiClient:
@@ -255,7 +262,9 @@ class ApiClient:
         self._proxies = transport.proxies_for(endpoint)
 
     def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None) -> Reply:
-        """Retries 429, 5xx, timeouts and dropped connections; never waits past the deadline."""
+        """Retries 429, 5xx, timeouts and dropped connections; never waits past the deadline. A ``Retry-After``
+        that does not fit ends the call with the server's error (``_not_waited``); a backoff that does not, or
+        an attempt cut short by the deadline, with ``DeadlineExceeded``."""
         attempt = 0
         reply: Reply | None = None
         while True:
@@ -271,7 +280,10 @@ class ApiClient:
             if attempt >= self._policy.max_attempts:
                 return reply
             wait = reply.retry_after if reply.retry_after is not None else self._policy.backoff(attempt)
-            if wait > self._deadline.remaining() - MIN_ATTEMPT_SECONDS:
+            left = self._deadline.remaining() - MIN_ATTEMPT_SECONDS
+            if wait > left and reply.retry_after is not None:  # the server's answer, not our slowness, ends it
+                return _not_waited(reply, wait, left)
+            if wait > left:
                 return self._out_of_time(attempt, reply)
             time.sleep(wait)
 

@@ -291,8 +291,9 @@ def _not_examined(listing: Listing) -> str | None:
 
 class _Deleter(ApiClient):
     """DeleteFailedTask's client. It notes, per thread, whether an attempt of the current call may have
-    reached KPS and acted although its answer was lost (``Reply.sent``: a timeout or a drop once
-    connected, a 5xx; not a refused connection, an unresolved name or a 429): a KPS.0005 on the retry
+    reached KPS and acted although its answer was lost (``Reply.sent``: a timeout or a drop once a byte of
+    the request was written, a 5xx; not a failure before it, such as an unresolved name, a refused
+    connection, proxy CONNECT or TLS handshake, nor a 429): a KPS.0005 on the retry
     then means this invocation deleted the task, and a failure means the task may be gone."""
 
     _call = threading.local()

@@ -124,14 +124,14 @@ class Target(NamedTuple):
 
 
 def parse_targets(raw: str) -> tuple[Target, ...] | str:
-    """`all`, or `region:project_id` entries separated by commas."""
-    if raw.strip().lower() == SWEEP:
+    """`all` (exactly, as the event's ``targets``), or `region:project_id` entries separated by commas."""
+    if raw.strip() == SWEEP:
         return SWEEP
     targets: dict[Target, None] = {}
     for entry in (e.strip() for e in raw.split(",") if e.strip()):
         region, _, project_id = entry.rpartition(":")
         if not region:
-            raise ValueError(f"entry {entry!r} is not region:project_id")
+            raise ValueError(f'entry {entry!r} is not region:project_id (a sweep is exactly "all")')
         try:
             targets[Target(_project_id(project_id), _region(region))] = None
         except ValueError as exc:

@@ -9,7 +9,7 @@ thread waited for no longer than the exchange has left. One shared thread and a 
 microseconds an attempt, where a ``threading.Timer`` would start a thread on every call (warm
 invocations reuse pooled connections, so nothing is added to them but that registration).
 
-The hooks are two methods of urllib3's connection classes (``_new_conn``, ``request``), installed
+The hooks are two methods of urllib3's connection classes (``_new_conn``, ``endheaders``), installed
 through the session's own adapter: requests still does everything else (proxies, TLS, pooling).
 """
 
@@ -93,6 +93,9 @@ class Exchange:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
         self.expired = False
+        # Whether a byte of the request may have left: set just before its first write, on a connection already
+        # made (name, TCP, proxy CONNECT, TLS), so a failure before that left the server with nothing to act on.
+        self.sent = False
         self._done = False
         self._sockets: list[socket.socket] = []
         self._owned: list[socket.socket] = []
@@ -243,11 +246,18 @@ class _Watched(HTTPConnection):
             self._dns_host = host
         raise failure or NewConnectionError(self, f"no address for {host}")
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
+    def endheaders(self, message_body: Any = None, *, encode_chunked: bool = False) -> None:
+        """Where the request's first byte is written (http.client composes it in memory until here): the
+        connection is made first (urllib3 has made an HTTPS one already), then the exchange marks it sent.
+        The proxy's CONNECT is written inside ``connect``, so it never counts."""
         current = _CURRENT.get()
-        if current is not None and self.sock is not None:  # a pooled connection, used again
-            current.watch(self.sock)
-        super().request(*args, **kwargs)
+        if current is not None:
+            if self.sock is None:
+                self.connect()
+            else:  # a pooled connection used again, or an HTTPS one urllib3 connected (its duplicate is watched)
+                current.watch(self.sock)
+            current.sent = True
+        super().endheaders(message_body, encode_chunked=encode_chunked)
 
 
 class _WatchedHTTPS(_Watched, HTTPSConnection):

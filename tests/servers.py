@@ -36,15 +36,17 @@ class _LoopbackServer:
 
 class RawReply(_LoopbackServer):
     """Answers every request with the same raw bytes: headers a KPS emulator cannot write (UTF-8 in a
-    reason phrase, a Location, an X-Request-Id)."""
+    reason phrase, a Location, an X-Request-Id), or garbage where a TLS handshake is due. ``received``: the
+    first bytes of each connection."""
 
     def __init__(self, raw: bytes) -> None:
         self._raw = raw
+        self.received: list[bytes] = []
         super().__init__()
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
-            conn.recv(65536)
+            self.received.append(conn.recv(65536))
             conn.sendall(self._raw)
 
 

@@ -180,15 +180,23 @@ def test_kps_that_accepts_and_never_answers_ends_in_deadline_exceeded(kps, invok
     assert taken < 2, f"answered after {taken:.2f}s: past the 2 s invocation"
 
 
-def test_a_retry_after_longer_than_the_budget_is_not_waited_for(kps, invoke):
-    kps.inject(status=429, body=THROTTLED, retry_after="120")
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [({"status": 429, "body": THROTTLED}, "APIGW.0308"), ({"status": 503, "html": True}, "HTTP.503")],
+    ids=["throttled", "unavailable"],
+)
+def test_a_retry_after_longer_than_the_budget_is_not_waited_for_and_reported_as_the_servers(kps, invoke, fault, code):
+    """The server asked for a wait the invocation does not have: it stops at once with the server's own error
+    (throttled, not too slow), saying so, rather than DeadlineExceeded after time it never used."""
+    kps.inject(**fault, retry_after="120")
     started = time.monotonic()
     run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
     taken = time.monotonic() - started
     [result] = run.payload["results"]
-    assert (run.result["statusCode"], result["error"]["code"], result["attempts"]) == (504, "DeadlineExceeded", 1)
-    assert "APIGW.0308" in result["error"]["message"]
-    assert result["http_status"] == 429
+    assert (run.result["statusCode"], result["error"]["code"], result["attempts"]) == (502, code, 1)
+    assert result["error"]["retryable"] is True and result["http_status"] == fault["status"]
+    assert "its Retry-After of 120 s is more than the" in result["error"]["message"]
+    assert len(kps.requests) == 1
     assert taken < 3
 
 

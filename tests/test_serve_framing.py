@@ -118,6 +118,38 @@ def test_the_http_parsers_own_refusals_are_json_and_logged(served, kps, request_
     assert events == [] and len([line for line in log_lines(out) if f"-> {expected} APIGW.0201" in line]) == 1
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post(f"X-A: b\rContent-Length: {len(DRY_RUN_BODY)}\r\n", DRY_RUN_BODY),  # one line, or two to a lenient parser
+        post(f"Content-Length: {len(DRY_RUN_BODY)}\r\nX-A: b\r\r\n", DRY_RUN_BODY),  # a CR before the CRLF
+        post(f"Content-Length: {len(DRY_RUN_BODY)}\r\n\rX-A: b\r\n", DRY_RUN_BODY),  # a CR opening a line
+        f"POST {PATH}\r HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nContent-Length: 2\r\n\r\n{{}}".encode(),
+        post(
+            "Transfer-Encoding: chunked\r\n", b"%x\r\n%s\r\n0\r\nX-T: a\rb\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY)
+        ),
+    ],
+    ids=["in-a-header", "before-crlf", "line-start", "request-line", "in-a-trailer"],
+)
+def test_a_bare_cr_in_the_head_is_the_gateways_400_and_the_function_never_runs(served, kps, settings, request_bytes):
+    """RFC 9112 2.2: a CR not followed by LF makes the element invalid. The stdlib's header parser (the email
+    package) ends a line at a bare CR, so "X-A: b<CR>Content-Length: n" would be two headers to it and one to a
+    proxy in front: refused whole, as a strict HTTP/1.1 server does. A bare LF ending a line is allowed (2.2)."""
+    settings["KPS_PROJECT_ID"] = PROJECT
+    url, events, out = served
+    status, body = raw(url, request_bytes)
+    assert status == 400 and body["error_code"] == "APIGW.0201" and "bare CR" in body["error_msg"]
+    assert events == [] and kps.requests == [] and len(kps.failed_tasks(PROJECT)) == 3
+    assert len([line for line in log_lines(out) if "-> 400 APIGW.0201" in line]) == 1
+
+
+def test_lines_ended_by_a_bare_lf_are_still_read(served, kps):
+    url, events, _ = served
+    request = post(f"Content-Length: {len(DRY_RUN_BODY)}\r\n", DRY_RUN_BODY).replace(b"\r\n", b"\n")
+    status, payload = raw(url, request)
+    assert status == 200 and payload["dry_run"] is True and len(events) == 1
+
+
 @pytest.mark.parametrize("value", ["", "   "])
 def test_an_empty_or_blank_token_is_missing_the_gateways_401(served, kps, value):
     url, events, _ = served

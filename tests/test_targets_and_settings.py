@@ -101,6 +101,8 @@ def test_plain_http_to_another_host_is_insecure(kps, invoke, settings, endpoint)
         ("KPS_ALLOWED_PROJECT_IDS", f"{PROJECT},nope"),
         ("KPS_DRY_RUN", "maybe"),
         ("LOG_LEVEL", "LOUD"),
+        ("KPS_TARGETS", "ALL"),  # a sweep is exactly "all", as the event's targets is
+        ("KPS_TARGETS", "All"),
     ],
 )
 def test_a_malformed_setting_is_named_and_nothing_is_sent(kps, invoke, settings, name, value):

@@ -20,11 +20,12 @@ hcl2 = pytest.importorskip("hcl2")
 
 from devtools import expose  # noqa: E402
 from devtools.package import RUNTIMES, ZIP_NAME, template_runtime  # noqa: E402
+from function import selection  # noqa: E402
 from function.api import RetryPolicy  # noqa: E402
 from function.errors import Rejected  # noqa: E402
 from function.payload import HTTP_METHODS  # noqa: E402
 from function.selection import KEYS as SELECT_KEYS  # noqa: E402
-from function.selection import parse_setting  # noqa: E402
+from function.selection import SelectionError, parse_setting  # noqa: E402
 from function.settings import SETTINGS, SettingSource, default_of, load_settings  # noqa: E402
 from function.targets import resolve_targets  # noqa: E402
 from function.triggers import read_event  # noqa: E402
@@ -222,6 +223,9 @@ def test_the_setting_names_the_module_checks_are_the_functions(module):
     free = set(KNOWN) - set(SECRETS) - module_settings(module) - runtime
     assert sorted(names["free_settings"]) == sorted(free) and len(names["free_settings"]) == len(free)
     assert tuple(names["select_keys"]) == SELECT_KEYS
+    assert set(names["select_operate_types"]) == selection.OPERATE_TYPES
+    bounds = [names[f"select_max_{name}"] for name in ("age_hours", "values", "value_length")]
+    assert bounds == [selection.MAX_AGE_HOURS, selection.MAX_VALUES, selection.MAX_VALUE_LENGTH]
     for name in ("settings", "secret_settings"):
         assert "local.secret_names" in variables(module)[name]["validation"][0]["condition"], name
     assert variables(module)["secret_settings"].get("sensitive") is True, "else plan prints the AK/SK in clear"
@@ -530,14 +534,54 @@ def test_a_setting_the_function_would_ignore_or_refuse_fails_the_plan(without_re
     assert "Error: Invalid value for variable" in output and 'variable "settings"' in output
 
 
+# KPS_SELECT texts and whether function/selection.py reads them (checked too): a type, a bound, a value each.
+SELECTS = {
+    '{"older_than_hours": 0}': True,
+    '{"older_than_hours": -0}': True,
+    '{"older_than_hours": 0.5}': True,
+    '{"older_than_hours": 1000000}': True,
+    '{"operate_type": ["FAILED_RESET"], "server_name": ["web-1"]}': True,
+    '{"operate_type": ["FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"], "task_error_code": ["KPS.0001"]}': True,
+    '{"server_name": ["' + "x" * 256 + '"], "keypair_name": ["older_than_hours", "\\"older_than_hours\\": 1"]}': True,
+    '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(100)) + "]}": True,
+    '{"older_than_hours": "168"}': False,
+    '{"older_than_hours": true}': False,
+    '{"older_than_hours": null}': False,
+    '{"older_than_hours": -1}': False,
+    '{"older_than_hours": 1000001}': False,
+    '{"older_than_hours": 1e400}': False,
+    '{"older_than_hours": [168]}': False,
+    '{"operate_type": "FAILED_RESET"}': False,
+    '{"operate_type": []}': False,
+    '{"operate_type": ["FAILED_RESTE"]}': False,
+    '{"operate_type": ["failed_reset"]}': False,
+    '{"server_name": [1]}': False,
+    '{"server_name": [""]}': False,
+    '{"server_name": [null]}': False,
+    '{"server_name": [["web-1"]]}': False,
+    '{"server_name": {"a": "web-1"}}': False,
+    '{"server_name": ["' + "x" * 257 + '"]}': False,
+    '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(101)) + "]}": False,
+    '{"older_than_hours": 1, "older_than_hours": 2}': False,
+    '{"server_name": ["a"], "server_name" : ["b"]}': False,
+}
+
+
 @needs_terraform
-@pytest.mark.parametrize(
-    "select", ['{"older_than_hours": 0}', '{"operate_type": ["FAILED_RESET"], "server_name": ["web-1"]}']
-)
-def test_a_kps_select_the_function_reads_passes(without_resources, select):
-    quoted = select.replace('"', '\\"')
-    data = user_data(without_resources, *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}", KPS_DRY_RUN="true"}}')[3]
-    assert data["KPS_SELECT"] == select and parse_setting(data["KPS_SELECT"])
+@pytest.mark.parametrize(("select", "ok"), SELECTS.items(), ids=[text[:60] for text in SELECTS])
+def test_the_plan_takes_a_kps_select_exactly_when_the_function_does(without_resources, select, ok):
+    """The types and bounds function/selection.py checks, at plan: else every run after the apply is refused."""
+    quoted = select.replace("\\", "\\\\").replace('"', '\\"')
+    if ok:
+        data = user_data(
+            without_resources, *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}", KPS_DRY_RUN="true"}}'
+        )
+        assert data[3]["KPS_SELECT"] == select and parse_setting(select)
+        return
+    with pytest.raises(SelectionError):
+        parse_setting(select)
+    output = refused(without_resources, "-var", f'settings={{KPS_SELECT="{quoted}"}}')
+    assert "Error: Invalid value for variable" in output and "KPS_SELECT's values" in output.replace("\n│", "")
 
 
 def agency_precondition(module: dict) -> str:
@@ -655,7 +699,20 @@ def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
         ("Cron", "*/10 0-30/5 1,13 L JAN-MAR,dec ?", True),
         ("Cron", "0 0 3 15W * ?", True),
         ("Cron", "0 0 3 ? * 1-7", True),
-        ("Cron", "CRON_TZ=Nowhere/Land 0 0 3 * * ?", True),  # the zone is not checked (docs/deploy.md)
+        ("Cron", "CRON_TZ=UTC 0 0 3 * * ?", True),
+        ("Cron", "CRON_TZ=Etc/GMT-8 0 0 3 * * ?", True),
+        ("Cron", "CRON_TZ=America/Argentina/Buenos_Aires 0 0 3 * * ?", True),
+        ("Cron", "CRON_TZ=America/Port-au-Prince 0 0 3 * * ?", True),
+        ("Cron", "CRON_TZ=Asia/Atlantis 0 0 3 * * ?", True),  # an IANA shape: whether it exists is not checked
+        ("Cron", "CRON_TZ=Nowhere/Land 0 0 3 * * ?", False),  # no tz database area
+        ("Cron", "CRON_TZ=asia/shanghai 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ=Asia/ 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ=Asia/Shanghai/ 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ=Asia/../../etc/passwd 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ=Etc/GMT+15 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ=Local 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ=utc 0 0 3 * * ?", False),
+        ("Cron", "CRON_TZ= 0 0 3 * * ?", False),
         ("Cron", "a b c d e f", False),  # six "fields" of letters that name no month or weekday
         ("Cron", "99 99 99 * * ?", False),
         ("Cron", "60 0 3 * * ?", False),

@@ -18,11 +18,14 @@ from typing import Any
 
 import pytest
 from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, apig_event
-from servers import ConnectRecorder, Trickler
+from servers import ConnectRecorder, RawReply, Trickler
 
 from devtools.context import FakeContext
 from devtools.kps_emulator import KpsEmulator
 from function.api import MAX_REPLY_BYTES, RetryPolicy
+from function.budget import Deadline
+from function.credentials import Credentials
+from function.kps_client import _Deleter, tasks_path
 from function.transport import MAX_HEADER_BYTES
 
 BUDGET_SECONDS = 3.0
@@ -324,6 +327,56 @@ def test_plain_http_never_goes_through_a_proxy(kps, invoke, monkeypatch):
     assert proxy.targets == []
     assert run.payload["status"] == "succeeded"
     assert [r.method for r in kps.requests] == ["DELETE"]
+
+
+# --- sent once the first byte of the request is written ------------------------------------------
+
+
+def _delete_task(endpoint: str) -> tuple[Any, bool]:
+    """One selected task's DELETE, twice at most: its reply, and whether an attempt may have reached KPS (the
+    flag that makes a failed DELETE ``unconfirmed`` instead of ``left``)."""
+    deleter = _Deleter(endpoint, Credentials("test", token="t"), RetryPolicy(2, 2.0, 0.01), Deadline(10))
+    return deleter.delete(f"{tasks_path(PROJECT)}/task-0")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", b"", b"\x15\x03\x03\x00\x02\x02\x28"],
+    ids=["plain-http-reply", "closed", "tls-alert"],
+)
+def test_a_failed_tls_handshake_sent_nothing_so_the_delete_is_not_done_not_unconfirmed(answer):
+    """The handshake comes before any byte of the request: the server saw TLS ClientHellos only (never
+    "DELETE"), so the task is certainly still there, as after a refused connection, and retrying is safe."""
+    server = RawReply(answer)
+    try:
+        reply, reached = _delete_task(f"https://127.0.0.1:{server.port}")
+    finally:
+        server.close()
+    assert (reply.error["code"], reply.error["retryable"], reply.attempts) == ("ConnectionError", True, 2)
+    assert not reached and not reply.sent
+    assert len(server.received) == 2 and all(first[:1] == b"\x16" for first in server.received)  # handshake records
+
+
+def test_a_proxy_that_refuses_connect_sent_nothing_so_the_delete_is_not_done_not_unconfirmed(monkeypatch):
+    proxy = ConnectRecorder()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    try:
+        reply, reached = _delete_task("https://kms.cn-north-4.myhuaweicloud.com")
+    finally:
+        proxy.close()
+    assert proxy.targets == ["kms.cn-north-4.myhuaweicloud.com:443"] * 2  # a CONNECT each, refused: no request
+    assert (reply.error["code"], reply.error["retryable"], reply.attempts) == ("ConnectionError", True, 2)
+    assert not reached and not reply.sent
+
+
+def test_a_request_written_then_unanswered_may_have_been_sent(kps):
+    """The other side of the rule: once a byte of the request has left, a lost answer may hide a deletion."""
+    kps.add_token("t")
+    kps.inject(method="DELETE", drop=True, times=2)
+    reply, reached = _delete_task(kps.url)
+    assert (reply.error["code"], reply.attempts, len(kps.requests)) == ("ConnectionError", 2, 2)
+    assert reached and reply.sent
 
 
 # --- the retry policy's promises ----------------------------------------------------------------

@@ -13,11 +13,19 @@ locals {
   # What main.tf's module_settings writes (KPS_RAISE_ON_FAILURE=true keeps failed runs in failcount, the alarm's).
   module_setting_names = ["KPS_REGION", "KPS_PROJECT_ID", "KPS_TARGETS", "KPS_ALLOWED_PROJECT_IDS", "KPS_RAISE_ON_FAILURE"]
   secret_names         = ["HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_SECURITY_TOKEN", "KPS_AUTH_TOKEN"]
-  # KPS_SELECT's keys (function/selection.py KEYS).
-  select_keys = ["older_than_hours", "operate_type", "task_error_code", "server_id", "server_name", "keypair_name"]
+  # KPS_SELECT's keys and the bounds of their values (function/selection.py KEYS, OPERATE_TYPES, MAX_AGE_HOURS,
+  # MAX_VALUES, MAX_VALUE_LENGTH).
+  select_keys             = ["older_than_hours", "operate_type", "task_error_code", "server_id", "server_name", "keypair_name"]
+  select_operate_types    = ["FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"]
+  select_max_age_hours    = 1000000
+  select_max_values       = 100
+  select_max_value_length = 256
 
   # Cron (functiongraph_01_0908): each field a comma-separated list of *, a value or a range, each with an
-  # optional /step; %[1]s is the field's value. CRON_TZ's zone is not checked (Terraform has no zone list).
+  # optional /step; %[1]s is the field's value. CRON_TZ's zone has the shape of an IANA name: UTC, Etc/UTC,
+  # Etc/GMT-14 to Etc/GMT+12, or Area/Location[/Sublocation] in one of the tz database's areas, each part
+  # capitalised (Asia/Shanghai, America/Argentina/Buenos_Aires). Whether that zone exists is not checked:
+  # Terraform has no zone list (and the function never reads the schedule: FunctionGraph does).
   cron_list   = "(\\*|%[1]s(-%[1]s)?)(/[0-9]{1,2})?(,(\\*|%[1]s(-%[1]s)?)(/[0-9]{1,2})?)*"
   cron_second = format(local.cron_list, "[0-5]?[0-9]") # also minutes
   cron_hour   = format(local.cron_list, "([01]?[0-9]|2[0-3])")
@@ -27,5 +35,8 @@ locals {
   cron_week   = "(\\?|${format(local.cron_list, "([1-7]|(?i:SUN|MON|TUE|WED|THU|FRI|SAT))")})"
   cron_fields = join(" ", [local.cron_second, local.cron_second, local.cron_hour, local.cron_day, local.cron_month, local.cron_week])
   cron_every  = "@every ([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+"
-  cron        = "^((CRON_TZ=[A-Za-z0-9_+/-]+ )?${local.cron_fields}|${local.cron_every})$"
+  cron_area   = "(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific)"
+  cron_place  = "[A-Z][A-Za-z_-]*"
+  cron_zone   = "(UTC|Etc/UTC|Etc/GMT([+-]([0-9]|1[0-2])|-1[34])?|${local.cron_area}/${local.cron_place}(/${local.cron_place})?)"
+  cron        = "^((CRON_TZ=${local.cron_zone} )?${local.cron_fields}|${local.cron_every})$"
 }
