@@ -209,11 +209,7 @@ def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
     return _error(f"HTTP.{status}", summary + (f": {text}" if text else ""), retryable)
 
 
-def _request_id(headers: Any, data: Any) -> str | None:
-    value = headers.get("X-Request-Id")
-    value = _header(value) if isinstance(value, str) else value
-    if not value and isinstance(data, dict):
-        value = data.get("request_id")
+def _request_id(value: Any) -> str | None:
     return (clean_text(value, MAX_REQUEST_ID) or None) if isinstance(value, str) else None
 
 
@@ -285,11 +281,11 @@ class ApiClient:
 
     def _read(self, method: str, url: str, headers: dict, seconds: float, attempt: int) -> Reply:
         try:
-            response, body, data = self._fetch(method, url, headers, seconds)
+            response, body, data, request_id = self._fetch(method, url, headers, seconds)
         except _Failed as failed:
             status = failed.status if failed.status is None or 100 <= failed.status <= 599 else None
             return Reply(False, status, failed.request_id, attempt, failed.error, sent=failed.sent)
-        status, request_id = response.status_code, _request_id(response.headers, data)
+        status = response.status_code
         if not 100 <= status <= 599:  # http.client takes 100-999; HTTP (and the payload) know 100-599
             error = _error(f"HTTP.{status}", f"a non-standard HTTP status {status}", False)
             return Reply(False, None, request_id, attempt, error, sent=True)
@@ -299,9 +295,12 @@ class ApiClient:
         wait = _retry_after(response.headers.get("Retry-After")) if error["retryable"] else None
         return Reply(False, status, request_id, attempt, error, retry_after=wait, sent=status >= 500)
 
-    def _fetch(self, method: str, url: str, headers: dict, seconds: float) -> tuple[requests.Response, bytes, Any]:
+    def _fetch(
+        self, method: str, url: str, headers: dict, seconds: float
+    ) -> tuple[requests.Response, bytes, Any, str | None]:
         """The whole exchange (resolution, connect, TLS, headers, body) within ``seconds`` of wall
-        clock; then the body's JSON. Raises ``_Failed`` with the target error."""
+        clock; then the body's JSON, and the request ID: the X-Request-Id header, else (when the
+        header is absent) the JSON's ``request_id``. Raises ``_Failed`` with the target error."""
         with transport.exchange(seconds) as current:
             try:
                 # No redirects: a redirect must never carry the credentials to another place.
@@ -317,7 +316,8 @@ class ApiClient:
             except requests.RequestException as exc:
                 raise _Failed(None, None, *_failure(exc, current, seconds)) from None
             with contextlib.closing(response):  # closes the connection unless the body was read whole
-                status, request_id = response.status_code, _request_id(response.headers, None)
+                header = response.headers.get("X-Request-Id")
+                status, request_id = response.status_code, _request_id(header and _header(header))
                 try:
                     body = _read_body(response)
                 except _Unreadable as exc:
@@ -327,9 +327,12 @@ class ApiClient:
                 if current.expired:  # a body that seemed to end because the watchdog shut its socket
                     raise _Failed(status, request_id, *_failure(requests.Timeout(), current, seconds))
         try:
-            return response, body, _parse(body) if body else None
+            data = _parse(body) if body else None
         except _Unreadable as exc:
             raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
+        if not header and isinstance(data, dict):
+            request_id = _request_id(data.get("request_id"))
+        return response, body, data, request_id
 
     @staticmethod
     def _out_of_time(attempts: int, last: Reply | None) -> Reply:
