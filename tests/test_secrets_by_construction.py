@@ -431,18 +431,27 @@ def test_many_failed_targets_without_samples_stay_under_6_mb(kps, settings, http
 # --- the request's signature ------------------------------------------------------------------------
 
 
-class _EchoAuthorization(BaseHTTPRequestHandler):
-    """A server that quotes the request's Authorization header in its error, as gateways do for a bad
-    signature."""
+def _serve(handler_class: type) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _EchoSignature(BaseHTTPRequestHandler):
+    """A server that quotes each request's Authorization header back, where ``reply`` puts it;
+    ``seen`` keeps the headers it was sent."""
 
     seen: ClassVar[list[str]] = []
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        raise NotImplementedError
 
     def _answer(self) -> None:
         authorization = self.headers.get("Authorization", "")
         self.seen.append(authorization)
-        text = f"Incorrect IAM authentication information: verify aksk signature fail, {authorization}"
-        body = json.dumps({"error_code": "APIGW.0301", "error_msg": text}).encode()
-        self.send_response(401)
+        status, data = self.reply(authorization)
+        body = json.dumps(data).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -458,30 +467,87 @@ class _EchoAuthorization(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_signature_echoed_by_the_server_reaches_no_line_or_payload(settings):
-    """Was: ``Signature=<64 hex>`` of a signed DELETE came back whole in the payload's error message
-    and the ``target done`` line (only the AK beside it was masked); a signature replays its request
-    while X-Sdk-Date is accepted (15 minutes)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuthorization)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _EchoAuthorization.seen = []
+class _EchoInError(_EchoSignature):
+    """In its error, as gateways do for a bad signature."""
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        text = f"Incorrect IAM authentication information: verify aksk signature fail, {authorization}"
+        return 401, {"error_code": "APIGW.0301", "error_msg": text}
+
+
+class _EchoInTask(_EchoSignature):
+    """In a listed task's name: 2xx data, cleaned after ``ApiClient.call`` returned."""
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        if self.command == "DELETE":
+            return 200, {}
+        task = {
+            "task_id": "t1",
+            "operate_type": "bind",
+            "server_id": "s1",
+            "server_name": f"sig {authorization.rsplit('Signature=', 1)[1]}",
+            "keypair_name": "k",
+            "task_error_code": "KPS.1",
+            "task_time": "1700000000000",
+        }
+        return 200, {"total": 1, "tasks": [task]}
+
+
+class _EchoInProjects(_EchoSignature):
+    """In IAM's project listing, as a project's name: logged after ``ApiClient.call`` returned."""
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        return 200, {"projects": [{"id": "0" * 32, "name": authorization.rsplit("Signature=", 1)[1], "enabled": True}]}
+
+
+@pytest.mark.parametrize(
+    ("echo", "event", "where", "extra", "read"),
+    [
+        pytest.param(
+            _EchoInError,
+            {"project_id": PROJECT},
+            "KPS_ENDPOINT",
+            {"KPS_COUNT_BEFORE_DELETE": "false", "LOG_LEVEL": "DEBUG"},
+            lambda result, out: result["results"][0]["error"]["code"] == "APIGW.0301",
+            id="in a DELETE's error",
+        ),
+        pytest.param(
+            _EchoInTask,
+            {"project_id": PROJECT},
+            "KPS_ENDPOINT",
+            {},
+            lambda result, out: result["results"][0]["sample"][0]["server_name"].startswith("sig "),
+            id="in a listed task",
+        ),
+        pytest.param(
+            _EchoInProjects,
+            None,
+            "KPS_IAM_ENDPOINT",
+            {"KPS_TARGETS": "all"},
+            lambda result, out: '"projects swept"' in out,
+            id="in an IAM project name",
+        ),
+    ],
+)
+def test_a_signature_echoed_by_the_server_reaches_no_line_or_payload(settings, echo, event, where, extra, read):
+    """A signature replays its request while X-Sdk-Date is accepted (15 minutes): each is one of the
+    invocation's secrets from the moment its request is signed. Was: ``Signature=<64 hex>`` of a signed
+    DELETE came back whole in the payload's error message and the ``target done`` line (only the AK
+    beside it was masked); then a task field or a skipped project's name, cleaned or logged after
+    ``ApiClient.call`` returned, when the signature was masked only inside the attempt."""
+    echo.seen = []
+    server = _serve(echo)
     try:
         settings.pop("KPS_AUTH_TOKEN")
-        settings.update(
-            KPS_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-            HUAWEICLOUD_SDK_AK=AK,
-            HUAWEICLOUD_SDK_SK=SK,
-            KPS_COUNT_BEFORE_DELETE="false",
-            KPS_MAX_ATTEMPTS="1",
-            LOG_LEVEL="DEBUG",
-        )
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        settings.update({where: url, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_MAX_ATTEMPTS": "1"})
+        settings.update(extra)
+        result, out = invoke_raw(event, FakeContext(user_data=settings))
     finally:
         server.shutdown()
         server.server_close()
-    [authorization] = _EchoAuthorization.seen
-    signature = authorization.rsplit("Signature=", 1)[1]
-    assert result["results"][0]["error"]["code"] == "APIGW.0301"
+    assert read(result, out), "the echo was not read where the case means it"
+    signature = echo.seen[0].rsplit("Signature=", 1)[1]
     assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
 
 
@@ -619,70 +685,6 @@ def test_normalise_drops_every_default_ignorable_character(point):
 # --- second red team on points 4-7: echoes in 2xx data, marks, encodings, IAM names, headers ------
 
 
-class _EchoInTask(BaseHTTPRequestHandler):
-    """A ListFailedTask answer whose task names quote the request's own Authorization header: the
-    reply to a signed request, read after the request's signature is no longer masked."""
-
-    seen: ClassVar[list[str]] = []
-
-    def _answer(self, status: int, data: dict) -> None:
-        body = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        authorization = self.headers.get("Authorization", "")
-        self.seen.append(authorization)
-        signature = authorization.rsplit("Signature=", 1)[1]
-        task = {
-            "task_id": "t1",
-            "operate_type": "bind",
-            "server_id": "s1",
-            "server_name": f"sig {signature}",
-            "keypair_name": "k",
-            "task_error_code": "KPS.1",
-            "task_time": "1700000000000",
-        }
-        self._answer(200, {"total": 1, "tasks": [task]})
-
-    def do_DELETE(self) -> None:
-        self._answer(200, {})
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-def _serve(handler_class: type) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def test_a_listed_task_echoing_the_requests_signature_is_masked(settings):
-    """Was: a task field is cleaned (``record.bounded``) after ``ApiClient.call`` returned, when the
-    request's signature was no longer masked (it was, only for error text read inside the attempt).
-    Now each signature is one of the invocation's secrets as soon as its request is signed."""
-    server = _serve(_EchoInTask)
-    _EchoInTask.seen = []
-    try:
-        settings.pop("KPS_AUTH_TOKEN")
-        settings.update(
-            KPS_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-            HUAWEICLOUD_SDK_AK=AK,
-            HUAWEICLOUD_SDK_SK=SK,
-            KPS_MAX_ATTEMPTS="1",
-        )
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
-    finally:
-        server.shutdown()
-        server.server_close()
-    signature = _EchoInTask.seen[0].rsplit("Signature=", 1)[1]
-    assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
-
-
 # --- encodings: the mask knows the text as it is (any case), hex and base64; a message is read with its
 # percent-escapes and HTML entities decoded. base32, escapes of a nested JSON text and one character a
 # word are documented limits (docs/security.md, "What masking does not promise"): strict xfails.
@@ -760,38 +762,6 @@ def test_a_project_name_that_is_an_object_quoting_a_split_token_is_masked(kps, s
     _, out = invoke_raw(None, FakeContext(user_data=settings))
     [swept] = [line for line in out.splitlines() if '"projects swept"' in line]
     assert windows_left(swept, token) == [], "pieces of the token were printed in the skipped project names"
-
-
-class _EchoInProjects(_EchoInTask):
-    """IAM's project listing, whose project names quote the request's signature."""
-
-    def do_GET(self) -> None:
-        authorization = self.headers.get("Authorization", "")
-        self.seen.append(authorization)
-        signature = authorization.rsplit("Signature=", 1)[1]
-        self._answer(200, {"projects": [{"id": "0" * 32, "name": signature, "enabled": True}]})
-
-
-def test_a_project_name_echoing_the_requests_signature_is_masked(settings):
-    """Was: a skipped project's name (IAM text) is logged after ``ApiClient.call`` returned, where the
-    signature of the request it answers was not masked."""
-    server = _serve(_EchoInProjects)
-    _EchoInProjects.seen = []
-    try:
-        settings.pop("KPS_AUTH_TOKEN")
-        settings.update(
-            KPS_IAM_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-            KPS_TARGETS="all",
-            HUAWEICLOUD_SDK_AK=AK,
-            HUAWEICLOUD_SDK_SK=SK,
-            KPS_MAX_ATTEMPTS="1",
-        )
-        result, out = invoke_raw(None, FakeContext(user_data=settings))
-    finally:
-        server.shutdown()
-        server.server_close()
-    signature = _EchoInProjects.seen[0].rsplit("Signature=", 1)[1]
-    assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
 
 
 # --- Content-Encoding: the one header still read as Latin-1 -------------------------------------------
