@@ -50,15 +50,20 @@ def forms(secret: str) -> list[str]:
     return [secret, secret.lower(), *encoded, *(e.lower() for e in encoded)]
 
 
-def readable(text: str) -> str:
-    """What a reader sees: JSON escapes decoded, format characters gone, lower-cased."""
+def json_decoded(text: str) -> str:
+    """Each line that is JSON with its escapes decoded; the others as they are."""
     decoded = []
     for line in text.splitlines():
         try:
             decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
         except ValueError:
             decoded.append(line)
-    return "".join(c for c in "\n".join(decoded) if unicodedata.category(c) != "Cf").lower()
+    return "\n".join(decoded)
+
+
+def readable(text: str) -> str:
+    """What a reader sees: JSON escapes decoded, format characters gone, lower-cased."""
+    return "".join(c for c in json_decoded(text) if unicodedata.category(c) != "Cf").lower()
 
 
 def assert_no_window(text: str, secrets: list[str]) -> None:
@@ -323,16 +328,10 @@ def shown(text: str) -> str:
     """What a person reading the line sees: JSON decoded, the escapes ``\\uXXXX``/``\\xXX`` left in a
     text (a repr, a raw JSON body) read as the characters they stand for, NFKC, invisible characters
     (Cf, Mn, the Hangul fillers) skipped, lower case."""
-    decoded = []
-    for line in text.splitlines():
-        try:
-            decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
-        except ValueError:
-            decoded.append(line)
     seen = re.sub(
         r"\\+(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))",
         lambda m: chr(int(m.group(1) or m.group(2) or m.group(3), 16)),
-        "\n".join(decoded),
+        json_decoded(text),
     )
     seen = unicodedata.normalize("NFKC", seen)
     return "".join(c for c in seen if unicodedata.category(c) not in ("Cf", "Mn") and c not in "\u3164\u1160").lower()
