@@ -59,12 +59,9 @@ def clean_text(value: Any, limit: int) -> str:
 
 
 def _header(value: str) -> str:
-    """A header's text as the server wrote it: http.client reads header bytes as Latin-1, so UTF-8
-    (a zero-width space, E2 80 8B) must be decoded again before it is normalised."""
-    try:
-        return value.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return value
+    """A header's text as the server wrote it: http.client reads header bytes (and the status line)
+    as Latin-1, so UTF-8 (a zero-width space, E2 80 8B) must be decoded again before it is normalised."""
+    return value.encode("latin-1").decode("utf-8", "replace")
 
 
 class RetryPolicy(NamedTuple):
@@ -236,13 +233,7 @@ def _failure(exc: requests.RequestException, current: transport.Exchange, second
 
 
 class ApiClient:
-    def __init__(
-        self,
-        endpoint: str,
-        credentials: Credentials,
-        policy: RetryPolicy,
-        deadline: Deadline,
-    ) -> None:
+    def __init__(self, endpoint: str, credentials: Credentials, policy: RetryPolicy, deadline: Deadline) -> None:
         self._endpoint = endpoint
         self._credentials = credentials
         self._policy = policy
@@ -337,12 +328,7 @@ class ApiClient:
     @staticmethod
     def _out_of_time(attempts: int, last: Reply | None) -> Reply:
         detail = f"; last error: {last.error['code']}" if last is not None and last.error else ""
-        return Reply(
-            False,
-            last.http_status if last else None,
-            last.kps_request_id if last else None,
-            attempts,
-            _error(
-                "DeadlineExceeded", f"the invocation's time budget ran out after {attempts} attempt(s){detail}", True
-            ),
-        )
+        message = f"the invocation's time budget ran out after {attempts} attempt(s){detail}"
+        error = _error("DeadlineExceeded", message, True)
+        status, request_id = (last.http_status, last.kps_request_id) if last is not None else (None, None)
+        return Reply(False, status, request_id, attempts, error)

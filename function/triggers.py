@@ -210,9 +210,8 @@ def _json_text(text: str, what: str) -> Any:
         raise _invalid(f"{what} is not JSON text (plain text is refused: it names nothing)") from None
 
 
-def _base64(text: Any, what: str) -> str:
-    if not isinstance(text, str):
-        raise _invalid(f"{what} must be base64 text")
+def _base64(text: str, what: str) -> str:
+    """Base64 text, bounded first (the envelope has checked it is text)."""
     _bounded(text, what, MAX_TEXT * 4 // 3 + 4)
     try:
         return base64.b64decode(text, validate=True).decode("utf-8")
