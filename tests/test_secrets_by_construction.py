@@ -631,6 +631,19 @@ def test_a_token_split_by_an_html_break_in_an_error_page_is_masked(kps, settings
     assert windows_left(seen if mark != "<wbr>" else seen.replace(" ", ""), token) == []
 
 
+_REDIRECT = b"HTTP/1.1 302 Found\r\nLocation: https://iam.example/?t="
+
+
+def _raw_invocation(settings: dict, head: bytes) -> tuple[dict, str]:
+    """One DELETE, unretried, to a server that answers ``head`` (a status line and headers) and ``{}``."""
+    server = RawReply(head + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    try:
+        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+        return invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("where", ["reason phrase", "Location", "X-Request-Id"])
 def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
     """A header echoing the token split by U+200B, sent as UTF-8 (E2 80 8B). http.client reads header
@@ -640,18 +653,20 @@ def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
     token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
     split = _split(token, chr(0x200B)).encode()
     head = {
-        "reason phrase": b"HTTP/1.1 401 " + split + b"\r\nContent-Length: 2\r\n",
-        "Location": b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + split + b"\r\n",
-        "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nX-Request-Id: " + split + b"\r\n",
+        "reason phrase": b"HTTP/1.1 401 " + split + b"\r\n",
+        "Location": _REDIRECT + split + b"\r\n",
+        "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nX-Request-Id: " + split + b"\r\n",
     }[where]
-    server = RawReply(head + b"Connection: close\r\n\r\n{}")
-    try:
-        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
-    finally:
-        server.close()
+    result, out = _raw_invocation(settings, head)
     assert not result["results"][0]["ok"]
     assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == []
+
+
+def test_a_utf8_header_is_read_as_the_server_wrote_it(settings):
+    """The reading the cases above rely on: header bytes that http.client took as Latin-1 are read
+    again as UTF-8, so an X-Request-Id ``req-\u2713\u4e2d`` is that, never ``req-\u00e2`` and controls."""
+    result, _ = _raw_invocation(settings, "HTTP/1.1 401 Unauthorized\r\nX-Request-Id: req-\u2713\u4e2d\r\n".encode())
+    assert result["results"][0]["kps_request_id"] == "req-\u2713\u4e2d"
 
 
 def test_a_percent_encoded_token_in_a_location_is_masked(settings):
@@ -660,13 +675,7 @@ def test_a_percent_encoded_token_in_a_location_is_masked(settings):
     plain = red_secret(600, 8)
     token = settings["KPS_AUTH_TOKEN"] = "MIIT" + "+".join(plain[i : i + 8] for i in range(0, 600, 8))
     quoted = urllib.parse.quote(token, safe="").encode()
-    head = b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + quoted + b"\r\n"
-    server = RawReply(head + b"Connection: close\r\n\r\n{}")
-    try:
-        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
-    finally:
-        server.close()
+    result, out = _raw_invocation(settings, _REDIRECT + quoted + b"\r\n")
     assert result["results"][0]["error"]["code"] == "HTTP.302"
     assert windows_left(urllib.parse.unquote(out + json.dumps(result)), token) == []
 
