@@ -57,6 +57,8 @@ TESTS_FOR: dict[str, tuple[str, ...]] = {
         "test_allow_list",
         "test_credentials",
         "test_operations",
+        "test_event_readings",  # json_type and unique_keys, for the reader and select
+        "test_selection",
     ),
     "kps_client": (
         "test_counts_and_isolation",

@@ -59,12 +59,9 @@ def clean_text(value: Any, limit: int) -> str:
 
 
 def _header(value: str) -> str:
-    """A header's text as the server wrote it: http.client reads header bytes as Latin-1, so UTF-8
-    (a zero-width space, E2 80 8B) must be decoded again before it is normalised."""
-    try:
-        return value.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return value
+    """A header's text as the server wrote it: http.client reads header bytes (and the status line)
+    as Latin-1, so UTF-8 (a zero-width space, E2 80 8B) must be decoded again before it is normalised."""
+    return value.encode("latin-1").decode("utf-8", "replace")
 
 
 class RetryPolicy(NamedTuple):
@@ -209,11 +206,7 @@ def _error_from(response: requests.Response, body: bytes, data: Any) -> dict:
     return _error(f"HTTP.{status}", summary + (f": {text}" if text else ""), retryable)
 
 
-def _request_id(headers: Any, data: Any) -> str | None:
-    value = headers.get("X-Request-Id")
-    value = _header(value) if isinstance(value, str) else value
-    if not value and isinstance(data, dict):
-        value = data.get("request_id")
+def _request_id(value: Any) -> str | None:
     return (clean_text(value, MAX_REQUEST_ID) or None) if isinstance(value, str) else None
 
 
@@ -247,13 +240,7 @@ def _not_waited(reply: Reply, wait: float, left: float) -> Reply:
 
 
 class ApiClient:
-    def __init__(
-        self,
-        endpoint: str,
-        credentials: Credentials,
-        policy: RetryPolicy,
-        deadline: Deadline,
-    ) -> None:
+    def __init__(self, endpoint: str, credentials: Credentials, policy: RetryPolicy, deadline: Deadline) -> None:
         self._endpoint = endpoint
         self._credentials = credentials
         self._policy = policy
@@ -297,11 +284,11 @@ class ApiClient:
 
     def _read(self, method: str, url: str, headers: dict, seconds: float, attempt: int) -> Reply:
         try:
-            response, body, data = self._fetch(method, url, headers, seconds)
+            response, body, data, request_id = self._fetch(method, url, headers, seconds)
         except _Failed as failed:
             status = failed.status if failed.status is None or 100 <= failed.status <= 599 else None
             return Reply(False, status, failed.request_id, attempt, failed.error, sent=failed.sent)
-        status, request_id = response.status_code, _request_id(response.headers, data)
+        status = response.status_code
         if not 100 <= status <= 599:  # http.client takes 100-999; HTTP (and the payload) know 100-599
             error = _error(f"HTTP.{status}", f"a non-standard HTTP status {status}", False)
             return Reply(False, None, request_id, attempt, error, sent=True)
@@ -311,9 +298,12 @@ class ApiClient:
         wait = _retry_after(response.headers.get("Retry-After")) if error["retryable"] else None
         return Reply(False, status, request_id, attempt, error, retry_after=wait, sent=status >= 500)
 
-    def _fetch(self, method: str, url: str, headers: dict, seconds: float) -> tuple[requests.Response, bytes, Any]:
+    def _fetch(
+        self, method: str, url: str, headers: dict, seconds: float
+    ) -> tuple[requests.Response, bytes, Any, str | None]:
         """The whole exchange (resolution, connect, TLS, headers, body) within ``seconds`` of wall
-        clock; then the body's JSON. Raises ``_Failed`` with the target error."""
+        clock; then the body's JSON, and the request ID: the X-Request-Id header, else (when the
+        header is absent) the JSON's ``request_id``. Raises ``_Failed`` with the target error."""
         with transport.exchange(seconds) as current:
             try:
                 # No redirects: a redirect must never carry the credentials to another place.
@@ -329,7 +319,8 @@ class ApiClient:
             except requests.RequestException as exc:
                 raise _Failed(None, None, *_failure(exc, current, seconds)) from None
             with contextlib.closing(response):  # closes the connection unless the body was read whole
-                status, request_id = response.status_code, _request_id(response.headers, None)
+                header = response.headers.get("X-Request-Id")
+                status, request_id = response.status_code, _request_id(header and _header(header))
                 try:
                     body = _read_body(response)
                 except _Unreadable as exc:
@@ -339,19 +330,17 @@ class ApiClient:
                 if current.expired:  # a body that seemed to end because the watchdog shut its socket
                     raise _Failed(status, request_id, *_failure(requests.Timeout(), current, seconds))
         try:
-            return response, body, _parse(body) if body else None
+            data = _parse(body) if body else None
         except _Unreadable as exc:
             raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
+        if not header and isinstance(data, dict):
+            request_id = _request_id(data.get("request_id"))
+        return response, body, data, request_id
 
     @staticmethod
     def _out_of_time(attempts: int, last: Reply | None) -> Reply:
         detail = f"; last error: {last.error['code']}" if last is not None and last.error else ""
-        return Reply(
-            False,
-            last.http_status if last else None,
-            last.kps_request_id if last else None,
-            attempts,
-            _error(
-                "DeadlineExceeded", f"the invocation's time budget ran out after {attempts} attempt(s){detail}", True
-            ),
-        )
+        message = f"the invocation's time budget ran out after {attempts} attempt(s){detail}"
+        error = _error("DeadlineExceeded", message, True)
+        status, request_id = (last.http_status, last.kps_request_id) if last is not None else (None, None)
+        return Reply(False, status, request_id, attempts, error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,24}")  # short enough to be no secret (a secret key has 40 characters)
 
@@ -61,3 +61,27 @@ def named(text: Any, what: str = "a key") -> str:
         return repr(text)
     plain = "" if text.isascii() and text.isprintable() else ", not all printable ASCII"
     return f"{what} of {len(text)} characters{plain}"
+
+
+_JSON_TYPES = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", int: "a number"}
+_JSON_TYPES[float] = "a number"
+
+
+def json_type(value: Any) -> str:
+    """A caller's value in a refusal by its JSON type alone (its text may be a pasted token)."""
+    return _JSON_TYPES.get(type(value), "null" if value is None else "a value of no JSON type")
+
+
+def unique_keys(refuse: Callable[[str], Exception]) -> Callable[[list[tuple[Any, Any]]], dict]:
+    """A ``json`` ``object_pairs_hook`` that raises ``refuse(message)`` for a key given twice, which
+    ``json`` would silently read as the last."""
+
+    def hook(pairs: list[tuple[Any, Any]]) -> dict:
+        built: dict = {}
+        for key, value in pairs:
+            if key in built:
+                raise refuse(f"the key {named(key)} is given more than once")
+            built[key] = value
+        return built
+
+    return hook

@@ -173,7 +173,8 @@ def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget:
         attempts += reply.attempts
         page = _page(reply, page_size)
         if isinstance(page, Reply):
-            return Listing(page, None, kept.sample, kept.entries, attempts, None, kept.task_ids, kept.kept)
+            reply = page
+            break
         total = reply.data.get("total")
         total = total if isinstance(total, int) and not isinstance(total, bool) else None
         warning = _total_problem(total, first_total, offset)
@@ -193,7 +194,7 @@ def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget:
         warning = f"ListFailedTask's total not reached after {MAX_PAGES} pages"
     if warning is not None:
         log.warning("count unknown", project_id=target.project_id, region=target.region, reason=warning)
-    count = None if warning else kept.listed
+    count = None if warning or not reply.ok else kept.listed
     return Listing(reply, count, kept.sample, kept.entries, attempts, warning, kept.task_ids, kept.kept)
 
 

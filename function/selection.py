@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
-from .errors import Rejected, named
+from .errors import Rejected, json_type, named, unique_keys
 
 # ListFailedTask's operate_type values, as the KPS API reference lists them.
 OPERATE_TYPES = frozenset({"FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"})
@@ -76,7 +76,7 @@ def _outside(value: float) -> str:
 
 def _age(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SelectionError(f"older_than_hours must be a number, got {_type(value)}")
+        raise SelectionError(f"older_than_hours must be a number, got {json_type(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise SelectionError(f"older_than_hours must be a finite number of hours, got {value!r}")
     if not 0 <= value <= MAX_AGE_HOURS:  # compared as given: an integer too large for a float is refused here
@@ -86,14 +86,14 @@ def _age(value: Any) -> float:
 
 def _values(key: str, value: Any) -> frozenset:
     if not isinstance(value, list):
-        raise SelectionError(f"{key} must be a list of strings, got {_type(value)}")
+        raise SelectionError(f"{key} must be a list of strings, got {json_type(value)}")
     if not value:
         raise SelectionError(f"{key} is an empty list: it would select nothing; leave it out instead")
     if len(value) > MAX_VALUES:
         raise SelectionError(f"{key} holds {len(value)} values, more than {MAX_VALUES}")
     for item in value:
         if not isinstance(item, str) or not item:
-            got = "an empty string" if item == "" else _type(item)
+            got = "an empty string" if item == "" else json_type(item)
             raise SelectionError(f"each value of {key} must be a non-empty string, got {got}")
         if len(item) > MAX_VALUE_LENGTH:
             raise SelectionError(f"a value of {key} is longer than {MAX_VALUE_LENGTH} characters")
@@ -109,7 +109,7 @@ def _values(key: str, value: Any) -> frozenset:
 def from_object(value: Any) -> Selection:
     """The selection a JSON object describes; raises ``SelectionError`` naming the problem."""
     if not isinstance(value, dict):
-        raise SelectionError(f"must be a JSON object, got {_type(value)}")
+        raise SelectionError(f"must be a JSON object, got {json_type(value)}")
     unknown = next((k for k in value if k not in KEYS), KEYS)  # the first, found without walking or str()-ing all
     if unknown is not KEYS:
         raise SelectionError(f"unknown key {named(unknown)} (known: {', '.join(KEYS)})")
@@ -137,24 +137,9 @@ def parse(value: Any) -> Selection:
 def parse_setting(raw: str) -> Selection:
     """``KPS_SELECT``: the same object as JSON text (``settings`` names the setting in the error)."""
     try:
-        value = json.loads(raw, object_pairs_hook=_unique)
+        value = json.loads(raw, object_pairs_hook=unique_keys(SelectionError))
     except SelectionError:
         raise
     except (ValueError, RecursionError):
         raise SelectionError("not valid JSON") from None
     return from_object(value)
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A key given twice is refused: ``json`` would silently keep the last."""
-    built: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in built:
-            raise SelectionError(f"the key {named(key)} is given more than once")
-        built[key] = value
-    return built
-
-
-def _type(value: Any) -> str:
-    names = {list: "a list", dict: "an object", bool: "a boolean", int: "a number", float: "a number", str: "text"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

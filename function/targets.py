@@ -126,8 +126,9 @@ def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
 
 
 def sweep_selection(requests: list[Request], settings: Settings) -> Selection | None:
-    """The selection every target of a sweep gets (``resolve_targets`` has refused disagreeing ones)."""
-    return next((_selection(r, settings) for r in requests if _from_request(r, settings) == SWEEP), None)
+    """The selection every target of a sweep gets, for requests ``resolve_targets`` read as SWEEP: then
+    every message is a sweep (it refused one beside a named target) and all give one selection."""
+    return _selection(requests[0], settings)
 
 
 def identity(target: Target, settings: Settings) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import selection
-from .errors import Rejected, named
+from .errors import Rejected, json_type, named, unique_keys
 from .settings import PROJECT_ID, REGION, SWEEP, parse_bool
 
 MAX_TEXT = 64 * 1024  # characters of JSON text read at all (an event, a body, a message): 100 targets are ~6 KB
@@ -49,16 +49,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, str):
         return f"a string of {len(value)} characters"
     if isinstance(value, (list, dict)):
-        return f"{_json_type(value)} of {len(value)} items"
-    return _json_type(value)
-
-
-_JSON_TYPES = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", int: "a number"}
-_JSON_TYPES[float] = "a number"
-
-
-def _json_type(value: Any) -> str:
-    return _JSON_TYPES.get(type(value), "null" if value is None else "a value of no JSON type")
+        return f"{json_type(value)} of {len(value)} items"
+    return json_type(value)
 
 
 # --- the request model -------------------------------------------------------------------------------
@@ -182,7 +174,7 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
     if fields is None or fields == "":
         return {}
     if not isinstance(fields, dict):
-        raise _invalid(f"{where} must be a JSON object, got {_json_type(fields)}")
+        raise _invalid(f"{where} must be a JSON object, got {json_type(fields)}")
     unknown = list(itertools.islice((key for key in fields if key not in names), 5))  # a parsed event may be 6 MB
     if unknown:
         shown = ", ".join(named(key) + _did_you_mean(key, names) for key in unknown)
@@ -191,16 +183,6 @@ def read_fields(fields: Any, where: str, names: Mapping[str, Validator] = REQUES
 
 
 # --- decoding, once ----------------------------------------------------------------------------------
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict:
-    """``object_pairs_hook``: a key given twice is ambiguous (``json`` would keep the last)."""
-    built: dict = {}
-    for key, value in pairs:
-        if key in built:
-            raise _invalid(f"the JSON text gives the key {named(key)} more than once")
-        built[key] = value
-    return built
 
 
 def _bounded(text: Union[str, bytes], what: str, most: int = MAX_TEXT) -> None:
@@ -223,14 +205,13 @@ def _json_text(text: str, what: str) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text, object_pairs_hook=_unique, parse_int=_integer)
+        return json.loads(text, object_pairs_hook=unique_keys(_invalid), parse_int=_integer)
     except (ValueError, RecursionError):
         raise _invalid(f"{what} is not JSON text (plain text is refused: it names nothing)") from None
 
 
-def _base64(text: Any, what: str) -> str:
-    if not isinstance(text, str):
-        raise _invalid(f"{what} must be base64 text")
+def _base64(text: str, what: str) -> str:
+    """Base64 text, bounded first (the envelope has checked it is text)."""
     _bounded(text, what, MAX_TEXT * 4 // 3 + 4)
     try:
         return base64.b64decode(text, validate=True).decode("utf-8")

@@ -50,15 +50,20 @@ def forms(secret: str) -> list[str]:
     return [secret, secret.lower(), *encoded, *(e.lower() for e in encoded)]
 
 
-def readable(text: str) -> str:
-    """What a reader sees: JSON escapes decoded, format characters gone, lower-cased."""
+def json_decoded(text: str) -> str:
+    """Each line that is JSON with its escapes decoded; the others as they are."""
     decoded = []
     for line in text.splitlines():
         try:
             decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
         except ValueError:
             decoded.append(line)
-    return "".join(c for c in "\n".join(decoded) if unicodedata.category(c) != "Cf").lower()
+    return "\n".join(decoded)
+
+
+def readable(text: str) -> str:
+    """What a reader sees: JSON escapes decoded, format characters gone, lower-cased."""
+    return "".join(c for c in json_decoded(text) if unicodedata.category(c) != "Cf").lower()
 
 
 def assert_no_window(text: str, secrets: list[str]) -> None:
@@ -323,16 +328,10 @@ def shown(text: str) -> str:
     """What a person reading the line sees: JSON decoded, the escapes ``\\uXXXX``/``\\xXX`` left in a
     text (a repr, a raw JSON body) read as the characters they stand for, NFKC, invisible characters
     (Cf, Mn, the Hangul fillers) skipped, lower case."""
-    decoded = []
-    for line in text.splitlines():
-        try:
-            decoded.append(json.dumps(json.loads(line), ensure_ascii=False))
-        except ValueError:
-            decoded.append(line)
     seen = re.sub(
         r"\\+(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2}))",
         lambda m: chr(int(m.group(1) or m.group(2) or m.group(3), 16)),
-        "\n".join(decoded),
+        json_decoded(text),
     )
     seen = unicodedata.normalize("NFKC", seen)
     return "".join(c for c in seen if unicodedata.category(c) not in ("Cf", "Mn") and c not in "\u3164\u1160").lower()
@@ -431,18 +430,27 @@ def test_many_failed_targets_without_samples_stay_under_6_mb(kps, settings, http
 # --- the request's signature ------------------------------------------------------------------------
 
 
-class _EchoAuthorization(BaseHTTPRequestHandler):
-    """A server that quotes the request's Authorization header in its error, as gateways do for a bad
-    signature."""
+def _serve(handler_class: type) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _EchoSignature(BaseHTTPRequestHandler):
+    """A server that quotes each request's Authorization header back, where ``reply`` puts it;
+    ``seen`` keeps the headers it was sent."""
 
     seen: ClassVar[list[str]] = []
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        raise NotImplementedError
 
     def _answer(self) -> None:
         authorization = self.headers.get("Authorization", "")
         self.seen.append(authorization)
-        text = f"Incorrect IAM authentication information: verify aksk signature fail, {authorization}"
-        body = json.dumps({"error_code": "APIGW.0301", "error_msg": text}).encode()
-        self.send_response(401)
+        status, data = self.reply(authorization)
+        body = json.dumps(data).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -458,30 +466,87 @@ class _EchoAuthorization(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_signature_echoed_by_the_server_reaches_no_line_or_payload(settings):
-    """Was: ``Signature=<64 hex>`` of a signed DELETE came back whole in the payload's error message
-    and the ``target done`` line (only the AK beside it was masked); a signature replays its request
-    while X-Sdk-Date is accepted (15 minutes)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoAuthorization)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _EchoAuthorization.seen = []
+class _EchoInError(_EchoSignature):
+    """In its error, as gateways do for a bad signature."""
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        text = f"Incorrect IAM authentication information: verify aksk signature fail, {authorization}"
+        return 401, {"error_code": "APIGW.0301", "error_msg": text}
+
+
+class _EchoInTask(_EchoSignature):
+    """In a listed task's name: 2xx data, cleaned after ``ApiClient.call`` returned."""
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        if self.command == "DELETE":
+            return 200, {}
+        task = {
+            "task_id": "t1",
+            "operate_type": "bind",
+            "server_id": "s1",
+            "server_name": f"sig {authorization.rsplit('Signature=', 1)[1]}",
+            "keypair_name": "k",
+            "task_error_code": "KPS.1",
+            "task_time": "1700000000000",
+        }
+        return 200, {"total": 1, "tasks": [task]}
+
+
+class _EchoInProjects(_EchoSignature):
+    """In IAM's project listing, as a project's name: logged after ``ApiClient.call`` returned."""
+
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        return 200, {"projects": [{"id": "0" * 32, "name": authorization.rsplit("Signature=", 1)[1], "enabled": True}]}
+
+
+@pytest.mark.parametrize(
+    ("echo", "event", "where", "extra", "read"),
+    [
+        pytest.param(
+            _EchoInError,
+            {"project_id": PROJECT},
+            "KPS_ENDPOINT",
+            {"KPS_COUNT_BEFORE_DELETE": "false", "LOG_LEVEL": "DEBUG"},
+            lambda result, out: result["results"][0]["error"]["code"] == "APIGW.0301",
+            id="in a DELETE's error",
+        ),
+        pytest.param(
+            _EchoInTask,
+            {"project_id": PROJECT},
+            "KPS_ENDPOINT",
+            {},
+            lambda result, out: result["results"][0]["sample"][0]["server_name"].startswith("sig "),
+            id="in a listed task",
+        ),
+        pytest.param(
+            _EchoInProjects,
+            None,
+            "KPS_IAM_ENDPOINT",
+            {"KPS_TARGETS": "all"},
+            lambda result, out: '"projects swept"' in out,
+            id="in an IAM project name",
+        ),
+    ],
+)
+def test_a_signature_echoed_by_the_server_reaches_no_line_or_payload(settings, echo, event, where, extra, read):
+    """A signature replays its request while X-Sdk-Date is accepted (15 minutes): each is one of the
+    invocation's secrets from the moment its request is signed. Was: ``Signature=<64 hex>`` of a signed
+    DELETE came back whole in the payload's error message and the ``target done`` line (only the AK
+    beside it was masked); then a task field or a skipped project's name, cleaned or logged after
+    ``ApiClient.call`` returned, when the signature was masked only inside the attempt."""
+    echo.seen = []
+    server = _serve(echo)
     try:
         settings.pop("KPS_AUTH_TOKEN")
-        settings.update(
-            KPS_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-            HUAWEICLOUD_SDK_AK=AK,
-            HUAWEICLOUD_SDK_SK=SK,
-            KPS_COUNT_BEFORE_DELETE="false",
-            KPS_MAX_ATTEMPTS="1",
-            LOG_LEVEL="DEBUG",
-        )
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        settings.update({where: url, "HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK, "KPS_MAX_ATTEMPTS": "1"})
+        settings.update(extra)
+        result, out = invoke_raw(event, FakeContext(user_data=settings))
     finally:
         server.shutdown()
         server.server_close()
-    [authorization] = _EchoAuthorization.seen
-    signature = authorization.rsplit("Signature=", 1)[1]
-    assert result["results"][0]["error"]["code"] == "APIGW.0301"
+    assert read(result, out), "the echo was not read where the case means it"
+    signature = echo.seen[0].rsplit("Signature=", 1)[1]
     assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
 
 
@@ -566,6 +631,19 @@ def test_a_token_split_by_an_html_break_in_an_error_page_is_masked(kps, settings
     assert windows_left(seen if mark != "<wbr>" else seen.replace(" ", ""), token) == []
 
 
+_REDIRECT = b"HTTP/1.1 302 Found\r\nLocation: https://iam.example/?t="
+
+
+def _raw_invocation(settings: dict, head: bytes) -> tuple[dict, str]:
+    """One DELETE, unretried, to a server that answers ``head`` (a status line and headers) and ``{}``."""
+    server = RawReply(head + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    try:
+        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
+        return invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("where", ["reason phrase", "Location", "X-Request-Id"])
 def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
     """A header echoing the token split by U+200B, sent as UTF-8 (E2 80 8B). http.client reads header
@@ -575,18 +653,20 @@ def test_a_zero_width_split_token_in_a_header_is_masked(settings, where):
     token = settings["KPS_AUTH_TOKEN"] = "MIIT" + red_secret(600, 7)
     split = _split(token, chr(0x200B)).encode()
     head = {
-        "reason phrase": b"HTTP/1.1 401 " + split + b"\r\nContent-Length: 2\r\n",
-        "Location": b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + split + b"\r\n",
-        "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\nX-Request-Id: " + split + b"\r\n",
+        "reason phrase": b"HTTP/1.1 401 " + split + b"\r\n",
+        "Location": _REDIRECT + split + b"\r\n",
+        "X-Request-Id": b"HTTP/1.1 401 Unauthorized\r\nX-Request-Id: " + split + b"\r\n",
     }[where]
-    server = RawReply(head + b"Connection: close\r\n\r\n{}")
-    try:
-        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
-    finally:
-        server.close()
+    result, out = _raw_invocation(settings, head)
     assert not result["results"][0]["ok"]
     assert windows_left(out + json.dumps(result), token, junk="\u00e2 ") == []
+
+
+def test_a_utf8_header_is_read_as_the_server_wrote_it(settings):
+    """The reading the cases above rely on: header bytes that http.client took as Latin-1 are read
+    again as UTF-8, so an X-Request-Id ``req-\u2713\u4e2d`` is that, never ``req-\u00e2`` and controls."""
+    result, _ = _raw_invocation(settings, "HTTP/1.1 401 Unauthorized\r\nX-Request-Id: req-\u2713\u4e2d\r\n".encode())
+    assert result["results"][0]["kps_request_id"] == "req-\u2713\u4e2d"
 
 
 def test_a_percent_encoded_token_in_a_location_is_masked(settings):
@@ -595,13 +675,7 @@ def test_a_percent_encoded_token_in_a_location_is_masked(settings):
     plain = red_secret(600, 8)
     token = settings["KPS_AUTH_TOKEN"] = "MIIT" + "+".join(plain[i : i + 8] for i in range(0, 600, 8))
     quoted = urllib.parse.quote(token, safe="").encode()
-    head = b"HTTP/1.1 302 Found\r\nContent-Length: 2\r\nLocation: https://iam.example/?t=" + quoted + b"\r\n"
-    server = RawReply(head + b"Connection: close\r\n\r\n{}")
-    try:
-        settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false", KPS_MAX_ATTEMPTS="1")
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
-    finally:
-        server.close()
+    result, out = _raw_invocation(settings, _REDIRECT + quoted + b"\r\n")
     assert result["results"][0]["error"]["code"] == "HTTP.302"
     assert windows_left(urllib.parse.unquote(out + json.dumps(result)), token) == []
 
@@ -617,70 +691,6 @@ def test_normalise_drops_every_default_ignorable_character(point):
 
 
 # --- second red team on points 4-7: echoes in 2xx data, marks, encodings, IAM names, headers ------
-
-
-class _EchoInTask(BaseHTTPRequestHandler):
-    """A ListFailedTask answer whose task names quote the request's own Authorization header: the
-    reply to a signed request, read after the request's signature is no longer masked."""
-
-    seen: ClassVar[list[str]] = []
-
-    def _answer(self, status: int, data: dict) -> None:
-        body = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        authorization = self.headers.get("Authorization", "")
-        self.seen.append(authorization)
-        signature = authorization.rsplit("Signature=", 1)[1]
-        task = {
-            "task_id": "t1",
-            "operate_type": "bind",
-            "server_id": "s1",
-            "server_name": f"sig {signature}",
-            "keypair_name": "k",
-            "task_error_code": "KPS.1",
-            "task_time": "1700000000000",
-        }
-        self._answer(200, {"total": 1, "tasks": [task]})
-
-    def do_DELETE(self) -> None:
-        self._answer(200, {})
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
-def _serve(handler_class: type) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def test_a_listed_task_echoing_the_requests_signature_is_masked(settings):
-    """Was: a task field is cleaned (``record.bounded``) after ``ApiClient.call`` returned, when the
-    request's signature was no longer masked (it was, only for error text read inside the attempt).
-    Now each signature is one of the invocation's secrets as soon as its request is signed."""
-    server = _serve(_EchoInTask)
-    _EchoInTask.seen = []
-    try:
-        settings.pop("KPS_AUTH_TOKEN")
-        settings.update(
-            KPS_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-            HUAWEICLOUD_SDK_AK=AK,
-            HUAWEICLOUD_SDK_SK=SK,
-            KPS_MAX_ATTEMPTS="1",
-        )
-        result, out = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
-    finally:
-        server.shutdown()
-        server.server_close()
-    signature = _EchoInTask.seen[0].rsplit("Signature=", 1)[1]
-    assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
 
 
 # --- encodings: the mask knows the text as it is (any case), hex and base64; a message is read with its
@@ -760,38 +770,6 @@ def test_a_project_name_that_is_an_object_quoting_a_split_token_is_masked(kps, s
     _, out = invoke_raw(None, FakeContext(user_data=settings))
     [swept] = [line for line in out.splitlines() if '"projects swept"' in line]
     assert windows_left(swept, token) == [], "pieces of the token were printed in the skipped project names"
-
-
-class _EchoInProjects(_EchoInTask):
-    """IAM's project listing, whose project names quote the request's signature."""
-
-    def do_GET(self) -> None:
-        authorization = self.headers.get("Authorization", "")
-        self.seen.append(authorization)
-        signature = authorization.rsplit("Signature=", 1)[1]
-        self._answer(200, {"projects": [{"id": "0" * 32, "name": signature, "enabled": True}]})
-
-
-def test_a_project_name_echoing_the_requests_signature_is_masked(settings):
-    """Was: a skipped project's name (IAM text) is logged after ``ApiClient.call`` returned, where the
-    signature of the request it answers was not masked."""
-    server = _serve(_EchoInProjects)
-    _EchoInProjects.seen = []
-    try:
-        settings.pop("KPS_AUTH_TOKEN")
-        settings.update(
-            KPS_IAM_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
-            KPS_TARGETS="all",
-            HUAWEICLOUD_SDK_AK=AK,
-            HUAWEICLOUD_SDK_SK=SK,
-            KPS_MAX_ATTEMPTS="1",
-        )
-        result, out = invoke_raw(None, FakeContext(user_data=settings))
-    finally:
-        server.shutdown()
-        server.server_close()
-    signature = _EchoInProjects.seen[0].rsplit("Signature=", 1)[1]
-    assert windows_left(out + json.dumps(result), signature) == [], "the request's signature was printed"
 
 
 # --- Content-Encoding: the one header still read as Latin-1 -------------------------------------------

@@ -63,6 +63,12 @@ def deleted_ids(kps: KpsEmulator, project: str = PROJECT) -> list[str]:
     return sorted(r.path[len(prefix) :] for r in kps.requests if r.method == "DELETE" and r.path.startswith(prefix))
 
 
+def refuse_delete(kps: KpsEmulator, n: int, status: int, code: str, message: str) -> None:
+    """The DELETE of ``task(n)`` answers once with KPS's error ``code``."""
+    body = {"error_code": code, "error_msg": message}
+    kps.inject(method="DELETE", path=f"{TASKS_PATH}/{task(n)['task_id']}", status=status, body=body)
+
+
 def recorded_ids(run: Any, message: str = "tasks deleted", project: str = PROJECT) -> list[str]:
     """The task_ids of a target's record, sorted (the record groups tasks by operation and error code)."""
     return sorted(t["task_id"] for t in assert_whole(record_lines(run, message), project))
@@ -348,13 +354,7 @@ def test_two_messages_with_different_selections_for_one_target_are_refused(kps, 
 
 def test_already_gone_is_no_failure_and_not_counted_as_deleted(kps, invoke):
     kps.put_tasks(PROJECT, [task(n) for n in range(3)])
-    gone = task(1)["task_id"]
-    kps.inject(
-        method="DELETE",
-        path=f"{TASKS_PATH}/{gone}",
-        status=400,
-        body={"error_code": "KPS.0005", "error_msg": "failed task not found"},
-    )
+    refuse_delete(kps, 1, 400, "KPS.0005", "failed task not found")
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
     [result] = run.payload["results"]
     assert result["ok"] and result["outcome"] == "deleted"
@@ -379,12 +379,7 @@ def test_a_throttled_delete_waits_retry_after_and_succeeds(kps, invoke):
 def test_a_failed_delete_stops_the_targets_other_deletes(kps, invoke, settings):
     settings["KPS_CONCURRENCY"] = "1"
     kps.put_tasks(PROJECT, [task(n) for n in range(5)])
-    kps.inject(
-        method="DELETE",
-        path=f"{TASKS_PATH}/{task(1)['task_id']}",
-        status=403,
-        body={"error_code": "KPS.9003", "error_msg": "no permission"},
-    )
+    refuse_delete(kps, 1, 403, "KPS.9003", "no permission")
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}})
     [result] = run.payload["results"]
     assert deleted_ids(kps) == [task(0)["task_id"], task(1)["task_id"]]
@@ -509,14 +504,19 @@ def test_the_payload_schema_knows_the_selection_counts():
         assert_valid_payload({**base, "results": [{k: v for k, v in result.items() if k != "unconfirmed"}]})
 
 
-def test_a_null_select_is_refused_even_with_a_setting(kps, invoke, settings):
-    """A null select (a template's unset variable) is refused, never read as "absent": absent means
-    KPS_SELECT here, but without the setting it would mean DeleteAllFailedTask."""
+@pytest.mark.parametrize("setting", [None, '{"older_than_hours": 168}'], ids=["no KPS_SELECT", "with KPS_SELECT"])
+def test_a_null_select_is_refused_never_read_as_absent(kps, invoke, settings, setting):
+    """Issue 18: "an event carrying a field select is read with select ignored, and everything is
+    deleted" is the bug. ``"select": null`` (a template's unset variable: Terraform's jsonencode writes
+    null) is refused, never read as absent: absent means KPS_SELECT where it is set, and without it
+    DeleteAllFailedTask."""
     kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
-    settings["KPS_SELECT"] = '{"older_than_hours": 168}'
+    if setting is not None:
+        settings["KPS_SELECT"] = setting
     run = invoke({"project_id": PROJECT, "select": None})
     assert run.payload["error"]["code"] == "InvalidEvent" and "omit select" in run.payload["error"]["message"]
     assert [r for r in kps.requests if r.method == "DELETE"] == []
+    assert len(kps.failed_tasks(PROJECT)) == 2
 
 
 def test_the_emulators_route_faults_apply_only_where_they_are_aimed(kps):
@@ -581,17 +581,6 @@ def test_one_project_twice_in_one_targets_list_is_cleaned_once(kps, invoke):
     )
     assert len(deleted_ids(kps)) == 6, "a task was DELETEd twice"
     assert sum(r.get("failed_task_count") or 0 for r in run.payload["results"]) == 6
-
-
-def test_a_null_select_without_a_setting_is_not_delete_all(kps, invoke):
-    """Issue 18: "an event carrying a field select is read with select ignored, and everything is
-    deleted" is the bug. ``"select": null`` (a template's unset variable: Terraform's jsonencode writes
-    null) is a select that is not an object: it must be refused, never read as "delete everything"."""
-    kps.put_tasks(PROJECT, [task(0, hours_ago=1), task(1, hours_ago=500)])
-    run = invoke({"project_id": PROJECT, "select": None})
-    assert [r.path for r in kps.requests if r.method == "DELETE"] != [TASKS_PATH], "DeleteAllFailedTask was called"
-    assert run.payload["error"]["code"] == "InvalidEvent"
-    assert len(kps.failed_tasks(PROJECT)) == 2
 
 
 def test_a_delete_whose_answer_was_lost_and_retried_is_counted_and_recorded(kps, invoke, settings):
