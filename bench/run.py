@@ -345,7 +345,24 @@ def selective() -> dict[str, Any]:
     }
 
 
+def warm_only() -> int:
+    """``--only warm``: the warm figures alone (no package needed, nothing written), to compare code."""
+    with emulator() as url:
+        figures = {"short token": warm(url), "4 KB IAM token": warm(url, LONG_TOKEN)}
+    for name, w in figures.items():
+        print(
+            f"warm, {name}: function {w['function']['median_us']} us, bare {w['bare']['median_us']} us, "
+            f"trust_env=False {w['bare, trust_env=False']['median_us']} us: "
+            f"{w['ratio / bare']}x / {w['ratio / bare, trust_env=False']}x"
+        )
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--only", "warm"]:
+        return warm_only()
+    if sys.argv[1:]:
+        raise SystemExit("usage: bench/run.py [--only warm]")
     package = ROOT / "dist" / ZIP_NAME
     if not package.exists():
         raise SystemExit("run make package first (make bench does)")
