@@ -130,16 +130,8 @@ def emit(
     the target's result (a DELETE done) must stand."""
     written = 0
     try:
-        fixed = logs.render(
-            "info",
-            message,
-            record=True,
-            **fields,
-            complete=incomplete is None,
-            incomplete_reason=incomplete,
-            recorded=len(entries),
-            part=_SLOT,
-        )
+        own = {**fields, "complete": incomplete is None, "incomplete_reason": incomplete, "recorded": len(entries)}
+        fixed = logs.render("info", message, {"record": True, **own, "part": _SLOT})
         head, tail = fixed.split(_SLOT_JSON, 1)
         chunks = list(_chunks(entries, logs.MAX_LINE - len(head) - len(tail))) or [((None, None), [])]
         for part, (group, tasks) in enumerate(chunks, start=1):
