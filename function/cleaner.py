@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor  # free: structlog's asyncio has imported it
-from typing import Any
+from concurrent.futures import Executor, Future, ThreadPoolExecutor  # free: structlog's asyncio has imported it
+from typing import Any, Callable, TypeVar
 
 from . import logs, metrics
 from .budget import ByteBudget, Deadline
@@ -30,6 +30,7 @@ from .targets import dry_run_requested, resolve_targets, sweep_selection
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
+T = TypeVar("T")
 _AGENCY_SECRETS = ("getSecurityAccessKey", "getSecuritySecretKey", "getSecurityToken", "getToken")
 
 
@@ -72,6 +73,20 @@ def _clean_one(
     return result
 
 
+class _InThisThread(Executor):
+    """Runs each job at once in the thread that submits it. The one DELETE of an invocation with one
+    target and no selection needs no pool: handing it to a pool's new thread and back cost more than
+    the rest of a warm invocation's own Python."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - the job's fault is its future's, as on a pool
+            future.set_exception(exc)
+        return future
+
+
 def _clean_all(
     targets: list[Target], settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
 ) -> list[dict[str, Any]]:
@@ -80,7 +95,8 @@ def _clean_all(
     so its log lines carry the invocation's keys. A target not started when the deadline has passed is
     answered ``DeadlineExceeded`` without a client, a call or a line of its own (one line names them).
     Every DELETE of all targets, DeleteFailedTask and DeleteAllFailedTask alike, runs on one pool of
-    KPS_CONCURRENCY threads (started only when one is submitted)."""
+    KPS_CONCURRENCY threads (started only when one is submitted); the one DELETE of one target without
+    a selection runs in the invocation's thread."""
     from .kps_client import MAX_KEPT_BYTES
 
     budget = ByteBudget(MAX_KEPT_BYTES)
@@ -92,7 +108,8 @@ def _clean_all(
             return out_of_time_result(target)
         return _clean_one(target, settings, credentials, deadline, dry_run, budget=budget, deletes=deletes)
 
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as deletes:
+    one_delete = len(targets) == 1 and targets[0].select is None
+    with _InThisThread() if one_delete else ThreadPoolExecutor(max_workers=settings.concurrency) as deletes:
         if len(targets) <= 1:
             results = [clean(t) for t in targets]
         else:
@@ -170,7 +187,6 @@ def _request_error(exc: Exception) -> dict[str, str]:
 
 def _start_logging(
     context: Any,
-    secrets: list[str],
     settings: Settings | None,
     incoming: TriggerEvent,
     *,
@@ -182,7 +198,6 @@ def _start_logging(
         level = "DEBUG"
     logs.start_invocation(
         level,
-        secrets,
         service=settings.service_name if settings else default_of("SERVICE_NAME"),
         function_name=context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
         function_version=context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
@@ -200,8 +215,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     cold_start, _Instance.cold_start = _Instance.cold_start, False
     request_id = context_value(context, "getRequestID")
     source = SettingSource(context)
-    secrets = _known_secrets(source, context)
-    logs.use_secrets(secrets)  # before the event is read: its errors quote it
+    logs.use_secrets(_known_secrets(source, context))  # before the event is read: its errors quote it
     try:
         incoming = read_event(event)
     except Exception as exc:  # noqa: BLE001 - a bug in the reader: raised in _run's try, an InternalError payload
@@ -213,7 +227,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         settings = load_settings(source)
     except Rejected as rejection:
         error = _request_error(rejection)
-    _start_logging(context, secrets, settings, incoming, request_id=request_id, cold_start=cold_start)
+    _start_logging(context, settings, incoming, request_id=request_id, cold_start=cold_start)
     if settings is not None:
         try:
             dry_run, results = _run(event, context, incoming, settings, deadline)

@@ -297,13 +297,24 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 class SettingSource:
-    """Reads a raw setting: ``context.getUserData`` first (encrypted variables), then the environment."""
+    """Reads a raw setting: ``context.getUserData`` first (encrypted variables), then the environment.
+    One source per invocation: each setting is read once (``raws``), however often it is asked for."""
 
     def __init__(self, context: Any, environ: Mapping[str, str] | None = None) -> None:
         self._get_user_data = getattr(context, "getUserData", None)
         self._environ = os.environ if environ is None else environ
+        self._raws: dict[str, str] | None = None
+
+    def raws(self) -> dict[str, str]:
+        """Every setting's raw value ("" when unset), by name, read at the first call."""
+        if self._raws is None:
+            self._raws = {setting.name: self._read(setting.name) for setting in SETTINGS}
+        return self._raws
 
     def get(self, name: str) -> str:
+        return self.raws()[name]
+
+    def _read(self, name: str) -> str:
         if self._get_user_data is not None:
             try:
                 value = self._get_user_data(name)
@@ -356,7 +367,7 @@ def default_of(name: str) -> str:
 def load_settings(source: SettingSource) -> Settings:
     """Parses every setting; the first malformed one is rejected with its name in the message. The raw
     values are read on every invocation; parsing them is done once per distinct set (once per instance)."""
-    return _parse(tuple(source.get(setting.name) for setting in SETTINGS))
+    return _parse(tuple(source.raws().values()))
 
 
 @functools.lru_cache(maxsize=8)
