@@ -77,7 +77,7 @@ _TEXTS = (
 _VALUES = (
     "ok http_status failed_task_count attempts duration_ms count record complete recorded part parts task_count "
     "dry_run succeeded targets targets_ok targets_failed tasks_deleted tasks_found listed line_truncated dropped_keys "
-    "selected already_gone left unconfirmed"
+    "selected already_gone left unconfirmed tasks"
 )
 FIELDS = {
     **dict.fromkeys(_IDS.split(), "id"),
