@@ -490,7 +490,8 @@ def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **
     """Resets the per-invocation state, so nothing of the previous invocation leaks into this one
     (``secrets`` as ``use_secrets``; None: those the invocation registered already), and renders the keys
     bound to every line once, bounded (``_bound_key``): the function's own (service, function, request,
-    trigger) and the event's ``correlation_id``, masked."""
+    trigger) and the event's ``correlation_id``, masked (when it is not the request ID, which every line
+    carries as it is)."""
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
@@ -499,7 +500,8 @@ def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **
     _LEVEL.set(number)
     if secrets is not None:
         use_secrets(secrets)
-    bound = {name: _bound_key(value, name == "correlation_id") for name, value in keys.items()}
+    request_id = keys.get("function_request_id")
+    bound = {k: _bound_key(v, k == "correlation_id" and v != request_id) for k, v in keys.items()}
     _BOUND.set(_dumps(bound)[1:-1])
 
 
