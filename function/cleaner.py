@@ -9,7 +9,7 @@ import contextvars
 import random
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor  # free: structlog's asyncio has imported it
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from . import logs, metrics
 from .budget import ByteBudget, Deadline
@@ -30,7 +30,6 @@ from .targets import dry_run_requested, resolve_targets, sweep_selection
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
-T = TypeVar("T")
 _AGENCY_SECRETS = ("getSecurityAccessKey", "getSecuritySecretKey", "getSecurityToken", "getToken")
 
 
@@ -45,7 +44,7 @@ class _Instance:
 def _known_secrets(source: SettingSource, context: Any) -> list[str]:
     """The function's own credentials, registered before the first line is logged, for the text copied
     from servers. A caller's headers are not among them: no line or payload carries a header value."""
-    return [source.get(s.name) for s in SETTINGS if s.secret] + [context_value(context, m) for m in _AGENCY_SECRETS]
+    return [source.raws[s.name] for s in SETTINGS if s.secret] + [context_value(context, m) for m in _AGENCY_SECRETS]
 
 
 def _clean_one(
@@ -78,8 +77,8 @@ class _InThisThread(Executor):
     target and no selection needs no pool: handing it to a pool's new thread and back cost more than
     the rest of a warm invocation's own Python."""
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - the job's fault is its future's, as on a pool

@@ -394,10 +394,6 @@ def _own_json(fields: dict, room: int) -> str:
     return _dumps({**kept, "line_truncated": full})[1:-1]
 
 
-# A logging method's name -> the line's level: structlog's ``exception`` logs at ``error``.
-_LEVEL_NAMES = {"warn": "warning", "exception": "error"}
-
-
 def render(method: str, message: Any, fields: dict[str, Any]) -> str:
     """The one renderer of every line, the function's and the libraries' (``fields`` is consumed):
     empty when the invocation's level drops it (the record of what was deleted, ``record=True``, is
@@ -409,10 +405,9 @@ def render(method: str, message: Any, fields: dict[str, Any]) -> str:
     exc_info = fields.pop("exc_info", None)
     if exc_info:
         _with_exception(fields, exc_info)
-    level = _LEVEL_NAMES.get(method, method)
     timestamp = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
     text = message[:MAX_STRING] if isinstance(message, str) else _copy(message)
-    head = f'"level": "{level}", "timestamp": "{timestamp}", "message": {_dumps(text)}'  # at most ~6 KB
+    head = f'"level": "{method}", "timestamp": "{timestamp}", "message": {_dumps(text)}'  # at most ~6 KB
     bound = _BOUND.get()
     own = _own_json(_own_fields(fields), MAX_LINE - len(head) - len(bound) - 8)
     return "{" + ", ".join(p for p in (head, bound, own) if p) + "}"
