@@ -73,16 +73,14 @@ def _clean_one(
 
 
 class _InThisThread(Executor):
-    """Runs each job at once in the thread that submits it. The one DELETE of an invocation with one
-    target and no selection needs no pool: handing it to a pool's new thread and back cost more than
-    the rest of a warm invocation's own Python."""
+    """Runs each job at once in the thread that submits it (which waits for its result at once: what the
+    job raises, ``submit`` raises). The one DELETE of an invocation with one target and no selection
+    needs no pool: handing it to a pool's new thread and back cost more than the rest of a warm
+    invocation's own Python."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - the job's fault is its future's, as on a pool
-            future.set_exception(exc)
+        future.set_result(fn(*args, **kwargs))
         return future
 
 
