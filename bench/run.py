@@ -345,19 +345,51 @@ def selective() -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    package = ROOT / "dist" / ZIP_NAME
-    if not package.exists():
-        raise SystemExit("run make package first (make bench does)")
-    python_version = RUNTIMES[template_runtime()]
-    python = runtime_python(python_version) or sys.executable
-    python_version = subprocess.run(
+def _runtime() -> tuple[str, str]:
+    """The deployed runtime's Python (this one if the machine lacks it) and its full version."""
+    python = runtime_python(RUNTIMES[template_runtime()]) or sys.executable
+    version = subprocess.run(
         [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    with tempfile.TemporaryDirectory() as unpacked, emulator() as url:
+    return python, version
+
+
+def _cold(url: str, package: Path) -> dict[str, Any]:
+    python, version = _runtime()
+    with tempfile.TemporaryDirectory() as unpacked:
         with zipfile.ZipFile(package) as archive:
             archive.extractall(unpacked)
-        cold = cold_start(url, Path(unpacked), python, ".".join(python_version.split(".")[:2]))
+        return cold_start(url, Path(unpacked), python, ".".join(version.split(".")[:2]))
+
+
+def only(case: str, package: Path) -> int:
+    """``--only warm`` or ``--only cold``: that case alone, printed, nothing written, to compare two
+    versions of the code back to back (warm needs no package)."""
+    with emulator() as url:
+        if case == "cold":
+            print(json.dumps(_cold(url, package)["ratios"]))
+            return 0
+        figures = {"short token": warm(url), "4 KB IAM token": warm(url, LONG_TOKEN)}
+    for name, w in figures.items():
+        print(
+            f"warm, {name}: function {w['function']['median_us']} us, bare {w['bare']['median_us']} us, "
+            f"trust_env=False {w['bare, trust_env=False']['median_us']} us: "
+            f"{w['ratio / bare']}x / {w['ratio / bare, trust_env=False']}x"
+        )
+    return 0
+
+
+def main() -> int:
+    package = ROOT / "dist" / ZIP_NAME
+    if sys.argv[1:] not in ([], ["--only", "warm"], ["--only", "cold"]):
+        raise SystemExit("usage: bench/run.py [--only warm|cold]")
+    if sys.argv[1:] != ["--only", "warm"] and not package.exists():
+        raise SystemExit("run make package first (make bench does)")
+    if sys.argv[1:]:
+        return only(sys.argv[2], package)
+    python_version = _runtime()[1]
+    with emulator() as url:
+        cold = _cold(url, package)
         warm_figures = {"short token": warm(url), "4 KB IAM token": warm(url, LONG_TOKEN)}
     fan = fan_out()
     mask_figures = masking()

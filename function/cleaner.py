@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor  # free: structlog's asyncio has imported it
-from typing import Any
+from concurrent.futures import Executor, Future, ThreadPoolExecutor  # free: structlog's asyncio has imported it
+from typing import Any, Callable
 
 from . import logs, metrics
 from .budget import ByteBudget, Deadline
@@ -44,7 +44,7 @@ class _Instance:
 def _known_secrets(source: SettingSource, context: Any) -> list[str]:
     """The function's own credentials, registered before the first line is logged, for the text copied
     from servers. A caller's headers are not among them: no line or payload carries a header value."""
-    return [source.get(s.name) for s in SETTINGS if s.secret] + [context_value(context, m) for m in _AGENCY_SECRETS]
+    return [source.raws[s.name] for s in SETTINGS if s.secret] + [context_value(context, m) for m in _AGENCY_SECRETS]
 
 
 def _clean_one(
@@ -72,6 +72,18 @@ def _clean_one(
     return result
 
 
+class _InThisThread(Executor):
+    """Runs each job at once in the thread that submits it (which waits for its result at once: what the
+    job raises, ``submit`` raises). The one DELETE of an invocation with one target and no selection
+    needs no pool: handing it to a pool's new thread and back cost more than the rest of a warm
+    invocation's own Python."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
 def _clean_all(
     targets: list[Target], settings: Settings, credentials: Credentials, deadline: Deadline, dry_run: bool
 ) -> list[dict[str, Any]]:
@@ -80,7 +92,8 @@ def _clean_all(
     so its log lines carry the invocation's keys. A target not started when the deadline has passed is
     answered ``DeadlineExceeded`` without a client, a call or a line of its own (one line names them).
     Every DELETE of all targets, DeleteFailedTask and DeleteAllFailedTask alike, runs on one pool of
-    KPS_CONCURRENCY threads (started only when one is submitted)."""
+    KPS_CONCURRENCY threads (started only when one is submitted); the one DELETE of one target without
+    a selection runs in the invocation's thread."""
     from .kps_client import MAX_KEPT_BYTES
 
     budget = ByteBudget(MAX_KEPT_BYTES)
@@ -92,7 +105,8 @@ def _clean_all(
             return out_of_time_result(target)
         return _clean_one(target, settings, credentials, deadline, dry_run, budget=budget, deletes=deletes)
 
-    with ThreadPoolExecutor(max_workers=settings.concurrency) as deletes:
+    one_delete = len(targets) == 1 and targets[0].select is None
+    with _InThisThread() if one_delete else ThreadPoolExecutor(max_workers=settings.concurrency) as deletes:
         if len(targets) <= 1:
             results = [clean(t) for t in targets]
         else:
@@ -170,7 +184,6 @@ def _request_error(exc: Exception) -> dict[str, str]:
 
 def _start_logging(
     context: Any,
-    secrets: list[str],
     settings: Settings | None,
     incoming: TriggerEvent,
     *,
@@ -182,7 +195,6 @@ def _start_logging(
         level = "DEBUG"
     logs.start_invocation(
         level,
-        secrets,
         service=settings.service_name if settings else default_of("SERVICE_NAME"),
         function_name=context_value(context, "getFunctionName", "RUNTIME_FUNC_NAME"),
         function_version=context_value(context, "getVersion", "RUNTIME_FUNC_VERSION"),
@@ -200,8 +212,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
     cold_start, _Instance.cold_start = _Instance.cold_start, False
     request_id = context_value(context, "getRequestID")
     source = SettingSource(context)
-    secrets = _known_secrets(source, context)
-    logs.use_secrets(secrets)  # before the event is read: its errors quote it
+    logs.use_secrets(_known_secrets(source, context))  # before the event is read: its errors quote it
     try:
         incoming = read_event(event)
     except Exception as exc:  # noqa: BLE001 - a bug in the reader: raised in _run's try, an InternalError payload
@@ -213,7 +224,7 @@ def handle(event: Any, context: Any) -> dict[str, Any]:
         settings = load_settings(source)
     except Rejected as rejection:
         error = _request_error(rejection)
-    _start_logging(context, secrets, settings, incoming, request_id=request_id, cold_start=cold_start)
+    _start_logging(context, settings, incoming, request_id=request_id, cold_start=cold_start)
     if settings is not None:
         try:
             dry_run, results = _run(event, context, incoming, settings, deadline)

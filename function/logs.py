@@ -16,6 +16,7 @@ length, whatever the number and length of the secrets (their windows are compute
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import itertools
 import json
@@ -76,7 +77,7 @@ _TEXTS = (
 _VALUES = (
     "ok http_status failed_task_count attempts duration_ms count record complete recorded part parts task_count "
     "dry_run succeeded targets targets_ok targets_failed tasks_deleted tasks_found listed line_truncated dropped_keys "
-    "selected already_gone left unconfirmed"
+    "selected already_gone left unconfirmed tasks"
 )
 FIELDS = {
     **dict.fromkeys(_IDS.split(), "id"),
@@ -320,12 +321,13 @@ def _copy(value: Any, depth: int = 0) -> Any:
     return shorten(f"<{type(value).__name__}>", 64)
 
 
-def _allowed(_: Any, __: str, event_dict: dict) -> dict:
-    """Only the keys in ``FIELDS``, each value taken by its kind; the others are dropped and counted."""
-    exception = event_dict.pop("exception", None)
+def _own_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Only the keys in ``FIELDS``, each value taken by its kind; the others are dropped and counted.
+    A line's first keys are its own (a caller's ``level``, ``timestamp`` or ``message`` is not kept)."""
+    exception = fields.pop("exception", None)
     kept: dict[str, Any] = {}
     dropped = 0
-    for key, value in event_dict.items():
+    for key, value in fields.items():
         kind = FIELDS.get(key)
         if kind is None:
             dropped += 1
@@ -335,6 +337,8 @@ def _allowed(_: Any, __: str, event_dict: dict) -> dict:
             kept[key] = value[:MAX_STRING]
         else:
             kept[key] = _copy(value)
+    for key in FIRST_KEYS:
+        kept.pop(key, None)
     if exception is not None:
         kept["exception"] = mask(_cut_middle(normalise(str(exception)), EXCEPTION_HEAD, EXCEPTION_TAIL))
     if dropped:
@@ -342,35 +346,20 @@ def _allowed(_: Any, __: str, event_dict: dict) -> dict:
     return kept
 
 
-def _format_exception(_: Any, __: str, event_dict: dict) -> dict:
+def _with_exception(fields: dict[str, Any], exc_info: Any) -> None:
     """The traceback, cut in the middle so that its end (the exception's type and message) stays,
     and the type and message on their own keys, which a line never drops."""
-    exc_info = event_dict.pop("exc_info", None)
     if exc_info is True:
         exc_info = sys.exc_info()
     elif isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if not isinstance(exc_info, tuple) or exc_info[1] is None:
-        return event_dict
+        return
     exc = exc_info[1]
-    event_dict["exception"] = "".join(traceback.format_exception(*exc_info))
-    event_dict.setdefault("error_type", type(exc).__name__)
+    fields["exception"] = "".join(traceback.format_exception(*exc_info))
+    fields.setdefault("error_type", type(exc).__name__)
     message = normalise(str(exc))
-    event_dict.setdefault("error_message", mask(_cut_middle(message, MESSAGE_PART, MESSAGE_PART)))
-    return event_dict
-
-
-def _library_message(_: Any, __: str, event_dict: dict) -> dict:
-    """A library's record (urllib3, requests, the SDK) is text the function did not write: masked."""
-    event_dict["event"] = shorten(str(event_dict.get("event", "")), MAX_STRING)
-    return event_dict
-
-
-def _drop_below_level(_: Any, method_name: str, event_dict: dict) -> dict:
-    """The record of what was deleted (``record=True``) is kept whatever the level."""
-    if LEVELS.get(method_name, 20) < _LEVEL.get() and event_dict.get("record") is not True:
-        raise structlog.DropEvent
-    return event_dict
+    fields.setdefault("error_message", mask(_cut_middle(message, MESSAGE_PART, MESSAGE_PART)))
 
 
 # One encoder for every line: ``json.dumps`` with options builds a new one per call.
@@ -405,91 +394,69 @@ def _own_json(fields: dict, room: int) -> str:
     return _dumps({**kept, "line_truncated": full})[1:-1]
 
 
-def _render(_: Any, __: str, event_dict: dict) -> str:
-    """Strict JSON: the line's first keys, the invocation's keys (rendered once, at its start), then
-    the line's own fields, never more than ``MAX_LINE`` in all and never cut into invalid JSON."""
+def render(method: str, message: Any, fields: dict[str, Any]) -> str:
+    """The one renderer of every line, the function's and the libraries' (``fields`` is consumed):
+    empty when the invocation's level drops it (the record of what was deleted, ``record=True``, is
+    kept whatever the level); else strict JSON: the level, the timestamp, the message, the
+    invocation's keys (rendered once, at its start), then the line's own fields, never more than
+    ``MAX_LINE`` in all and never cut into invalid JSON."""
+    if LEVELS.get(method, 20) < _LEVEL.get() and fields.get("record") is not True:
+        return ""
+    exc_info = fields.pop("exc_info", None)
+    if exc_info:
+        _with_exception(fields, exc_info)
+    timestamp = dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    text = message[:MAX_STRING] if isinstance(message, str) else _copy(message)
+    head = f'"level": "{method}", "timestamp": "{timestamp}", "message": {_dumps(text)}'  # at most ~6 KB
     bound = _BOUND.get()
-    first = {k: event_dict.pop(k) for k in FIRST_KEYS if k in event_dict}
-    own = event_dict  # the allow-list has dropped any key of the invocation's (none is in FIELDS)
-    head = _dumps(first)[1:-1]  # at most ~6 KB: a message is cut to MAX_STRING characters
-    parts = [head, bound, _own_json(own, MAX_LINE - len(head) - len(bound) - 8)]
-    return "{" + ", ".join(p for p in parts if p) + "}"
+    own = _own_json(_own_fields(fields), MAX_LINE - len(head) - len(bound) - 8)
+    return "{" + ", ".join(p for p in (head, bound, own) if p) + "}"
+
+
+def write(line: str) -> None:
+    """Prints a line, to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _rendered(_: Any, method: str, event_dict: dict) -> str:
+    """structlog's one processor: the line ``render`` makes, or none."""
+    line = render(method, event_dict.pop("event", ""), event_dict)
+    if not line:
+        raise structlog.DropEvent
+    return line
 
 
 class _StdoutLogger:
-    """Writes to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS)."""
+    """structlog's logger: writes each rendered line."""
 
     def msg(self, message: str) -> None:
-        sys.stdout.write(message + "\n")
-        sys.stdout.flush()
+        write(message)
 
     debug = info = warning = warn = error = critical = exception = msg
 
 
-def _stdout_logger(*_: Any) -> _StdoutLogger:
-    return _StdoutLogger()
-
-
 class _StdoutHandler(logging.Handler):
-    """Renders stdlib records (requests, urllib3, huaweicloudsdkcore) as the same JSON lines, if the
-    invocation that emitted the record (its thread's context) logs at that level."""
+    """Renders stdlib records (requests, urllib3, huaweicloudsdkcore) as the same JSON lines, with a
+    ``logger`` key, if the invocation that emitted the record (its thread's context) logs at that level;
+    a library's message is text the function did not write: masked."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno < _LEVEL.get():
             return
         try:
-            line = self.format(record)
+            fields: dict[str, Any] = {"logger": record.name, "exc_info": record.exc_info}
+            line = render(record.levelname.lower(), shorten(record.getMessage(), MAX_STRING), fields)
         except Exception:  # noqa: BLE001 - logging must never break the invocation
             self.handleError(record)
             return
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-
-class _Kept:
-    """A logger that keeps the line instead of printing it (``render``)."""
-
-    line = ""
-
-    def msg(self, message: str) -> None:
-        self.line = message
-
-    debug = info = warning = warn = error = critical = exception = msg
-
-
-def render(level: str, message: str, **fields: Any) -> str:
-    """The line ``logger.<level>(message, **fields)`` would print (empty if dropped), returned instead:
-    the record renders its fixed part once and splices its tasks in (``record.py``)."""
-    kept = _Kept()
-    getattr(structlog.wrap_logger(kept, processors=_PROCESSORS), level)(message, **fields)
-    return kept.line
-
-
-def write(line: str) -> None:
-    """Prints a line rendered by ``render`` (and completed by its caller, within ``MAX_LINE``)."""
-    _StdoutLogger().msg(line)
-
-
-_PROCESSORS: list[Any] = []
+        if line:
+            write(line)
 
 
 def _configure() -> None:
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    rendering = [_format_exception, _allowed, structlog.processors.EventRenamer("message"), _render]
-    _PROCESSORS[:] = [_drop_below_level, structlog.processors.add_log_level, timestamper, *rendering]
-    structlog.configure(processors=_PROCESSORS, logger_factory=_stdout_logger, cache_logger_on_first_use=True)
+    structlog.configure(processors=[_rendered], logger_factory=lambda *_: _StdoutLogger())
     handler = _StdoutHandler()
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[
-                structlog.stdlib.add_log_level,
-                structlog.stdlib.add_logger_name,
-                timestamper,
-                _library_message,
-            ],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
-        )
-    )
     for name in LIBRARY_LOGGERS:
         library = logging.getLogger(name)
         library.handlers[:] = [handler]
@@ -498,7 +465,7 @@ def _configure() -> None:
 
 
 _configure()
-logger = structlog.get_logger()
+logger = structlog.get_logger().bind()  # bound once: the lazy proxy would bind again on every line
 
 
 def _bound_key(value: Any, masked: bool) -> Any:
@@ -507,23 +474,29 @@ def _bound_key(value: Any, masked: bool) -> Any:
     if not isinstance(value, str):
         return value if value is None or isinstance(value, (bool, int)) else f"<{type(value).__name__}>"
     text = shorten(value, MAX_BOUND) if masked else value[:MAX_BOUND]
-    while len(json.dumps(text)) > MAX_BOUND_BYTES:
+    if text.isascii() and 2 * len(text) + 2 <= MAX_BOUND_BYTES:  # its JSON fits, every character escaped
+        return text
+    while len(_dumps(text)) > MAX_BOUND_BYTES:
         text = text[: len(text) // 2]
     return text
 
 
-def start_invocation(level: str, secrets: Iterable[str | None], **keys: Any) -> None:
-    """Resets the per-invocation state, so nothing of the previous invocation leaks into this one, and
-    renders the keys bound to every line once, bounded (``_bound_key``): the function's own (service,
-    function, request, trigger) and the event's ``correlation_id``, masked."""
+def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **keys: Any) -> None:
+    """Resets the per-invocation state, so nothing of the previous invocation leaks into this one
+    (``secrets`` as ``use_secrets``; None: those the invocation registered already), and renders the keys
+    bound to every line once, bounded (``_bound_key``): the function's own (service, function, request,
+    trigger) and the event's ``correlation_id``, masked (when it is not the request ID, which every line
+    carries as it is)."""
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
         for name in LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(number)
     _LEVEL.set(number)
-    use_secrets(secrets)
-    bound = {name: _bound_key(value, name == "correlation_id") for name, value in keys.items()}
+    if secrets is not None:
+        use_secrets(secrets)
+    request_id = keys.get("function_request_id")
+    bound = {k: _bound_key(v, k == "correlation_id" and v != request_id) for k, v in keys.items()}
     _BOUND.set(_dumps(bound)[1:-1])
 
 

@@ -121,6 +121,12 @@ def _line_keys(part: int, parts: int, group: tuple[str | None, ...], tasks: list
     )
 
 
+def _no_tasks(message: str, own: dict[str, Any]) -> str:
+    """The record's one line when it holds no task, in the form of every record line."""
+    keys = {"part": 1, "parts": 1, **dict.fromkeys(GROUP_KEYS), "task_count": 0, "tasks": []}
+    return logs.render("info", message, {**own, **keys})
+
+
 def emit(
     message: str, fields: dict[str, Any], entries: list[Entry], incomplete: str | None, deadline: Deadline
 ) -> str | None:
@@ -130,18 +136,13 @@ def emit(
     the target's result (a DELETE done) must stand."""
     written = 0
     try:
-        fixed = logs.render(
-            "info",
-            message,
-            record=True,
-            **fields,
-            complete=incomplete is None,
-            incomplete_reason=incomplete,
-            recorded=len(entries),
-            part=_SLOT,
-        )
-        head, tail = fixed.split(_SLOT_JSON, 1)
-        chunks = list(_chunks(entries, logs.MAX_LINE - len(head) - len(tail))) or [((None, None), [])]
+        own = {"record": True, **fields, "complete": incomplete is None, "incomplete_reason": incomplete}
+        own["recorded"] = len(entries)
+        head = tail = ""
+        chunks: list[tuple[tuple[str | None, ...], list[str]]] = [((None, None), [])]
+        if entries:  # else nothing to splice in: the one line is rendered as any other
+            head, tail = logs.render("info", message, {**own, "part": _SLOT}).split(_SLOT_JSON, 1)
+            chunks = list(_chunks(entries, logs.MAX_LINE - len(head) - len(tail)))
         for part, (group, tasks) in enumerate(chunks, start=1):
             if deadline.remaining() <= 0:
                 reason = (
@@ -150,7 +151,7 @@ def emit(
                 )
                 log.warning("record cut short", record=True, **fields, recorded=written, reason=reason)
                 return reason
-            logs.write(head + _line_keys(part, len(chunks), group, tasks) + tail)
+            logs.write(head + _line_keys(part, len(chunks), group, tasks) + tail if head else _no_tasks(message, own))
             written += len(tasks)
     except Exception as exc:  # the record must never undo the result it records
         log.exception("record failed", error_type=type(exc).__name__, error_message=str(exc)[:MAX_STRING], **fields)

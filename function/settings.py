@@ -296,22 +296,29 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+_NAMES = frozenset(setting.name for setting in SETTINGS)
+
+
 class SettingSource:
-    """Reads a raw setting: ``context.getUserData`` first (encrypted variables), then the environment."""
+    """The raw settings of one invocation ("" when unset), each read once: ``context.getUserData`` first
+    (encrypted variables), then the environment."""
 
     def __init__(self, context: Any, environ: Mapping[str, str] | None = None) -> None:
         self._get_user_data = getattr(context, "getUserData", None)
-        self._environ = os.environ if environ is None else environ
+        environ = os.environ if environ is None else environ
+        # One pass over the environment for the names it holds: a miss in os.environ raises twice (23
+        # settings unset: 18 us, against 5 for the pass over 35 variables).
+        present = _NAMES.intersection(environ)
+        self.raws = {
+            s.name: self._user_data(s.name) or (environ.get(s.name, "") if s.name in present else "") for s in SETTINGS
+        }
 
-    def get(self, name: str) -> str:
-        if self._get_user_data is not None:
-            try:
-                value = self._get_user_data(name)
-            except Exception:  # noqa: BLE001 - a broken context must not hide the environment
-                value = None
-            if isinstance(value, str) and value:
-                return value
-        return self._environ.get(name, "")
+    def _user_data(self, name: str) -> str:
+        try:
+            value = self._get_user_data(name) if self._get_user_data is not None else None
+        except Exception:  # noqa: BLE001 - a broken context must not hide the environment
+            value = None
+        return value if isinstance(value, str) else ""
 
 
 class Settings(NamedTuple):
@@ -356,7 +363,7 @@ def default_of(name: str) -> str:
 def load_settings(source: SettingSource) -> Settings:
     """Parses every setting; the first malformed one is rejected with its name in the message. The raw
     values are read on every invocation; parsing them is done once per distinct set (once per instance)."""
-    return _parse(tuple(source.get(setting.name) for setting in SETTINGS))
+    return _parse(tuple(source.raws.values()))
 
 
 @functools.lru_cache(maxsize=8)
