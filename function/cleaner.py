@@ -25,8 +25,8 @@ from .payload import (
     out_of_time_result,
     within_answer_limit,
 )
-from .settings import SETTINGS, SWEEP, Settings, SettingSource, Target, default_of, load_settings
-from .targets import dry_run_requested, resolve_targets, sweep_selection
+from .settings import SETTINGS, Settings, SettingSource, Target, default_of, load_settings
+from .targets import Sweep, dry_run_requested, resolve_targets
 from .triggers import TriggerEvent, read_event
 
 log = logs.logger
@@ -137,12 +137,11 @@ def _run(
     log.debug("credentials chosen", auth=credentials.source)
     if incoming.is_http:  # counted from the handler's first line too
         deadline = deadline.capped(settings.http_budget_seconds)
-    if wanted == SWEEP:
+    if isinstance(wanted, Sweep):
         from .sweep import sweep_targets
 
-        select = sweep_selection(incoming.field_sets, settings)
-        wanted = [t._replace(select=select) for t in sweep_targets(settings, credentials, deadline)]
-    return dry_run, _clean_all(list(wanted), settings, credentials, deadline, dry_run)
+        wanted = [t._replace(select=wanted.select) for t in sweep_targets(settings, credentials, deadline)]
+    return dry_run, _clean_all(wanted, settings, credentials, deadline, dry_run)
 
 
 def _check_method(incoming: TriggerEvent) -> None:

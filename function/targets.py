@@ -6,14 +6,21 @@ a region a region name. Nothing from an event can name a host: the endpoint come
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from .errors import Rejected
 from .selection import Selection
 from .settings import SWEEP, Settings, Target
 from .triggers import MAX_TARGETS, Request, TriggerEvent
 
-Wanted = Union[list[Target], str]  # explicit targets, or SWEEP: every project IAM lists
+
+class Sweep(NamedTuple):
+    """Every project IAM lists, each cleaned with this selection."""
+
+    select: Selection | None
+
+
+Wanted = Union[list[Target], Sweep]
 
 
 def _region(region: str | None, settings: Settings) -> str | None:
@@ -95,7 +102,7 @@ def _all_or_none_named(requests: list[Request]) -> None:
 
 def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
     """Distinct targets in the order the event names them, each with its selection (``Target.select``),
-    or SWEEP (``sweep_selection`` gives its selection), which takes no named target beside it. A target
+    or a ``Sweep`` with its selection, which takes no named target beside it. A target
     is what it reaches (``identity``): one project under two region names with KPS_ENDPOINT is one
     target, cleaned once under the first name, with one selection. The allow-list applies first."""
     _all_or_none_named(requests)
@@ -122,13 +129,7 @@ def resolve_targets(requests: list[Request], settings: Settings) -> Wanted:
         raise Rejected(
             "InvalidEvent", 'a sweep takes no named targets beside it: send "targets": "all" in an event of its own'
         )
-    return SWEEP if sweep else targets
-
-
-def sweep_selection(requests: list[Request], settings: Settings) -> Selection | None:
-    """The selection every target of a sweep gets, for requests ``resolve_targets`` read as SWEEP: then
-    every message is a sweep (it refused one beside a named target) and all give one selection."""
-    return _selection(requests[0], settings)
+    return Sweep(selections[("", SWEEP)][1]) if sweep else targets
 
 
 def identity(target: Target, settings: Settings) -> tuple[str, str]:
