@@ -26,6 +26,7 @@ from conftest import (
     assert_valid_payload,
     load_event,
     payload_of_result,
+    settled,
 )
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -671,10 +672,10 @@ def test_a_delete_whose_answer_was_lost_without_a_retry_is_unconfirmed_not_left(
     ``tasks unconfirmed`` record line and not in ``tasks deleted``."""
     settings.update(KPS_TIMEOUT_SECONDS="0.3", KPS_MAX_ATTEMPTS="1")
     kps.put_tasks(PROJECT, [task(0), task(1, hours_ago=0.1)])
-    kps.inject(method="DELETE", delay=0.5)  # KPS deletes it, but answers after the client gave up
+    kps.inject(method="DELETE", delay=1.0)  # KPS deletes it, but answers long after the client gave up
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
     [result] = run.payload["results"]
-    time.sleep(0.4)  # let the emulator finish the late DELETE
+    settled(kps, "DELETE", 1)  # the emulator has carried out the late DELETE
     assert [t["task_id"] for t in kps.failed_tasks(PROJECT)] == [task(1)["task_id"]]  # it happened as scripted
     counts = [result[k] for k in ("selected", "failed_task_count", "already_gone", "left", "unconfirmed")]
     assert counts == [1, 0, 0, 0, 1] and not result["ok"] and result["error"]["code"] == "Timeout"
