@@ -398,13 +398,17 @@ def test_the_deadline_cuts_a_long_selection_short(kps, invoke, settings):
     settings["KPS_CONCURRENCY"] = "2"
     kps.put_tasks(PROJECT, [task(n) for n in range(40)])
     kps.inject(method="DELETE", delay=0.25, times=40)
-    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}}, timeout_seconds=2.5)
+    # 3.5 s: 2 s for the listing and the DELETEs (the record keeps 1 s, the margin 0.5 s), the first ones
+    # done on a loaded machine too
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}}, timeout_seconds=3.5)
     [result] = run.payload["results"]
     deleted, left, unconfirmed = result["failed_task_count"], result["left"], result["unconfirmed"]
+    # A DELETE given up at the deadline may reach the emulator, and be carried out, after the handler returned.
+    settled(kps, "DELETE", deleted + unconfirmed)
     sent = deleted_ids(kps)
     assert not result["ok"] and result["error"]["code"] == "DeadlineExceeded"
     assert 0 < deleted < len(sent) + 1 < 40 and left + unconfirmed == 40 - deleted
-    assert left >= 40 - len(sent)  # a DELETE never sent is left, never unconfirmed
+    assert left == 40 - len(sent)  # a DELETE never sent is left, never unconfirmed; one sent is neither
     assert f"{deleted} of 40 selected tasks deleted, {left} left" in result["warning"]
     recorded = recorded_ids(run)
     assert len(recorded) == deleted and set(recorded) <= set(sent)
@@ -413,7 +417,7 @@ def test_the_deadline_cuts_a_long_selection_short(kps, invoke, settings):
     assert len(recorded_ids(run, "tasks unconfirmed")) == unconfirmed
     remaining = {t["task_id"] for t in kps.failed_tasks(PROJECT)}
     assert not remaining & set(recorded)  # what the record says went is gone
-    assert 40 - len(sent) <= len(remaining) <= left + unconfirmed
+    assert remaining == {task(n)["task_id"] for n in range(40)} - set(sent)  # and every DELETE sent was carried out
 
 
 @pytest.mark.parametrize("bad", ["../../x", "a/b", "..", "a%2Fb", "a\nb", "a b", "x" * 129, "", None, 7])
