@@ -697,8 +697,8 @@ def test_a_delete_that_could_not_be_sent_is_left_not_unconfirmed(kps, settings):
     from function.budget import Deadline
     from function.credentials import Credentials
 
-    def attempt(endpoint: str) -> Any:
-        client = ApiClient(endpoint, Credentials("test", token=TOKEN), RetryPolicy(1, 0.3, 0.01), Deadline(10))
+    def attempt(endpoint: str, timeout: float = 10) -> Any:
+        client = ApiClient(endpoint, Credentials("test", token=TOKEN), RetryPolicy(1, timeout, 0.01), Deadline(20))
         return client.call("DELETE", f"{TASKS_PATH}/{task(0)['task_id']}")
 
     with KpsEmulator() as closed:
@@ -708,8 +708,8 @@ def test_a_delete_that_could_not_be_sent_is_left_not_unconfirmed(kps, settings):
     kps.add_token(TOKEN)
     kps.inject(method="DELETE", status=429, retry_after="0", body={"error_code": "X.1", "error_msg": "x"})
     assert not attempt(kps.url).sent
-    kps.inject(method="DELETE", delay=0.5)
-    late = attempt(kps.url)
+    kps.inject(method="DELETE", delay=1.0)
+    late = attempt(kps.url, timeout=0.3)
     assert late.error["code"] == "Timeout" and late.sent
 
 
