@@ -110,6 +110,11 @@ def invalid_response(reply: Reply, message: str) -> Reply:
     return reply._replace(ok=False, error=_error("InvalidResponse", message, False))
 
 
+def out_of_time(reply: Reply, message: str) -> Reply:
+    """A 2xx answer the invocation's time ran out reading: the deadline's failure, retryable."""
+    return reply._replace(ok=False, error=_error("DeadlineExceeded", message, True))
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date."""
     if not value:

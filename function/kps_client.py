@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Any, NamedTuple
 
 from . import record
-from .api import ApiClient, Reply, RetryPolicy, invalid_response
+from .api import ApiClient, Reply, RetryPolicy, invalid_response, out_of_time
 from .budget import ByteBudget, Deadline
 from .credentials import Credentials
 from .logs import logger as log
@@ -78,12 +78,19 @@ def _page(reply: Reply, page_size: int) -> list[dict[str, Any]] | Reply:
     return tasks
 
 
-class _Kept:
-    """The tasks a listing keeps: each once, compact, within the invocation's shared byte budget."""
+class _OutOfTime(Exception):
+    """The invocation's time ran out in the middle of a page."""
 
-    def __init__(self, budget: ByteBudget, select: Selection | None) -> None:
+
+class _Kept:
+    """The tasks a listing keeps: each once, compact, within the invocation's shared byte budget and
+    while the invocation has time: a page of 1,000 tasks can take seconds of a slow CPU, and one answered
+    just before the deadline must not be read past it."""
+
+    def __init__(self, budget: ByteBudget, select: Selection | None, deadline: Deadline) -> None:
         self.budget = budget
         self.select = select
+        self.deadline = deadline
         self.now_ms = int(time.time() * 1000)  # one "now" for the whole listing's age conditions
         self.listed = 0  # distinct tasks read, selected or not
         self.kept = 0
@@ -95,9 +102,12 @@ class _Kept:
 
     def absorb(self, page: list[dict[str, Any]], offset: int) -> str | None:
         """Adds a page's new tasks; returns why the listing must stop short, if it must. With a
-        selection, a task it does not select is counted (``kept``) and spotted as a repeat, not kept."""
+        selection, a task it does not select is counted (``kept``) and spotted as a repeat, not kept.
+        Raises ``_OutOfTime`` once the deadline has passed."""
         repeated = anonymous = False
         for raw in page:
+            if self.deadline.remaining() <= 0:
+                raise _OutOfTime
             task = record.task_of(raw)
             task_id = task["task_id"]
             digest = None if task_id is None else hashlib.blake2b(task_id.encode(), digest_size=16).digest()
@@ -156,14 +166,17 @@ def _total_problem(total: int | None, first: object, listed: int) -> str | None:
     return None
 
 
-def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget: ByteBudget) -> Listing:
+def list_failed_tasks(
+    client: ApiClient, target: Target, page_size: int, budget: ByteBudget, deadline: Deadline
+) -> Listing:
     """Follows limit/offset until ``total`` is read (or, without a total, a short page). Trusting
     ``total`` over the page length keeps the count right if KPS serves smaller pages than asked. A
     total that makes no sense (negative, below the tasks read, changing between pages), a page that
     repeats a task already listed or holds one without a task_id, an empty page before ``total``, or
     the page, task or memory cap ends the listing with the count ``None`` and a warning: a count is
-    exact or it is not given. With the target's selection, only selected tasks are kept."""
-    kept = _Kept(budget, target.select)
+    exact or it is not given. With the target's selection, only selected tasks are kept. A page the
+    deadline passes in fails the listing, DeadlineExceeded, as a page not asked for in time would."""
+    kept = _Kept(budget, target.select, deadline)
     attempts, warning = 0, None
     first_total: object = _UNSEEN
     reply = Reply(True, None, None, 0)
@@ -185,7 +198,11 @@ def list_failed_tasks(client: ApiClient, target: Target, page_size: int, budget:
             if total is not None and offset < total:
                 warning = f"ListFailedTask answered an empty page at offset {offset}, before its total {total}"
             break
-        warning = kept.absorb(page, offset) or _total_problem(total, first_total, kept.listed)
+        try:
+            warning = kept.absorb(page, offset) or _total_problem(total, first_total, kept.listed)
+        except _OutOfTime:
+            late = out_of_time(reply, f"the invocation's time budget ran out reading the page at offset {offset}")
+            return Listing(late, None, kept.sample, kept.entries, attempts, None, kept.task_ids, kept.kept)
         if warning is not None:
             break
         if kept.listed >= total if total is not None else len(page) < page_size:
@@ -230,7 +247,7 @@ def clean_target(
         )
     listing = None
     if dry_run or settings.count_before_delete:
-        listing = list_failed_tasks(client, target, settings.list_page_size, budget)
+        listing = list_failed_tasks(client, target, settings.list_page_size, budget, deadline)
     if listing is not None and dry_run:
         warning = listing.warning
         if settings.record_deleted and listing.reply.ok:
@@ -392,7 +409,7 @@ def clean_selected(
     lost is ``unconfirmed`` (the task may be gone) and has its own record, ``tasks unconfirmed``. An
     unsafe task_id is that task's failure, never a URL."""
     started = time.monotonic()
-    listing = list_failed_tasks(client, target, settings.list_page_size, budget)
+    listing = list_failed_tasks(client, target, settings.list_page_size, budget, deadline)
     unexamined = _not_examined(listing)
     fields = _record_fields(target, listing.reply)
     counts: dict[str, int] = {"selected": len(listing.entries), "kept": listing.kept}

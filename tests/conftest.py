@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.context import FakeContext  # noqa: E402
-from devtools.kps_emulator import KpsEmulator  # noqa: E402
+from devtools.kps_emulator import KpsEmulator, LoggedRequest  # noqa: E402
 from devtools.serve import Gateway, LocalServer  # noqa: E402
 from handler import handler  # noqa: E402
 
@@ -145,6 +146,21 @@ def apig_event(
 
 def deletes(kps: KpsEmulator) -> list[str]:
     return [r.path for r in kps.requests if r.method == "DELETE"]
+
+
+def settled(kps: KpsEmulator, method: str | None = None, at_least: int = 0) -> list[LoggedRequest]:
+    """The emulator's log once it has caught up with the client: at least ``at_least`` requests (of ``method``)
+    received and every request it received done (answered, dropped, or its late answer routed). A client that
+    gave up returns before the emulator has read or finished its request; on a loaded machine, much before.
+    Waited for (30 s at most), never timed."""
+    give_up = time.monotonic() + 30
+    while True:
+        logged = kps.requests
+        received = len([r for r in logged if method in (None, r.method)])
+        if received >= at_least and all(r.ended is not None for r in logged):
+            return logged
+        assert time.monotonic() < give_up, f"the emulator never caught up: {logged}"
+        time.sleep(0.01)
 
 
 def http(url: str, method: str = "POST", body: Any = None, headers: dict | None = None) -> tuple[int, dict, bytes]:

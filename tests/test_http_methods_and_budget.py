@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from conftest import PROJECT, apig_event, deletes
@@ -187,8 +188,10 @@ def test_the_deadline_is_the_remaining_time_less_the_margin():
     """Milliseconds read as milliseconds, less the documented 0.5 s: 1,000 s left leaves 999.5 s of work."""
     from function.budget import Deadline
 
+    before = time.monotonic()
     remaining = Deadline.from_context(FakeContext(timeout_seconds=1000)).remaining()
-    assert 999.0 < remaining <= 999.5
+    taken = time.monotonic() - before  # however long a loaded machine takes in between
+    assert 999.5 - taken - 0.001 <= remaining <= 999.5  # the context answers whole milliseconds
 
 
 def test_no_time_for_one_attempt_sends_nothing_and_says_so(kps, invoke, settings):

@@ -99,7 +99,8 @@ def test_many_targets_from_the_event_merged_and_in_order(kps, invoke):
 
 
 def test_targets_run_concurrently_on_a_bounded_pool(kps, invoke, settings):
-    kps.set_latency(0.2)
+    # Held 1 s: the four start within it though their threads start apart (0.1 s seen under load; 0.2 s was not enough).
+    kps.set_latency(1.0)
     settings["KPS_COUNT_BEFORE_DELETE"] = "false"
     projects = [f"{i:032x}" for i in range(1, 5)]
     invoke({"targets": [{"project_id": p} for p in projects]})
@@ -108,6 +109,7 @@ def test_targets_run_concurrently_on_a_bounded_pool(kps, invoke, settings):
     assert max(start for start, _ in spans) < min(end for _, end in spans), "all four were in flight together"
 
     kps.clear_log()
+    kps.set_latency(0.2)  # one at a time holds at any speed: each answer ends before the next request starts
     settings["KPS_CONCURRENCY"] = "1"
     invoke({"targets": [{"project_id": p} for p in projects]})
     spans = sorted((r.started, r.ended) for r in kps.requests)

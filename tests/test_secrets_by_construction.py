@@ -214,11 +214,16 @@ def test_a_thousand_verbose_tasks_return_within_a_three_second_invocation(kps, s
     result, out = invoke_raw({"project_id": PROJECT}, context)
     assert context.getRemainingTimeInMilliSeconds() > 0, "returned before the platform's deadline"
     [target] = result["results"]
-    assert target["ok"] and target["failed_task_count"] == 1000
-    assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
     recorded = [line for line in out.splitlines() if '"message": "tasks deleted"' in line]
     cut = [line for line in out.splitlines() if '"message": "record cut short"' in line]
-    assert sum(json.loads(line)["task_count"] for line in recorded) == 1000 or cut, "recorded, or says what is left"
+    if target["ok"]:  # 0.15 s of work here
+        assert target["failed_task_count"] == 1000
+        assert deletes(kps) == [f"/v3/{PROJECT}/failed-tasks"]
+        assert sum(json.loads(line)["task_count"] for line in recorded) == 1000 or cut, "recorded, or says what is left"
+    else:  # a CPU slow enough (2 s seen under load) that the listing or the DELETE met the deadline: said in time
+        assert (target["error"]["code"], target["error"]["retryable"]) == ("DeadlineExceeded", True)
+        assert target["failed_task_count"] in (None, 1000)  # the listing cut short, or read whole before the DELETE
+        assert recorded == [] and cut == [], "no record without a DELETE that succeeded"
 
 
 def test_a_task_id_no_encoder_takes_neither_fails_the_target_nor_blocks_the_delete(kps, invoke):
