@@ -1,0 +1,269 @@
+"""Red team of h19-edges: each test is a break of one of its promises, reproduced over real sockets (the KPS
+emulator, tests/servers.py, make serve's gateway on a raw socket) or through ``terraform console``. They fail
+until the code keeps the promise; none is marked xfail.
+
+Promises: (2) a Retry-After that does not fit the time left stops the call at once with the server's own error;
+(3) make serve refuses what it cannot frame or read as the client sent it, and never runs the function for it;
+(5) the plan refuses a KPS_SELECT exactly when the function does, and takes every well-formed CRON_TZ zone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import zoneinfo
+from typing import Any
+
+import pytest
+from conftest import PROJECT, apig_event, deletes
+from servers import RawReply
+from test_faults import THROTTLED
+from test_serve_framing import DRY_RUN_BODY, log_lines, post, raw
+from test_terraform import REQUIRED, needs_terraform, refused, user_data, without_resources  # noqa: F401
+
+from devtools.context import FakeContext
+from devtools.serve import PATH
+from function import api
+from function.budget import SAFETY_MARGIN_SECONDS
+from function.selection import SelectionError, parse_setting
+from function.settings import SettingSource, load_settings
+
+# --- 2. a Retry-After that does not fit: the server's error, at once ---------------------------------------------
+
+
+def _not_retried(run: Any) -> dict[str, Any]:
+    """The one target's result, checked to be the throttle the server answered, reported as a wait not made."""
+    [result] = run.payload["results"]
+    if "statusCode" in run.result:  # an API Gateway call: the target's failure is the gateway's 502
+        assert run.result["statusCode"] == 502, run.result["statusCode"]
+    assert (result["error"]["code"], result["error"]["retryable"]) == ("APIGW.0308", True), result["error"]
+    assert "Retry-After of" in result["error"]["message"] and "not retried" in result["error"]["message"]
+    return result
+
+
+def test_a_retry_after_given_twice_is_still_the_servers_wait(invoke, settings):
+    """Two ``Retry-After: 120`` lines (a gateway in front adding its own): urllib3 joins them as "120, 120", which
+    ``api._retry_after`` reads as no wait at all, so the call backs off and asks again, three more times, while the
+    server asked for two minutes. Likely fix: read a joined value's parts (equal ones are that wait; unequal: the
+    longest), or at least never retry sooner than any part asks."""
+    body = json.dumps(THROTTLED).encode()
+    server = RawReply(
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 120\r\n"
+        b"Retry-After: 120\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false")
+    try:
+        run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    finally:
+        server.close()
+    assert len(server.received) == 1, f"{len(server.received)} DELETEs sent to a server that asked for 120 s"
+    assert "Retry-After of 120 s" in _not_retried(run)["error"]["message"]
+
+
+@pytest.fixture
+def shanghai_time() -> Any:
+    """The process's local time zone set to UTC+8 (a FunctionGraph function in cn-north-4 with TZ set), then back."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Shanghai"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.usefixtures("delete_only", "shanghai_time")
+def test_an_asctime_retry_after_is_gmt_whatever_the_local_zone(kps, invoke):
+    """RFC 9110 5.6.7: a recipient MUST accept all three HTTP-date forms, and asctime's (``Wed Dec  2 03:00:00
+    2026``) is GMT though it names no zone. ``email.utils.parsedate_to_datetime`` returns it naive and
+    ``.timestamp()`` reads a naive time as local: at UTC+8 a wait of 120 s becomes 8 hours in the past, "wait 0",
+    and the throttled DELETE is sent again at once, four times. Likely fix: a naive result is UTC
+    (``when.replace(tzinfo=datetime.timezone.utc)`` when ``when.tzinfo is None``)."""
+    kps.inject(status=429, body=THROTTLED, retry_after=time.asctime(time.gmtime(time.time() + 120)), times=4)
+    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    assert len(deletes(kps)) == 1, f"{len(deletes(kps))} DELETEs sent to a server that asked for 120 s"
+    _not_retried(run)
+
+
+@pytest.mark.usefixtures("delete_only")
+def test_a_throttle_answered_in_the_last_moments_is_still_the_servers_error(kps, invoke, settings):
+    """A 429 with ``Retry-After: 120`` that arrives when under ``MIN_ATTEMPT_SECONDS`` (50 ms) are left: ``call``
+    checks the time left before the Retry-After, so the target reports ``DeadlineExceeded`` (504), "the time
+    budget ran out", for a server that answered and asked for a wait. The answer is scripted to start 45 ms
+    before the function's deadline (the context's, less the 0.5 s margin): the time the attempt had was enough
+    to read it. Likely fix: in ``call``, a reply with a Retry-After is ``_not_waited`` before the time check."""
+    started = time.monotonic()
+    context = FakeContext(user_data=settings, timeout_seconds=3)
+    kps.inject(status=429, body=THROTTLED, retry_after="120", until=started + 3 - SAFETY_MARGIN_SECONDS - 0.045)
+    run = invoke({"project_id": PROJECT}, context=context)
+    assert len(deletes(kps)) == 1
+    _not_retried(run)
+
+
+# A date no calendar holds: the year does not fit a C long, and datetime raises OverflowError, which
+# api._retry_after does not catch (it catches TypeError and ValueError).
+NO_CALENDAR_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
+
+
+@pytest.mark.usefixtures("delete_only")
+def test_a_retry_after_date_no_calendar_holds_is_ignored_not_an_internal_error(kps, invoke):
+    """Garbage in a Retry-After must not cost the target its error: the throttle becomes ``InternalError``
+    ("target failed unexpectedly", OverflowError) and the retries are never made. Likely fix: catch
+    OverflowError (and any exception) in ``_retry_after`` and read the header as absent."""
+    kps.inject(status=429, body=THROTTLED, retry_after=NO_CALENDAR_DATE, times=4)
+    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    [result] = run.payload["results"]
+    assert result["error"]["code"] == "APIGW.0308", result["error"]
+    assert run.lines("target failed unexpectedly") == []
+
+
+def test_a_garbage_retry_after_on_one_selected_delete_keeps_the_counts_and_the_record(kps, invoke, settings):
+    """The same header on the second of three selected DELETEs: the first task is gone from KPS, but the target
+    ends ``InternalError`` with no ``selected``/``left``/``unconfirmed`` counts and no ``tasks deleted`` line, so
+    nothing says which task this run deleted (selected = deleted + already_gone + left + unconfirmed is lost)."""
+    settings["KPS_CONCURRENCY"] = "1"  # one DELETE at a time, in listing order
+    first, second, _ = (task["task_id"] for task in kps.failed_tasks(PROJECT))
+    kps.inject(method="DELETE", path=f".*/{second}", status=429, body=THROTTLED, retry_after=NO_CALENDAR_DATE, times=4)
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}})
+    [result] = run.payload["results"]
+    assert first not in [task["task_id"] for task in kps.failed_tasks(PROJECT)]  # deleted, as scripted
+    assert result["error"]["code"] == "APIGW.0308", result["error"]
+    counts = [result.get(k) for k in ("selected", "failed_task_count", "already_gone", "left", "unconfirmed")]
+    assert counts == [3, 1, 0, 2, 0], counts
+    assert run.lines("tasks deleted"), "the task this run deleted is in no record line"
+
+
+@pytest.mark.usefixtures("delete_only")
+@pytest.mark.parametrize("value", ["nan", "-120"])
+def test_a_retry_after_that_is_no_delay_never_shortens_the_backoff(kps, invoke, settings, monkeypatch, value):
+    """RFC 9110 10.2.3: delay-seconds is 1*DIGIT. ``float()`` reads "nan" and "-120", and ``max(0.0, ...)`` makes
+    both "retry now": a throttled KPS is asked again at once, every attempt, where the header should count as
+    absent (the backoff). The backoff is pinned at its bound (8 s, which does not fit the 3 s run) so that the
+    outcome tells the two apart: one DELETE and ``DeadlineExceeded``. Likely fix: take only digits (or a date)."""
+    settings["KPS_BACKOFF_BASE_SECONDS"] = "30"
+    monkeypatch.setattr(api.random, "uniform", lambda low, high: high)
+    kps.inject(status=429, body=THROTTLED, retry_after=value, times=4)
+    invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    assert len(deletes(kps)) == 1, f'{len(deletes(kps))} DELETEs at once after "Retry-After: {value}"'
+
+
+# --- 3. make serve: what it cannot read as sent is refused, the function never run -------------------------------
+
+
+def _exchange(url: str, request: bytes) -> bytes:
+    """Writes ``request`` on one keep-alive connection, half-closes it, and returns every byte answered."""
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "line", ["Content-Length : {n}", "X-Note\r\nContent-Length: {n}"], ids=["space-before-colon", "no-colon"]
+)
+def test_a_header_line_the_gateway_cannot_read_is_refused_not_a_smuggled_request(served, kps, line):
+    """RFC 9112 5.1: whitespace between a field name and its colon MUST be refused 400. The stdlib's header parser
+    (the email package) stops at the first line that is no header and drops it and every line after it, with no
+    error: "Content-Length : n" is lost, the function runs with an empty body, and the n bytes a proxy sent as
+    this request's body are read as a second request on the connection, here a real cleanup of PROJECT.
+    Likely fix: after parse_request, refuse a head whose message has defects (``self.headers.defects``) or
+    whose parsed lines are fewer than the lines read (``_StrictHead`` can count them)."""
+    body = json.dumps({"project_id": PROJECT}).encode()
+    inner = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    outer = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\n{line.format(n=len(inner))}\r\n\r\n".encode()
+    url, events, _ = served
+    answer = _exchange(url, outer + inner)
+    assert deletes(kps) == [], "a request inside another's body reached the function and deleted every task"
+    assert events == [] and answer.startswith(b"HTTP/1.1 400 "), (len(events), answer[:40])
+
+
+@pytest.mark.parametrize("header", ["X-A: b\r\n c\r\n", "X-A: b\x00c\r\n"], ids=["obs-fold", "nul"])
+def test_a_line_break_or_nul_in_a_header_value_never_reaches_the_function(served, kps, header):
+    """RFC 9112 5.2 (obs-fold) and RFC 9110 5.5 (CR, LF, NUL in a value): refuse the request with 400, or replace
+    them with SP. The gateway does neither: the event's header holds "b\\r\\n c" or "b\\x00c". Likely fix: the
+    same rule as the bare CR, on the parsed values."""
+    url, events, _ = served
+    status, _ = raw(url, post(f"{header}Content-Length: {len(DRY_RUN_BODY)}\r\n", DRY_RUN_BODY))
+    values = [value for event in events for value in event["headers"].values()]
+    assert status == 400 or not [v for v in values if set(v) & {"\r", "\n", "\0"}], values
+
+
+def test_a_trailer_line_longer_than_the_gateway_reads_is_not_split_into_a_next_request(served, kps):
+    """``_read_chunked`` reads trailer lines 8192 bytes at a time: a longer line is read as two, its LF alone
+    taken for the blank line that ends the message, and the trailers after it become the connection's next
+    request (here a 400 for "X-T: b"; with other bytes, a request no proxy in front saw). One request, one answer.
+    Likely fix: a trailer line that does not end within the bytes read is refused 400 (as a header line is 431)."""
+    chunked = b"%x\r\n%s\r\n0\r\nX-Pad: %s\nX-T: b\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY, b"a" * (8192 - 7))
+    request = post("Transfer-Encoding: chunked\r\n", chunked).replace(b"Connection: close\r\n", b"")
+    url, _, out = served
+    answer = _exchange(url, request)
+    assert len(log_lines(out)) == 1 and answer.count(b"HTTP/1.1 ") == 1, log_lines(out)
+
+
+# --- 5. the plan and the function agree on KPS_SELECT; every tz database zone is taken ----------------------------
+
+PLAN_TAKES_WHAT_THE_FUNCTION_REFUSES = {
+    # jsondecode keeps the last of two equal keys, and the twice-check looks for the key as typed.
+    "escaped-twin": '{"older_than_hours": 1, "older_than_hour\\u0073": 2}',
+    # Terraform's length() counts grapheme clusters, Python's len() code points: 200 flags are 400 code points.
+    "flags": '{"server_name": ["' + "\U0001f1ef\U0001f1f5" * 200 + '"]}',
+    "combining": '{"server_name": ["x' + "\u0301" * 300 + '"]}',
+}
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    "select", PLAN_TAKES_WHAT_THE_FUNCTION_REFUSES.values(), ids=PLAN_TAKES_WHAT_THE_FUNCTION_REFUSES
+)
+def test_the_plan_refuses_a_kps_select_the_function_refuses(without_resources, select):  # noqa: F811
+    """Else the apply succeeds and every run after it is InvalidSetting. Likely fix: refuse a KPS_SELECT whose
+    keys hold a backslash escape (jsondecode has already merged the twins; the text is all HCL can count on);
+    bound a value's code points, not its graphemes: ``length(regexall("(?s).", item))`` (RE2's "." is one
+    code point), on the text as Terraform writes it (it applies NFC and inserts U+034F after 30 marks)."""
+    with pytest.raises(SelectionError):
+        parse_setting(select)
+    quoted = select.replace("\\", "\\\\").replace('"', '\\"')
+    output = refused(without_resources, "-var", f'settings={{KPS_SELECT="{quoted}"}}')
+    assert "Error: Invalid value for variable" in output, "the plan took it; the function refuses it"
+
+
+PLAN_REFUSES_WHAT_THE_FUNCTION_TAKES = {
+    "empty": "",  # the function reads an empty setting as unset: no selection
+    "a-hair-above-the-bound": '{"older_than_hours": 1000000.0000000000000000001}',  # a float: 1000000.0
+    "a-hair-below-zero": '{"older_than_hours": -1e-400}',  # a float: -0.0
+}
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    "select", PLAN_REFUSES_WHAT_THE_FUNCTION_TAKES.values(), ids=PLAN_REFUSES_WHAT_THE_FUNCTION_TAKES
+)
+def test_the_plan_takes_a_kps_select_the_function_takes(without_resources, select):  # noqa: F811
+    """Terraform compares numbers exactly (arbitrary precision), the function as the float ``json`` reads; and
+    ``jsondecode("")`` fails where the function treats "" as unset. Likely fix: lookup's default for an empty
+    value too (``coalesce``), and compare the bounds as floats would (or refuse only beyond a margin)."""
+    load_settings(SettingSource(None, {"KPS_SELECT": select}))  # the function takes it
+    quoted = select.replace("\\", "\\\\").replace('"', '\\"')
+    data = user_data(without_resources, *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}", KPS_DRY_RUN="true"}}')
+    assert data[3].get("KPS_SELECT", "") == select
+
+
+@needs_terraform
+@pytest.mark.parametrize("zone", ["GMT", "Etc/GMT0", "Etc/UCT", "PRC", "US/Eastern", "CET", "EST5EDT"])
+def test_the_plan_takes_every_tz_database_zone_in_cron_tz(without_resources, zone):  # noqa: F811
+    """The CRON_TZ check takes UTC, Etc/UTC, Etc/GMT±n and Area/Location[/Sub] only: 79 of the 599 names in the tz
+    database (its ``backward`` links and top-level zones: PRC, GMT, CET, US/Eastern, Etc/GMT0) fail the plan
+    though a Go scheduler's time.LoadLocation loads each. Likely fix: take any ``[A-Za-z][A-Za-z0-9_+-]*``
+    part, one to three of them, or list the top-level names."""
+    assert zone in zoneinfo.available_timezones()
+    schedule = f"CRON_TZ={zone} 0 0 3 * * ?"
+    output = refused(without_resources, "-var", f"schedule={schedule}", expression="local.timer_event_data.schedule")
+    assert "Invalid value for variable" not in output, f"{schedule!r} refused at plan"
