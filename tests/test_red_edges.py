@@ -10,146 +10,17 @@ Promises: (2) a Retry-After that does not fit the time left stops the call at on
 from __future__ import annotations
 
 import json
-import os
 import socket
-import time
 import zoneinfo
-from typing import Any
 
 import pytest
-from conftest import PROJECT, apig_event, deletes
-from servers import RawReply
-from test_faults import THROTTLED
+from conftest import PROJECT, deletes
 from test_serve_framing import DRY_RUN_BODY, log_lines, post, raw
 from test_terraform import REQUIRED, needs_terraform, refused, user_data, without_resources  # noqa: F401
 
-from devtools.context import FakeContext
 from devtools.serve import PATH
-from function import api
-from function.budget import SAFETY_MARGIN_SECONDS
 from function.selection import SelectionError, parse_setting
 from function.settings import SettingSource, load_settings
-
-# --- 2. a Retry-After that does not fit: the server's error, at once ---------------------------------------------
-
-
-def _not_retried(run: Any) -> dict[str, Any]:
-    """The one target's result, checked to be the throttle the server answered, reported as a wait not made."""
-    [result] = run.payload["results"]
-    if "statusCode" in run.result:  # an API Gateway call: the target's failure is the gateway's 502
-        assert run.result["statusCode"] == 502, run.result["statusCode"]
-    assert (result["error"]["code"], result["error"]["retryable"]) == ("APIGW.0308", True), result["error"]
-    assert "Retry-After of" in result["error"]["message"] and "not retried" in result["error"]["message"]
-    return result
-
-
-def test_a_retry_after_given_twice_is_still_the_servers_wait(invoke, settings):
-    """Two ``Retry-After: 120`` lines (a gateway in front adding its own): urllib3 joins them as "120, 120", which
-    ``api._retry_after`` reads as no wait at all, so the call backs off and asks again, three more times, while the
-    server asked for two minutes. Likely fix: read a joined value's parts (equal ones are that wait; unequal: the
-    longest), or at least never retry sooner than any part asks."""
-    body = json.dumps(THROTTLED).encode()
-    server = RawReply(
-        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 120\r\n"
-        b"Retry-After: 120\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
-    settings.update(KPS_ENDPOINT=server.url, KPS_COUNT_BEFORE_DELETE="false")
-    try:
-        run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
-    finally:
-        server.close()
-    assert len(server.received) == 1, f"{len(server.received)} DELETEs sent to a server that asked for 120 s"
-    assert "Retry-After of 120 s" in _not_retried(run)["error"]["message"]
-
-
-@pytest.fixture
-def shanghai_time() -> Any:
-    """The process's local time zone set to UTC+8 (a FunctionGraph function in cn-north-4 with TZ set), then back."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Shanghai"
-    time.tzset()
-    yield
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
-
-
-@pytest.mark.usefixtures("delete_only", "shanghai_time")
-def test_an_asctime_retry_after_is_gmt_whatever_the_local_zone(kps, invoke):
-    """RFC 9110 5.6.7: a recipient MUST accept all three HTTP-date forms, and asctime's (``Wed Dec  2 03:00:00
-    2026``) is GMT though it names no zone. ``email.utils.parsedate_to_datetime`` returns it naive and
-    ``.timestamp()`` reads a naive time as local: at UTC+8 a wait of 120 s becomes 8 hours in the past, "wait 0",
-    and the throttled DELETE is sent again at once, four times. Likely fix: a naive result is UTC
-    (``when.replace(tzinfo=datetime.timezone.utc)`` when ``when.tzinfo is None``)."""
-    kps.inject(status=429, body=THROTTLED, retry_after=time.asctime(time.gmtime(time.time() + 120)), times=4)
-    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
-    assert len(deletes(kps)) == 1, f"{len(deletes(kps))} DELETEs sent to a server that asked for 120 s"
-    _not_retried(run)
-
-
-@pytest.mark.usefixtures("delete_only")
-def test_a_throttle_answered_in_the_last_moments_is_still_the_servers_error(kps, invoke, settings):
-    """A 429 with ``Retry-After: 120`` that arrives when under ``MIN_ATTEMPT_SECONDS`` (50 ms) are left: ``call``
-    checks the time left before the Retry-After, so the target reports ``DeadlineExceeded`` (504), "the time
-    budget ran out", for a server that answered and asked for a wait. The answer is scripted to start 45 ms
-    before the function's deadline (the context's, less the 0.5 s margin): the time the attempt had was enough
-    to read it. Likely fix: in ``call``, a reply with a Retry-After is ``_not_waited`` before the time check."""
-    started = time.monotonic()
-    context = FakeContext(user_data=settings, timeout_seconds=3)
-    kps.inject(status=429, body=THROTTLED, retry_after="120", until=started + 3 - SAFETY_MARGIN_SECONDS - 0.045)
-    run = invoke({"project_id": PROJECT}, context=context)
-    assert len(deletes(kps)) == 1
-    _not_retried(run)
-
-
-# A date no calendar holds: the year does not fit a C long, and datetime raises OverflowError, which
-# api._retry_after does not catch (it catches TypeError and ValueError).
-NO_CALENDAR_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
-
-
-@pytest.mark.usefixtures("delete_only")
-def test_a_retry_after_date_no_calendar_holds_is_ignored_not_an_internal_error(kps, invoke):
-    """Garbage in a Retry-After must not cost the target its error: the throttle becomes ``InternalError``
-    ("target failed unexpectedly", OverflowError) and the retries are never made. Likely fix: catch
-    OverflowError (and any exception) in ``_retry_after`` and read the header as absent."""
-    kps.inject(status=429, body=THROTTLED, retry_after=NO_CALENDAR_DATE, times=4)
-    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
-    [result] = run.payload["results"]
-    assert result["error"]["code"] == "APIGW.0308", result["error"]
-    assert run.lines("target failed unexpectedly") == []
-
-
-def test_a_garbage_retry_after_on_one_selected_delete_keeps_the_counts_and_the_record(kps, invoke, settings):
-    """The same header on the second of three selected DELETEs: the first task is gone from KPS, but the target
-    ends ``InternalError`` with no ``selected``/``left``/``unconfirmed`` counts and no ``tasks deleted`` line, so
-    nothing says which task this run deleted (selected = deleted + already_gone + left + unconfirmed is lost)."""
-    settings["KPS_CONCURRENCY"] = "1"  # one DELETE at a time, in listing order
-    first, second, _ = (task["task_id"] for task in kps.failed_tasks(PROJECT))
-    kps.inject(method="DELETE", path=f".*/{second}", status=429, body=THROTTLED, retry_after=NO_CALENDAR_DATE, times=4)
-    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}})
-    [result] = run.payload["results"]
-    assert first not in [task["task_id"] for task in kps.failed_tasks(PROJECT)]  # deleted, as scripted
-    assert result["error"]["code"] == "APIGW.0308", result["error"]
-    counts = [result.get(k) for k in ("selected", "failed_task_count", "already_gone", "left", "unconfirmed")]
-    assert counts == [3, 1, 0, 2, 0], counts
-    assert run.lines("tasks deleted"), "the task this run deleted is in no record line"
-
-
-@pytest.mark.usefixtures("delete_only")
-@pytest.mark.parametrize("value", ["nan", "-120"])
-def test_a_retry_after_that_is_no_delay_never_shortens_the_backoff(kps, invoke, settings, monkeypatch, value):
-    """RFC 9110 10.2.3: delay-seconds is 1*DIGIT. ``float()`` reads "nan" and "-120", and ``max(0.0, ...)`` makes
-    both "retry now": a throttled KPS is asked again at once, every attempt, where the header should count as
-    absent (the backoff). The backoff is pinned at its bound (8 s, which does not fit the 3 s run) so that the
-    outcome tells the two apart: one DELETE and ``DeadlineExceeded``. Likely fix: take only digits (or a date)."""
-    settings["KPS_BACKOFF_BASE_SECONDS"] = "30"
-    monkeypatch.setattr(api.random, "uniform", lambda low, high: high)
-    kps.inject(status=429, body=THROTTLED, retry_after=value, times=4)
-    invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
-    assert len(deletes(kps)) == 1, f'{len(deletes(kps))} DELETEs at once after "Retry-After: {value}"'
-
 
 # --- 3. make serve: what it cannot read as sent is refused, the function never run -------------------------------
 
