@@ -77,6 +77,7 @@ def test_a_chunked_body_reaches_the_function_whole(served, kps):
     [
         post("Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n"),  # not a hex size
         post("Transfer-Encoding: chunked\r\n", b"5\r\n{}\r\n0\r\n\r\n"),  # a chunk shorter than its size
+        post("Transfer-Encoding: chunked\r\n", b"2;x=\x00\r\n{}\r\n0\r\n\r\n"),  # a NUL in a chunk extension
         post("Transfer-Encoding: gzip\r\n", b"{}"),  # a coding the gateway does not take
         post("Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", b"2\r\n{}\r\n0\r\n\r\n"),  # both: smuggling
         post("Content-Length: -1\r\n", b"{}"),
@@ -85,7 +86,18 @@ def test_a_chunked_body_reaches_the_function_whole(served, kps):
         post("Content-Length: 2\r\nContent-Length: 3\r\n", b"{}"),
         post("Content-Length: 2 2\r\n", b"{}"),
     ],
-    ids=["bad-size", "short-chunk", "gzip", "te-and-cl", "cl-minus-1", "cl-abc", "cl-plus", "cl-twice", "cl-space"],
+    ids=[
+        "bad-size",
+        "short-chunk",
+        "ext-nul",
+        "gzip",
+        "te-and-cl",
+        "cl-minus-1",
+        "cl-abc",
+        "cl-plus",
+        "cl-twice",
+        "cl-space",
+    ],
 )
 def test_a_malformed_body_is_the_gateways_400_and_the_function_never_runs(served, kps, settings, request_bytes):
     settings["KPS_PROJECT_ID"] = PROJECT  # an empty request would clean this project
