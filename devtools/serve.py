@@ -11,8 +11,8 @@ blank header counts as missing.
 
 The function runs only for a whole request: a body is read to exactly its ``Content-Length`` (digits
 only) or decoded from ``Transfer-Encoding: chunked``; anything else (a malformed or contradictory length,
-a body cut short by the client hanging up, a bad chunk, a bare CR in the request line, a header or a trailer)
-is the gateway's own 400 and nothing is invoked.
+a body cut short by the client hanging up, a bad chunk, a line of the head or a trailer that is not RFC 9112's,
+a trailer line longer than 8 KiB) is the gateway's own 400 and nothing is invoked.
 Every answer, the gateway's own errors included (404, 413, 400, and the HTTP parser's 400/414/431),
 is JSON and writes exactly one log line.
 """
@@ -42,12 +42,26 @@ API_ID = "local0000000000000000000000000000"
 MAX_BODY = 6 * 1024 * 1024  # FunctionGraph's synchronous request limit
 BACKLOG = 128  # the stdlib's 5 reset connections under a burst of 40
 _DIGITS = re.compile(r"[0-9]{1,16}")
-_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
+# RFC 9112's lines, as the gateway reads them: a request line holds no control character; a field line (a header
+# or a trailer) is a token, a colon and a value of visible characters, SP, HTAB and obs-text; a chunk-size line's
+# extension is such text too. Each ends in CRLF (or LF alone, 2.2). Anything else (a bare CR, where the stdlib's
+# header parser would end a line and a proxy in front would not; a space before the colon or a line without one,
+# which that parser drops with every line after it; obs-fold; NUL) is a line the gateway cannot read as sent.
+_TEXT = rb"[\t\x20-\x7e\x80-\xff]"
+_REQUEST_LINE = re.compile(rb"[\x20-\x7e\x80-\xff]*\r?\n")
+_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:" + _TEXT + rb"*\r?\n")
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;" + _TEXT + rb"*)?\r?\n")
+_END_OF_HEAD = (b"\r\n", b"\n", b"")
+MAX_TRAILER_LINE = 8192
+_OWS = " \t"  # HTTP's optional whitespace (RFC 9110 5.6.3): str.strip() alone would take VT, FS, NEL, NBSP too
 _GATEWAY_CODE = re.compile(r"[A-Z]{2,10}\.[A-Za-z0-9]{1,32}")
 # What a request line may name: nothing the caller chose (a method or path can be a pasted token).
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 Handler = Callable[[Any, Any], Any]
-BARE_CR = "a bare CR (not followed by LF) in the request line, a header or a trailer (RFC 9112 2.2)"
+MALFORMED_LINE = (
+    "a request line, header or trailer RFC 9112 does not allow: a bare CR (not followed by LF), a control character,"
+    " obs-fold, or a field line without a colon or with a space before it"
+)
 
 
 def apig_event(
@@ -166,18 +180,20 @@ def _read_chunked(stream: Any) -> bytes:
         if stream.readline(3) not in (b"\r\n", b"\n"):
             raise BadRequest(400, "malformed chunked body")
     for _ in range(100):  # trailer fields, then the empty line
-        line = stream.readline(8192)
-        if line in (b"\r\n", b"\n", b""):
+        line = stream.readline(MAX_TRAILER_LINE)
+        if line in _END_OF_HEAD:
             return bytes(body)
-        if _bare_cr(line):
-            raise BadRequest(400, BARE_CR)
+        if len(line) == MAX_TRAILER_LINE and not line.endswith(b"\n"):  # its rest would be read as a next line
+            raise BadRequest(400, f"a trailer line longer than {MAX_TRAILER_LINE} bytes")
+        if _malformed(line, _FIELD_LINE):
+            raise BadRequest(400, MALFORMED_LINE)
     raise BadRequest(400, "malformed chunked body")
 
 
 def read_body(headers: Any, stream: Any) -> bytes:
     """The whole body as the request framed it, or ``BadRequest``: never a guess."""
-    encodings = [e.strip().lower() for v in headers.get_all("Transfer-Encoding") or [] for e in v.split(",")]
-    lengths = {v.strip() for v in headers.get_all("Content-Length") or []}
+    encodings = [e.strip(_OWS).lower() for v in headers.get_all("Transfer-Encoding") or [] for e in v.split(",")]
+    lengths = {v.strip(_OWS) for v in headers.get_all("Content-Length") or []}
     if encodings:
         if lengths or encodings != ["chunked"]:  # both, or a coding the gateway does not take: refused
             raise BadRequest(400, "unsupported or ambiguous Transfer-Encoding")
@@ -209,22 +225,22 @@ def write_line(out: Any, line: str) -> None:
         out.flush()
 
 
-def _bare_cr(line: bytes) -> bool:
-    """Whether a line of the head holds a CR that is not its CRLF ending: RFC 9112 makes that line invalid,
-    and the stdlib's header parser (the email package) would end a line there, where a proxy would not."""
-    return b"\r" in (line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n"))
+def _malformed(line: bytes, grammar: re.Pattern[bytes]) -> bool:
+    """Whether a line of the head is not as ``grammar`` (one of RFC 9112's lines) writes it: refused whole, as a
+    strict HTTP/1.1 server does. The blank line or the end of the stream that ends the head is not one."""
+    return line not in _END_OF_HEAD and grammar.fullmatch(line) is None
 
 
 class _StrictHead:
-    """The request's stream while the stdlib reads its header lines: notes a bare CR in any of them."""
+    """The request's stream while the stdlib reads its header lines: notes one that is not a field line."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
-        self.bare_cr = False
+        self.malformed = False
 
     def readline(self, limit: int = -1) -> bytes:
         line = self._stream.readline(limit)
-        self.bare_cr = self.bare_cr or _bare_cr(line)
+        self.malformed = self.malformed or _malformed(line, _FIELD_LINE)
         return line
 
     def __getattr__(self, name: str) -> Any:
@@ -240,9 +256,15 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: one line per request is written below, without headers (they carry credentials)."""
 
+        def handle_one_request(self) -> None:
+            """Each request's own id and path, set before anything can refuse it: a handler object lives as long
+            as its connection, and a refusal must never be logged with the previous request's."""
+            self.request_id = uuid.uuid4().hex  # the gateway's own: on the event and on the request's log line
+            self.path = ""
+            super().handle_one_request()
+
         def _serve(self) -> None:
             started = time.monotonic()
-            self.request_id = uuid.uuid4().hex  # the gateway's own: on the event and on the request line
             try:
                 body = read_body(self.headers, self.rfile)
             except BadRequest as refused:
@@ -285,15 +307,15 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             self._answer(*answer)
 
         def parse_request(self) -> bool:
-            """The stdlib's parsing, on a head whose every line is checked for a bare CR (``_StrictHead``)."""
+            """The stdlib's parsing, on a head whose every line is checked against RFC 9112's (``_StrictHead``)."""
             rfile, head = self.rfile, _StrictHead(self.rfile)
             self.rfile = head  # type: ignore[assignment]
             try:
                 parsed = super().parse_request()
             finally:
                 self.rfile = rfile
-            if parsed and (head.bare_cr or _bare_cr(self.raw_requestline)):
-                self.send_error(400, BARE_CR)
+            if parsed and (head.malformed or _malformed(self.raw_requestline, _REQUEST_LINE)):
+                self.send_error(400, MALFORMED_LINE)
                 return False
             return parsed
 
@@ -302,7 +324,7 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             self.command = self.command or "-"
             if not self.request_version.startswith("HTTP/1."):  # the stdlib would answer without a status line
                 self.request_version = self.protocol_version
-            self.path = getattr(self, "path", "") or "-"
+            self.path = self.path or "-"
             self._refuse(code, message or "bad request", "APIGW.0201", time.monotonic())
 
         def _log(self, status: int, payload: dict[str, Any] | None, data: bytes, started: float) -> None:
@@ -313,8 +335,7 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             try:
                 words = summary(payload) if payload else [_gateway_code(data)]
                 line = f"{method} {path} -> {status} {'  '.join(words)} ({elapsed:.0f} ms)"
-                if getattr(self, "request_id", None):
-                    line += f"  request {self.request_id}"
+                line += f"  request {self.request_id}"
                 if payload and wants_table(payload):
                     line += "\n" + target_table(payload)
             except Exception as exc:  # noqa: BLE001 - the line never costs the caller its answer

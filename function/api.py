@@ -7,7 +7,7 @@ the function instance, so warm invocations reuse its connections.
 from __future__ import annotations
 
 import contextlib
-import email.utils
+import datetime
 import html
 import json
 import random
@@ -115,17 +115,50 @@ def out_of_time(reply: Reply, message: str) -> Reply:
     return reply._replace(ok=False, error=_error("DeadlineExceeded", message, True))
 
 
+# Retry-After (RFC 9110 10.2.3) is delay-seconds or an HTTP-date (5.6.7) in one of its three forms, each case-
+# sensitive and GMT (asctime's names no zone). delay-seconds is 1*DIGIT; a fraction ("0.2") is taken too.
+_DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH, _DAY = f"(?P<month>{'|'.join(_MONTHS)})", "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_TIME = "(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+_HTTP_DATES = (
+    re.compile(rf"{_DAY}, (?P<day>[0-9]{{2}}) {_MONTH} (?P<year>[0-9]{{4}}) {_TIME} GMT"),  # IMF-fixdate
+    re.compile(  # rfc850-date
+        rf"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+        rf"(?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}}) {_TIME} GMT"
+    ),
+    re.compile(rf"{_DAY} {_MONTH} (?P<day>[0-9]{{2}}| [0-9]) {_TIME} (?P<year>[0-9]{{4}})"),  # asctime
+)
+# The largest delay read (RFC 9111 1.2.2's bound for delta-seconds): a longer one means as much here, never fits.
+MAX_DELAY_SECONDS = 2.0**31
+
+
 def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header, or None (absent: the backoff applies) when it is not one
+    of RFC 9110's forms. Given twice, it is joined "a, b": each part must be one, and the longest wait is taken
+    (every server on the way asked for at least that)."""
     if not value:
         return None
+    waits = [_wait(part.strip(" \t")) for part in re.split(r"(?<![a-z]),", value)]  # "Sun, 06 Nov ...": no split
+    return None if None in waits else max(wait for wait in waits if wait is not None)
+
+
+def _wait(part: str) -> float | None:
+    """One Retry-After value's seconds from now (a past date is 0), or None when it is no delay or no date."""
+    if _DELAY.fullmatch(part):
+        return min(float(part), MAX_DELAY_SECONDS)
+    date = next((match for form in _HTTP_DATES if (match := form.fullmatch(part))), None)
+    if date is None:
+        return None
+    year = int(date["year"])
+    if year < 100:  # rfc850's two digits: the most recent year that is not more than 50 years ahead
+        now = time.gmtime().tm_year
+        year += now - now % 100
+        year -= 100 if year > now + 50 else 0
+    fields = (int(date["day"]), int(date["hour"]), int(date["minute"]), int(date["second"]))
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = datetime.datetime(year, _MONTHS.index(date["month"]) + 1, *fields, tzinfo=datetime.timezone.utc)
+    except ValueError:  # no such day (Feb 30, second 60): not a date
         return None
     return max(0.0, when.timestamp() - time.time())
 
@@ -267,14 +300,17 @@ class ApiClient:
             reply = self._attempt(method, path, query or [], min(self._policy.timeout, budget), attempt)
             if reply.ok or not reply.error or not reply.error["retryable"]:
                 return reply
-            if self._deadline.remaining() < MIN_ATTEMPT_SECONDS:
+            left = self._deadline.remaining() - MIN_ATTEMPT_SECONDS
+            last = attempt >= self._policy.max_attempts
+            # The server's answer, not our slowness, ends it: checked first, so a throttle read in the last
+            # moments is still the server's error. A wait of 0 that does not fit is the deadline's doing.
+            if reply.retry_after is not None and reply.retry_after > max(left, 0.0) and not last:
+                return _not_waited(reply, reply.retry_after, left)
+            if left < 0:
                 return self._out_of_time(attempt, reply)
-            if attempt >= self._policy.max_attempts:
+            if last:
                 return reply
             wait = reply.retry_after if reply.retry_after is not None else self._policy.backoff(attempt)
-            left = self._deadline.remaining() - MIN_ATTEMPT_SECONDS
-            if wait > left and reply.retry_after is not None:  # the server's answer, not our slowness, ends it
-                return _not_waited(reply, wait, left)
             if wait > left:
                 return self._out_of_time(attempt, reply)
             time.sleep(wait)

@@ -8,15 +8,20 @@ the function must answer within its invocation's budget.
 from __future__ import annotations
 
 import email.utils
+import json
+import os
 import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import PROJECT, apig_event, settled
+from conftest import PROJECT, apig_event, deletes, settled
+from servers import RawReply
 
 from devtools.context import FakeContext
+from function import api
+from function.budget import SAFETY_MARGIN_SECONDS
 
 pytestmark = pytest.mark.usefixtures("delete_only")  # these tests look at the DELETE call alone
 
@@ -223,3 +228,112 @@ def test_each_attempt_timeout_is_cut_to_what_the_invocation_has_left(kps, invoke
     run = invoke({"project_id": PROJECT}, context=context)
     assert run.payload["results"][0]["error"]["code"] == "DeadlineExceeded"
     assert context.getRemainingTimeInMilliSeconds() > 0, "returned while the invocation still had time"
+
+
+# --- Retry-After: RFC 9110's forms only; anything else is absent (the backoff applies) ---------------------------
+
+
+def _not_retried(run: Any) -> dict[str, Any]:
+    """The one target's result, checked to be the throttle the server answered, reported as a wait not made."""
+    [result] = run.payload["results"]
+    if "statusCode" in run.result:  # an API Gateway call: the target's failure is the gateway's 502
+        assert run.result["statusCode"] == 502, run.result["statusCode"]
+    assert (result["error"]["code"], result["error"]["retryable"]) == ("APIGW.0308", True), result["error"]
+    assert "Retry-After of" in result["error"]["message"] and "not retried" in result["error"]["message"]
+    return result
+
+
+def test_a_retry_after_given_twice_is_still_the_servers_wait(invoke, settings):
+    """Two ``Retry-After: 120`` lines (a gateway in front adding its own) reach the function joined, "120, 120":
+    each part is read, and the longest wait is the server's, so the call is not asked again sooner."""
+    body = json.dumps(THROTTLED).encode()
+    server = RawReply(
+        b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 120\r\n"
+        b"Retry-After: 120\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    settings.update(KPS_ENDPOINT=server.url)
+    try:
+        run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    finally:
+        server.close()
+    assert len(server.received) == 1, f"{len(server.received)} DELETEs sent to a server that asked for 120 s"
+    assert "Retry-After of 120 s" in _not_retried(run)["error"]["message"]
+
+
+@pytest.fixture
+def shanghai_time() -> Any:
+    """The process's local time zone set to UTC+8 (a FunctionGraph function in cn-north-4 with TZ set), then back."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Shanghai"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.usefixtures("shanghai_time")
+def test_an_asctime_retry_after_is_gmt_whatever_the_local_zone(kps, invoke):
+    """RFC 9110 5.6.7: a recipient MUST accept all three HTTP-date forms, and asctime's (``Wed Dec  2 03:00:00
+    2026``) is GMT though it names no zone: at UTC+8, read as local time, a wait of 120 s would be 8 hours past."""
+    kps.inject(status=429, body=THROTTLED, retry_after=time.asctime(time.gmtime(time.time() + 120)), times=4)
+    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    assert len(deletes(kps)) == 1, f"{len(deletes(kps))} DELETEs sent to a server that asked for 120 s"
+    _not_retried(run)
+
+
+def test_a_throttle_answered_in_the_last_moments_is_still_the_servers_error(kps, invoke, settings, monkeypatch):
+    """A 429 with ``Retry-After: 120`` read when less than ``MIN_ATTEMPT_SECONDS`` are left is the server's
+    error, not ``DeadlineExceeded``: the server answered and asked for a wait. The margin is raised to 1 s and
+    the answer starts 0.6 s before the function's deadline (the context's, less the safety margin), so the reply
+    is read inside the margin whatever the machine's load."""
+    monkeypatch.setattr(api, "MIN_ATTEMPT_SECONDS", 1.0)
+    started = time.monotonic()
+    context = FakeContext(user_data=settings, timeout_seconds=3)
+    kps.inject(status=429, body=THROTTLED, retry_after="120", until=started + 3 - SAFETY_MARGIN_SECONDS - 0.6)
+    run = invoke({"project_id": PROJECT}, context=context)
+    assert len(deletes(kps)) == 1
+    _not_retried(run)
+
+
+# A date no calendar holds: its year does not fit a C long (datetime would raise OverflowError).
+NO_CALENDAR_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
+
+
+def test_a_retry_after_date_no_calendar_holds_is_ignored_not_an_internal_error(kps, invoke):
+    """Garbage in a Retry-After must not cost the target its error: it is absent, the throttle retried and
+    reported as such, never ``InternalError``."""
+    kps.inject(status=429, body=THROTTLED, retry_after=NO_CALENDAR_DATE, times=4)
+    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    [result] = run.payload["results"]
+    assert result["error"]["code"] == "APIGW.0308", result["error"]
+    assert run.lines("target failed unexpectedly") == []
+
+
+def test_a_garbage_retry_after_on_one_selected_delete_keeps_the_counts_and_the_record(kps, invoke, settings):
+    """The same header on the second of three selected DELETEs: the first task is gone from KPS, and the counts
+    (selected = deleted + already_gone + left + unconfirmed) and the ``tasks deleted`` line say so."""
+    settings["KPS_CONCURRENCY"] = "1"  # one DELETE at a time, in listing order
+    first, second, _ = (task["task_id"] for task in kps.failed_tasks(PROJECT))
+    kps.inject(method="DELETE", path=f".*/{second}", status=429, body=THROTTLED, retry_after=NO_CALENDAR_DATE, times=4)
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}})
+    [result] = run.payload["results"]
+    assert first not in [task["task_id"] for task in kps.failed_tasks(PROJECT)]  # deleted, as scripted
+    assert result["error"]["code"] == "APIGW.0308", result["error"]
+    counts = [result.get(k) for k in ("selected", "failed_task_count", "already_gone", "left", "unconfirmed")]
+    assert counts == [3, 1, 0, 2, 0], counts
+    assert run.lines("tasks deleted"), "the task this run deleted is in no record line"
+
+
+@pytest.mark.parametrize("value", ["nan", "-120"])
+def test_a_retry_after_that_is_no_delay_never_shortens_the_backoff(kps, invoke, settings, monkeypatch, value):
+    """RFC 9110 10.2.3: delay-seconds is 1*DIGIT. "nan" and "-120" are none, so the header is absent and the
+    backoff applies; read as "retry now", a throttled KPS would be asked again at once. The backoff is pinned at
+    its bound (8 s, which does not fit the 3 s run) so that the outcome tells the two apart: one DELETE."""
+    settings["KPS_BACKOFF_BASE_SECONDS"] = "30"
+    monkeypatch.setattr(api.random, "uniform", lambda low, high: high)
+    kps.inject(status=429, body=THROTTLED, retry_after=value, times=4)
+    invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    assert len(deletes(kps)) == 1, f'{len(deletes(kps))} DELETEs at once after "Retry-After: {value}"'

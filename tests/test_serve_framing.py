@@ -20,7 +20,7 @@ import yaml
 from conftest import PROJECT, ROOT, deletes, http
 from jsonschema import Draft202012Validator
 
-from devtools.serve import PATH
+from devtools.serve import MAX_TRAILER_LINE, PATH
 
 GATEWAY_ERROR = Draft202012Validator(
     yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())["components"]["schemas"]["GatewayError"]
@@ -28,8 +28,8 @@ GATEWAY_ERROR = Draft202012Validator(
 DRY_RUN_BODY = json.dumps({"project_id": PROJECT, "dry_run": True}).encode()
 
 
-def raw(url: str, request: bytes, *, half_close: bool = False) -> tuple[int, dict[str, Any] | None]:
-    """Sends bytes as they are; returns the status and the JSON body of the answer (0, None: no answer)."""
+def exchange(url: str, request: bytes, *, half_close: bool = False) -> bytes:
+    """Writes ``request`` as it is on one connection (half-closed after it, if asked); returns every byte answered."""
     host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(request)
@@ -38,6 +38,12 @@ def raw(url: str, request: bytes, *, half_close: bool = False) -> tuple[int, dic
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
+    return answer
+
+
+def raw(url: str, request: bytes, *, half_close: bool = False) -> tuple[int, dict[str, Any] | None]:
+    """Sends bytes as they are; returns the status and the JSON body of the answer (0, None: no answer)."""
+    answer = exchange(url, request, half_close=half_close)
     if not answer:
         return 0, None
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -71,6 +77,7 @@ def test_a_chunked_body_reaches_the_function_whole(served, kps):
     [
         post("Transfer-Encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n"),  # not a hex size
         post("Transfer-Encoding: chunked\r\n", b"5\r\n{}\r\n0\r\n\r\n"),  # a chunk shorter than its size
+        post("Transfer-Encoding: chunked\r\n", b"2;x=\x00\r\n{}\r\n0\r\n\r\n"),  # a NUL in a chunk extension
         post("Transfer-Encoding: gzip\r\n", b"{}"),  # a coding the gateway does not take
         post("Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", b"2\r\n{}\r\n0\r\n\r\n"),  # both: smuggling
         post("Content-Length: -1\r\n", b"{}"),
@@ -79,7 +86,18 @@ def test_a_chunked_body_reaches_the_function_whole(served, kps):
         post("Content-Length: 2\r\nContent-Length: 3\r\n", b"{}"),
         post("Content-Length: 2 2\r\n", b"{}"),
     ],
-    ids=["bad-size", "short-chunk", "gzip", "te-and-cl", "cl-minus-1", "cl-abc", "cl-plus", "cl-twice", "cl-space"],
+    ids=[
+        "bad-size",
+        "short-chunk",
+        "ext-nul",
+        "gzip",
+        "te-and-cl",
+        "cl-minus-1",
+        "cl-abc",
+        "cl-plus",
+        "cl-twice",
+        "cl-space",
+    ],
 )
 def test_a_malformed_body_is_the_gateways_400_and_the_function_never_runs(served, kps, settings, request_bytes):
     settings["KPS_PROJECT_ID"] = PROJECT  # an empty request would clean this project
@@ -141,6 +159,79 @@ def test_a_bare_cr_in_the_head_is_the_gateways_400_and_the_function_never_runs(s
     assert status == 400 and body["error_code"] == "APIGW.0201" and "bare CR" in body["error_msg"]
     assert events == [] and kps.requests == [] and len(kps.failed_tasks(PROJECT)) == 3
     assert len([line for line in log_lines(out) if "-> 400 APIGW.0201" in line]) == 1
+
+
+@pytest.mark.parametrize(
+    "line", ["Content-Length : {n}", "X-Note\r\nContent-Length: {n}"], ids=["space-before-colon", "no-colon"]
+)
+def test_a_header_line_the_gateway_cannot_read_is_refused_not_a_smuggled_request(served, kps, line):
+    """RFC 9112 5.1: whitespace between a field name and its colon MUST be refused 400. The stdlib's header parser
+    (the email package) stops at the first line that is no header and drops it and every line after it, with no
+    error: "Content-Length : n" would be lost, the function run with an empty body, and the n bytes a proxy sent as
+    this request's body read as a second request on the connection, here a real cleanup of PROJECT."""
+    body = json.dumps({"project_id": PROJECT}).encode()
+    inner = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    outer = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\n{line.format(n=len(inner))}\r\n\r\n".encode()
+    url, events, _ = served
+    answer = exchange(url, outer + inner, half_close=True)
+    assert deletes(kps) == [], "a request inside another's body reached the function and deleted every task"
+    assert events == [] and answer.startswith(b"HTTP/1.1 400 "), (len(events), answer[:40])
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Content-Length: {n}\x0b",
+        "Content-Length: \x1c{n}",
+        "Transfer-Encoding: chunked\xa0",
+        "Transfer-Encoding: \x85chunked",
+    ],
+    ids=["cl-vtab", "cl-fs", "te-nbsp", "te-nel"],
+)
+def test_a_framing_header_padded_with_what_http_does_not_call_whitespace_is_refused(served, kps, framing):
+    """HTTP's optional whitespace is SP and HTAB only (RFC 9110 5.6.3): "2<VT>" is no Content-Length and
+    "chunked<NBSP>" no coding (``str.strip()`` would drop VT, FF, FS..US, NEL and NBSP, Latin-1 0x85 and 0xA0).
+    A proxy in front frames such a request otherwise: refused, the function never run."""
+    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY) if "chunked" in framing else DRY_RUN_BODY
+    url, events, _ = served
+    request = post(framing.format(n=len(DRY_RUN_BODY)) + "\r\n", body)
+    status, _ = raw(url, request.decode().encode("latin-1"))  # one byte each, as a client would send them
+    assert (status, events) == (400, []), (status, len(events))
+
+
+@pytest.mark.parametrize("header", ["X-A: b\r\n c\r\n", "X-A: b\x00c\r\n"], ids=["obs-fold", "nul"])
+def test_a_line_break_or_nul_in_a_header_value_never_reaches_the_function(served, kps, header):
+    """RFC 9112 5.2 (obs-fold) and RFC 9110 5.5 (CR, LF, NUL in a value): refused with 400 (the same rule as the
+    bare CR: a field line is a token, a colon and text), never "b\\r\\n c" or "b\\x00c" in the event's header."""
+    url, events, _ = served
+    status, _ = raw(url, post(f"{header}Content-Length: {len(DRY_RUN_BODY)}\r\n", DRY_RUN_BODY))
+    values = [value for event in events for value in event["headers"].values()]
+    assert status == 400 or not [v for v in values if set(v) & {"\r", "\n", "\0"}], values
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["lf", "crlf-across-the-limit"])
+def test_a_trailer_line_longer_than_the_gateway_reads_is_not_split_into_a_next_request(served, kps, end):
+    """Trailer lines are read 8 KiB at a time: a longer one is refused 400, not read as two, its rest taken for the
+    blank line that ends the message and the trailers after it for the connection's next request (a request no
+    proxy in front saw). One request, one answer; a CRLF split by the limit is a long line, not a bare CR."""
+    pad = b"a" * (MAX_TRAILER_LINE - len(b"X-Pad: ") - len(end) + 1)  # its last byte just past the limit
+    chunked = b"%x\r\n%s\r\n0\r\nX-Pad: %s%sX-T: b\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY, pad, end)
+    request = post("Transfer-Encoding: chunked\r\n", chunked).replace(b"Connection: close\r\n", b"")
+    url, _, out = served
+    answer = exchange(url, request, half_close=True)
+    assert len(log_lines(out)) == 1 and answer.count(b"HTTP/1.1 ") == 1, log_lines(out)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"longer than" in answer and b"bare CR" not in answer, answer
+
+
+def test_a_refusal_on_a_kept_alive_connection_logs_no_earlier_requests_id(served, kps):
+    """The handler object lives as long as its connection: the parser's refusal of a second request on it must
+    log its own "request <id>" and path, never the first's (a reader would tie the 400 to a call that succeeded)."""
+    first = post(f"Content-Length: {len(DRY_RUN_BODY)}\r\n", DRY_RUN_BODY).replace(b"Connection: close\r\n", b"")
+    url, events, out = served
+    exchange(url, first + b"NOT-HTTP\r\n\r\n", half_close=True)
+    [served_line, refused_line] = log_lines(out)
+    assert len(events) == 1 and " 400 " in refused_line
+    assert served_line.rsplit(" ", 1)[1] not in refused_line, refused_line
 
 
 def test_lines_ended_by_a_bare_lf_are_still_read(served, kps):

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -410,6 +411,7 @@ PROJECT_ID = "4b1f2a0c9e7d4c3b8a6f5e4d3c2b1a09"
 REQUIRED = ("-var", "region=cn-north-4", "-var", f"project_id={PROJECT_ID}")
 INSTANCE, GROUP = "eddc4d25480b4cd6b512f270a1b8b341", "c77f5e81d9cb4424bf704ef2b0ac7600"
 HTTP = f'http={{instance_id="{INSTANCE}", group_id="{GROUP}", domain="d.example.com", timeout_ms=58000}}'
+TZ_BACKWARD = ("GMT", "Etc/GMT0", "Etc/UCT", "PRC", "US/Eastern", "CET", "EST5EDT")  # top-level names and links
 
 
 @pytest.fixture(scope="module")
@@ -540,6 +542,9 @@ SELECTS = {
     '{"older_than_hours": -0}': True,
     '{"older_than_hours": 0.5}': True,
     '{"older_than_hours": 1000000}': True,
+    # json reads a number with a fraction or an exponent as a float, Terraform exactly: these round into the bounds.
+    '{"older_than_hours": 1000000.0000000000000000001}': True,  # 1000000.0
+    '{"older_than_hours": -1e-400}': True,  # -0.0
     '{"operate_type": ["FAILED_RESET"], "server_name": ["web-1"]}': True,
     '{"operate_type": ["FAILED_RESET", "FAILED_REPLACE", "FAILED_UNBIND"], "task_error_code": ["KPS.0001"]}': True,
     '{"server_name": ["' + "x" * 256 + '"], "keypair_name": ["older_than_hours", "\\"older_than_hours\\": 1"]}': True,
@@ -550,6 +555,8 @@ SELECTS = {
     '{"older_than_hours": -1}': False,
     '{"older_than_hours": 1000001}': False,
     '{"older_than_hours": 1e400}': False,
+    '{"older_than_hours": 1000000.0000000001}': False,  # the next float above 1000000
+    '{"older_than_hours": -5e-324}': False,  # the least negative float
     '{"older_than_hours": [168]}': False,
     '{"operate_type": "FAILED_RESET"}': False,
     '{"operate_type": []}': False,
@@ -561,9 +568,15 @@ SELECTS = {
     '{"server_name": [["web-1"]]}': False,
     '{"server_name": {"a": "web-1"}}': False,
     '{"server_name": ["' + "x" * 257 + '"]}': False,
+    # Lengths in code points, as Python's len(): Terraform's length() counts grapheme clusters (200 flags are 400
+    # code points; it also inserts U+034F after 30 combining marks, in the text the function is given).
+    '{"server_name": ["' + "\U0001f1ef\U0001f1f5" * 200 + '"]}': False,
+    '{"server_name": ["x' + "\u0301" * 300 + '"]}': False,
+    '{"server_name": ["' + "\U0001f1ef" * 256 + '"]}': True,
     '{"server_id": [' + ", ".join(f'"s{n}"' for n in range(101)) + "]}": False,
     '{"older_than_hours": 1, "older_than_hours": 2}': False,
     '{"server_name": ["a"], "server_name" : ["b"]}': False,
+    '{"older_than_hours": 1, "older_than_hour\\u0073": 2}': False,  # the same key, spelled with an escape
 }
 
 
@@ -582,6 +595,14 @@ def test_the_plan_takes_a_kps_select_exactly_when_the_function_does(without_reso
         parse_setting(select)
     output = refused(without_resources, "-var", f'settings={{KPS_SELECT="{quoted}"}}')
     assert "Error: Invalid value for variable" in output and "KPS_SELECT's values" in output.replace("\n│", "")
+
+
+@needs_terraform
+def test_an_empty_kps_select_is_unset_at_plan_as_in_the_function(without_resources):
+    """The function reads KPS_SELECT = "" as unset (no selection): so does the plan, where jsondecode("") fails."""
+    load_settings(SettingSource(None, {"KPS_SELECT": ""}))  # the function takes it
+    data = user_data(without_resources, *REQUIRED, "-var", 'settings={KPS_SELECT="", KPS_DRY_RUN="true"}')
+    assert data[3].get("KPS_SELECT", "") == ""
 
 
 def agency_precondition(module: dict) -> str:
@@ -704,6 +725,7 @@ def test_the_longest_function_name_makes_a_valid_timer_name(without_resources):
         ("Cron", "CRON_TZ=America/Argentina/Buenos_Aires 0 0 3 * * ?", True),
         ("Cron", "CRON_TZ=America/Port-au-Prince 0 0 3 * * ?", True),
         ("Cron", "CRON_TZ=Asia/Atlantis 0 0 3 * * ?", True),  # an IANA shape: whether it exists is not checked
+        *[("Cron", f"CRON_TZ={zone} 0 0 3 * * ?", True) for zone in TZ_BACKWARD],
         ("Cron", "CRON_TZ=Nowhere/Land 0 0 3 * * ?", False),  # no tz database area
         ("Cron", "CRON_TZ=asia/shanghai 0 0 3 * * ?", False),
         ("Cron", "CRON_TZ=Asia/ 0 0 3 * * ?", False),
@@ -748,6 +770,19 @@ def test_terraform_refuses_a_schedule_the_api_refuses(without_resources, schedul
     else:
         output = refused(without_resources, *args)
         assert "Error: Invalid value for variable" in output and 'variable "schedule"' in output
+
+
+@needs_terraform
+def test_the_plan_takes_every_tz_database_zone_in_cron_tz(without_resources):
+    """Every name in Python's zoneinfo.available_timezones(), checked against the plan's cron grammar in one console
+    run: the tz database's top-level names and backward links (PRC, GMT, CET, US/Eastern, Etc/GMT0) once failed
+    the plan though a Go scheduler's time.LoadLocation loads each. "localtime" is left out: the system's link to its
+    own zone, no tz database name (like "Local", refused)."""
+    zones = sorted(zoneinfo.available_timezones() - {"localtime"})
+    assert set(TZ_BACKWARD) <= set(zones)
+    expression = f'[for zone in {json.dumps(zones)} : can(regex(local.cron, "CRON_TZ=${{zone}} 0 0 3 * * ?"))]'
+    taken = evaluate(without_resources, expression, *REQUIRED)
+    assert [zone for zone, ok in zip(zones, taken) if not ok] == []
 
 
 @needs_terraform

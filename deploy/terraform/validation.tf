@@ -20,12 +20,26 @@ locals {
   select_max_age_hours    = 1000000
   select_max_values       = 100
   select_max_value_length = 256
+  # What variables.tf checks for a KPS_SELECT that is unset or "" (the function reads both as no selection).
+  select_unset = "{\"older_than_hours\": 0}"
+  # The function reads a JSON number with a fraction or an exponent as a float64, Terraform exactly: the bounds are
+  # those of the numbers that round into 0 to select_max_age_hours (ties to even), so that both take
+  # 1000000.0000000000000000001 (1000000.0) and -1e-400 (-0.0): half the least subnormal below 0, half an ulp
+  # (2^-33 from 2^19 to 2^20) above the top.
+  select_min_age = -pow(2, -1074) / 2
+  select_max_age = local.select_max_age_hours + pow(2, -34)
+  # A JSON object's keys, found in its text: each string followed by a colon (a string in a value is followed by
+  # a comma, ] or }). More keys in the text than in jsondecode's object: one given twice, however it is spelled
+  # ("older_than_hour\u0073" too); jsondecode keeps the last, the function refuses it.
+  json_key = "\"(?:[^\"\\\\]|\\\\.)*\"\\s*:"
 
   # Cron (functiongraph_01_0908): each field a comma-separated list of *, a value or a range, each with an
-  # optional /step; %[1]s is the field's value. CRON_TZ's zone has the shape of an IANA name: UTC, Etc/UTC,
-  # Etc/GMT-14 to Etc/GMT+12, or Area/Location[/Sublocation] in one of the tz database's areas, each part
-  # capitalised (Asia/Shanghai, America/Argentina/Buenos_Aires). Whether that zone exists is not checked:
-  # Terraform has no zone list (and the function never reads the schedule: FunctionGraph does).
+  # optional /step; %[1]s is the field's value. CRON_TZ's zone is a tz database name: one of its top-level names
+  # (UTC, PRC, CET, EST5EDT; the list is the tz database's and does not grow), an Etc/ name (Etc/UTC, Etc/GMT-14
+  # to Etc/GMT+12), or Area/Location[/Sublocation] in one of its areas, each part capitalised (Asia/Shanghai,
+  # US/Eastern, America/Argentina/Buenos_Aires). Whether an Area/Location exists is not checked: Terraform has no
+  # zone list (and the function never reads the schedule: FunctionGraph does). tests/test_terraform.py checks that
+  # every name in Python's zoneinfo.available_timezones() is taken.
   cron_list   = "(\\*|%[1]s(-%[1]s)?)(/[0-9]{1,2})?(,(\\*|%[1]s(-%[1]s)?)(/[0-9]{1,2})?)*"
   cron_second = format(local.cron_list, "[0-5]?[0-9]") # also minutes
   cron_hour   = format(local.cron_list, "([01]?[0-9]|2[0-3])")
@@ -35,8 +49,15 @@ locals {
   cron_week   = "(\\?|${format(local.cron_list, "([1-7]|(?i:SUN|MON|TUE|WED|THU|FRI|SAT))")})"
   cron_fields = join(" ", [local.cron_second, local.cron_second, local.cron_hour, local.cron_day, local.cron_month, local.cron_week])
   cron_every  = "@every ([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+"
-  cron_area   = "(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Europe|Indian|Pacific)"
-  cron_place  = "[A-Z][A-Za-z_-]*"
-  cron_zone   = "(UTC|Etc/UTC|Etc/GMT([+-]([0-9]|1[0-2])|-1[34])?|${local.cron_area}/${local.cron_place}(/${local.cron_place})?)"
-  cron        = "^((CRON_TZ=${local.cron_zone} )?${local.cron_fields}|${local.cron_every})$"
+  cron_top = join("|", [
+    "CET", "CST6CDT", "Cuba", "EET", "EST", "EST5EDT", "Egypt", "Eire", "Factory", "GB", "GB-Eire", "GMT", "GMT[+-]?0",
+    "Greenwich", "HST", "Hongkong", "Iceland", "Iran", "Israel", "Jamaica", "Japan", "Kwajalein", "Libya", "MET", "MST",
+    "MST7MDT", "NZ", "NZ-CHAT", "Navajo", "PRC", "PST8PDT", "Poland", "Portugal", "ROC", "ROK", "Singapore", "Turkey",
+    "UCT", "UTC", "Universal", "W-SU", "WET", "Zulu",
+  ])
+  cron_etc   = "Etc/(GMT([+-]([0-9]|1[0-2])|-1[34]|0)?|Greenwich|UCT|UTC|Universal|Zulu)"
+  cron_area  = "(Africa|America|Antarctica|Arctic|Asia|Atlantic|Australia|Brazil|Canada|Chile|Europe|Indian|Mexico|Pacific|US)"
+  cron_place = "[A-Z][A-Za-z_-]*"
+  cron_zone  = "(${local.cron_top}|${local.cron_etc}|${local.cron_area}/${local.cron_place}(/${local.cron_place})?)"
+  cron       = "^((CRON_TZ=${local.cron_zone} )?${local.cron_fields}|${local.cron_every})$"
 }
