@@ -88,6 +88,9 @@ class RetryPolicy(NamedTuple):
 
 
 class Reply(NamedTuple):
+    """A call's outcome. Its request ID and error texts are clean already (``clean_text``, or the function's
+    own): the payload, the logs and the record take them as they are."""
+
     ok: bool
     http_status: int | None
     kps_request_id: str | None
