@@ -289,12 +289,10 @@ class _Adapter(requests.adapters.HTTPAdapter):
 
 @functools.lru_cache(maxsize=1)
 def shared_adapter() -> _Adapter:
-    """One adapter per instance: keeps TLS connections open across warm invocations, its pools holding as
-    many connections per host as targets may run at once. Requests go to it without a ``requests.Session``:
-    no cookie jar (nothing a server sets reaches the next call), no redirect handling (``is_redirect`` is
-    read as a failure), no ~/.netrc (its Authorization header) and no scan of the environment on every
-    request (about 1 ms): the proxies are resolved once per endpoint (``proxies_for``), the CA bundle
-    variables read once (``_ca_bundle``)."""
+    """One adapter per instance, without a ``requests.Session``: its pools (as many connections per host as
+    targets may run at once) keep connections open across warm invocations; no cookie jar (nothing a server
+    sets reaches the next call), no redirect followed, no ~/.netrc (its Authorization header) and no scan of
+    the environment per request (about 1 ms): proxies are resolved once per endpoint (``proxies_for``)."""
     return _Adapter(pool_connections=4, pool_maxsize=MAX_CONCURRENCY)
 
 
@@ -303,14 +301,12 @@ def _ca_bundle() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
-# Uncompressed replies: their size is bounded as they are read.
-HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}  # uncompressed: bounded as they are read
 
 
 def prepare(method: str, url: str, headers: dict[str, str], *, repeats: bool) -> requests.PreparedRequest:
-    """The request as requests prepares it (its URL quoted, every header checked). One that ``repeats`` (a
-    token's: the same headers every call) is prepared once per instance and copied: checking a 4 KB token
-    and building the headers cost about 100 µs a call. A signed one never repeats and is not kept."""
+    """The request as requests prepares it (URL quoted, every header checked: about 100 µs with a 4 KB token).
+    One that ``repeats`` (a token's) is prepared once per instance and copied; a signed one never repeats."""
     key = (method, url, tuple(headers.items()))
     return _prepared(*key).copy() if repeats else _prepared.__wrapped__(*key)
 
@@ -323,8 +319,7 @@ def _prepared(method: str, url: str, headers: tuple[tuple[str, str], ...]) -> re
 
 
 def send(request: requests.PreparedRequest, seconds: float, proxies: dict[str, str]) -> requests.Response:
-    """The request on the shared adapter, its body left to be read (``stream``); socket reads bounded by
-    ``seconds`` (the exchange bounds the whole)."""
+    """The request on the shared adapter, its body left to be read (``stream``) within the exchange."""
     return shared_adapter().send(request, stream=True, timeout=seconds, verify=_ca_bundle(), proxies=proxies)
 
 
