@@ -1,7 +1,7 @@
 """Authenticated JSON calls to Huawei Cloud APIs (KPS, IAM), retried inside the time budget.
 
-Every outcome comes back as a ``Reply``; nothing raises. The ``requests.Session`` lives as long as
-the function instance, so warm invocations reuse its connections.
+Every outcome comes back as a ``Reply``; nothing raises. The connection pools (``transport``) live as
+long as the function instance, so warm invocations reuse their connections.
 """
 
 from __future__ import annotations
@@ -88,6 +88,9 @@ class RetryPolicy(NamedTuple):
 
 
 class Reply(NamedTuple):
+    """A call's outcome. Its request ID and error texts are clean already (``clean_text``, or the function's
+    own): the payload, the logs and the record take them as they are."""
+
     ok: bool
     http_status: int | None
     kps_request_id: str | None
@@ -283,7 +286,6 @@ class ApiClient:
         self._credentials = credentials
         self._policy = policy
         self._deadline = deadline
-        self._session = transport.shared_session()
         self._proxies = transport.proxies_for(endpoint)
 
     def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None) -> Reply:
@@ -347,16 +349,9 @@ class ApiClient:
         header is absent) the JSON's ``request_id``. Raises ``_Failed`` with the target error."""
         with transport.exchange(seconds) as current:
             try:
-                # No redirects: a redirect must never carry the credentials to another place.
-                response = self._session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    timeout=seconds,
-                    allow_redirects=False,
-                    proxies=self._proxies,
-                    stream=True,
-                )
+                request = transport.prepare(method, url, headers, repeats=self._credentials.kind == "token")
+                # The adapter follows no redirect: one must never carry the credentials to another place.
+                response = transport.send(request, seconds, self._proxies)
             except requests.RequestException as exc:
                 raise _Failed(None, None, *_failure(exc, current, seconds)) from None
             with contextlib.closing(response):  # closes the connection unless the body was read whole

@@ -219,7 +219,7 @@ def _record_fields(target: Target, reply: Reply) -> dict[str, Any]:
     return {
         "project_id": target.project_id,
         "region": target.region,
-        "kps_request_id": record.bounded(reply.kps_request_id),
+        "kps_request_id": reply.kps_request_id,
     }
 
 
@@ -270,7 +270,7 @@ def clean_target(
         unknown = "not listed (KPS_COUNT_BEFORE_DELETE=false): the deleted set is unknown"
         warning, attempts = None, 0
     elif not listing.reply.ok:  # counting is a courtesy: the cleanup goes ahead without it
-        code = record.bounded((listing.reply.error or {}).get("code"))
+        code = (listing.reply.error or {}).get("code")
         warning = f"the listing failed ({code}): the count is unknown; deleted anyway"
         unknown = f"the listing failed ({code}): the deleted set is unknown"
         attempts = listing.attempts
@@ -302,7 +302,7 @@ def _not_examined(listing: Listing) -> str | None:
     """Why tasks past those listed were not examined (so a selection may have missed some), if so."""
     if listing.reply.ok and listing.warning is None:
         return None
-    why = listing.warning or f"the listing failed ({record.bounded((listing.reply.error or {}).get('code'))})"
+    why = listing.warning or f"the listing failed ({(listing.reply.error or {}).get('code')})"
     listed = len(listing.entries) + listing.kept
     return f"{why}: tasks past the {listed} listed were not examined"
 

@@ -478,11 +478,10 @@ def test_the_watch_on_each_new_connection_leaves_no_descriptor_open(kps):
     url = f"{kps.url}/v3/{PROJECT}/failed-tasks"
 
     def calls(count: int) -> None:
-        session = transport.shared_session()
         for _ in range(count):
             with transport.exchange(5):
-                session.get(url, timeout=5).close()
-            session.close()  # the pools let go of their connection: the next call opens a new one
+                transport.send(transport.prepare("GET", url, {}, repeats=False), 5, {}).close()
+            transport.shared_adapter().close()  # the pools let go of their connection: the next call opens a new one
 
     calls(3)  # the pools and the watchdog exist before counting
     before = len(os.listdir("/proc/self/fd"))
