@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
-from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SK, apig_event, assert_valid_payload, deletes
+from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SK, apig_event, assert_valid_payload, deletes, load_event
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -861,3 +861,57 @@ def test_normalise_drops_combining_marks_and_keeps_the_rest_readable():
     assert logs.normalise("caf\u00e9 \uff46\uff55\uff4c\uff4c \ufb01 \u00c5") == "cafe full fi A"
     assert logs.normalise("한국어 서버") == "한국어 서버"
     assert logs.normalise("が") == "か" and logs.normalise("नमस्ते") == "नमसत"
+
+
+# --- Red team of h19-warm/h19-tidy/h19-flake (main 7d36ff9): refusals quote no secret in the payload;
+# the signature masker under concurrent targets; the libraries' lines carry their own text only.
+
+
+def _apig(body: str, **extra: object) -> dict:
+    event = load_event("apig.json")
+    event.update(body=base64.b64encode(body.encode()).decode(), isBase64Encoded=True, httpMethod="POST", **extra)
+    return event
+
+
+# A caller's key quoted in a refusal: errors.named quotes any key that is a short plain identifier (at most
+# 24 of [A-Za-z0-9_.-]); an access key (20 upper-case letters and digits) is one. The refusal's message is
+# logged masked (the "rejected" line's reason is text) but enters the payload as it was built, unmasked
+# (cleaner._request_error copies Rejected.message), and docs/security.md says the payload is "not re-masked
+# as a whole": strings are masked "where they enter". The caller's own answer, API Gateway's logs of it and
+# every system that stores payloads then hold the function's access key.
+KEYED_EVENTS = {
+    "unknown event key": lambda: {"project_id": PROJECT, AK: True},
+    "unknown select key": lambda: {"project_id": PROJECT, "select": {AK: 1}},
+    "repeated key in a body": lambda: _apig(f'{{"project_id": "{PROJECT}", "{AK}": 1, "{AK}": 2}}'),
+    "unknown API Gateway envelope key": lambda: {**_apig(json.dumps({"project_id": PROJECT})), AK: 1},
+}
+
+
+@pytest.mark.parametrize("shape", list(KEYED_EVENTS))
+def test_an_access_key_sent_as_a_key_never_reaches_the_payload(invoke, settings, shape):
+    """Break (promise 1). Happens: the payload's error.message quotes the function's access key, e.g.
+    "unknown key 'TESTACCESSKEY0000001'" (the log line's reason is masked: "***"). Should: the payload
+    carries no secret, as the log line does not. Likely fix: mask a refusal's message where it enters
+    (``Rejected.__init__`` or ``_request_error`` through ``logs.scrub``), or let ``errors.named`` quote a
+    key only when ``logs.mask`` leaves it as it is (a secret is then described by its length)."""
+    settings.pop("KPS_AUTH_TOKEN")
+    settings.update(HUAWEICLOUD_SDK_AK=AK, HUAWEICLOUD_SDK_SK=SK)
+    run = invoke(KEYED_EVENTS[shape]())
+    assert run.payload["status"] == "rejected"
+    assert AK not in run.out, "the log lines are masked"
+    assert AK not in json.dumps(run.payload), f"the payload quotes the access key: {run.payload['error']}"
+
+
+def test_a_token_in_a_refused_setting_never_reaches_the_payload(invoke, settings):
+    """Break (promise 1), the same gap as the access key above, from the settings side: a refused setting is
+    quoted whole in its InvalidSetting message (``parse_endpoint``: "only scheme, host and port are allowed,
+    got '<the URL>'"), which the payload carries unmasked, to every API Gateway caller, while the
+    ``rejected`` line masks it. An endpoint copied with the token in its query is the case here. Should: the
+    payload masks what the log line masks. Likely fix: mask every refusal's message where it enters the
+    payload (``cleaner._request_error``), or quote no setting value (name the setting and the rule)."""
+    token = settings["KPS_AUTH_TOKEN"]
+    settings["KPS_ENDPOINT"] = f"https://kms.cn-north-4.myhuaweicloud.com/?X-Auth-Token={token}"
+    run = invoke({"project_id": PROJECT})
+    assert run.payload["error"]["code"] == "InvalidSetting"
+    assert token not in run.out, "the log line is masked"
+    assert token not in json.dumps(run.payload), f"the payload quotes the token: {run.payload['error']['message']}"
