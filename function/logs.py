@@ -108,33 +108,38 @@ _NO_SECRETS = _Masker()
 
 class _Secrets:
     """The invocation's secrets: its credentials, compiled once and shared, and the signatures of the
-    requests it signs, added as they are made (``add_secret``: as written, not encoded) into a masker of
-    the invocation's own. One object per invocation, shared by the copies of its context its worker
-    threads run in. A signature is only queued (under the lock); the next text masked adds the queue's
-    windows. The most recent ``MAX_SIGNATURES`` are kept (a selective cleanup signs one DELETE per
-    task): past that the masker is rebuilt from the newest half, so its size is bounded whatever the
-    number of requests, and each signature costs its windows once, amortised."""
+    requests it signs, added by the signing thread before its request is sent (``add_secret``: as written,
+    not encoded) into a masker of the invocation's own. One object per invocation, shared by the copies of
+    its context its worker threads run in. At most ``MAX_SIGNATURES`` are kept (a selective cleanup signs
+    one DELETE per task): past that a masker of the newest half is built aside and then published whole,
+    so its size is bounded whatever the number of requests and a reader never sees it half filled. The
+    last signature of each thread is always kept: a thread's call in flight is the last it signed, and its
+    reply is masked before that thread signs again, so no signature is evicted while its call is open."""
 
     def __init__(self, credentials: _Masker) -> None:
-        self.credentials, self.signatures = credentials, _NO_SECRETS
-        self._kept: list[str] = []
-        self._pending: list[str] = []
+        self.credentials = credentials
+        self.published: tuple[_Masker, ...] = (credentials,)  # replaced whole, never refilled
+        self._kept: dict[str, None] = {}  # the signatures in the published masker, oldest first
+        self._last: dict[int, str] = {}  # each thread's last signature: its call in flight
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
+        secret = secret.lower()
         with self._lock:
-            self._pending.append(secret.lower())
+            self._last[threading.get_ident()] = secret
+            self._kept.pop(secret, None)
+            self._kept[secret] = None
+            if len(self.published) == 1 or len(self._kept) > MAX_SIGNATURES:
+                newest = list(self._kept)[-(MAX_SIGNATURES // 2) :]
+                self._kept = dict.fromkeys([*(set(self._last.values()) - set(newest)), *newest])
+                fresh = _Masker(set(), set(), set(), set())
+                _add_windows(fresh, list(self._kept))
+                self.published = (self.credentials, fresh)
+            else:  # into the published masker, its probes last: a reader that finds a probe finds its windows
+                _add_windows(self.published[1], [secret])
 
     def maskers(self) -> tuple[_Masker, ...]:
-        if self._pending:  # read without the lock: the success path, when nothing was added
-            with self._lock:
-                pending, self._pending = self._pending, []
-                self._kept += pending
-                if not self.signatures or len(self._kept) > MAX_SIGNATURES:
-                    self._kept = self._kept[-(MAX_SIGNATURES // 2) :]
-                    self.signatures, pending = _Masker(set(), set(), set(), set()), self._kept
-                _add_windows(self.signatures, pending)
-        return (self.credentials, self.signatures) if self.signatures else (self.credentials,)
+        return self.published
 
 
 # What the processors need to know about the current invocation. Context variables, like structlog's,
@@ -162,13 +167,13 @@ def _forms(secret: str) -> list[str]:
 
 
 def _add_windows(masker: _Masker, forms: list[str]) -> None:
-    """Adds the windows, probes and edges of a secret's ``forms`` to ``masker``'s sets (mutable ones)."""
+    """Adds the windows, edges and then probes of a secret's ``forms`` to ``masker``'s sets (mutable ones):
+    each set takes its new members in one update, the probes (which gate the window scan) last."""
     windows, probes, heads, tails = (part for part in masker[:4] if isinstance(part, set))
-    for form in forms:
-        windows.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
-        probes.update(form[i : i + PROBE] for i in range(len(form) - PROBE + 1))
-        heads.update(form[:k] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
-        tails.update(form[-k:] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+    windows.update([form[i : i + FRAGMENT] for form in forms for i in range(len(form) - FRAGMENT + 1)])
+    heads.update([form[:k] for form in forms for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1))])
+    tails.update([form[-k:] for form in forms for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1))])
+    probes.update([form[i : i + PROBE] for form in forms for i in range(len(form) - PROBE + 1)])
 
 
 @functools.lru_cache(maxsize=16)
