@@ -443,15 +443,20 @@ class _StdoutLogger:
 
 class _StdoutHandler(logging.Handler):
     """Renders stdlib records (requests, urllib3, huaweicloudsdkcore) as the same JSON lines, with a
-    ``logger`` key, if the invocation that emitted the record (its thread's context) logs at that level;
-    a library's message is text the function did not write: masked."""
+    ``logger`` key, if the invocation that emitted the record (its thread's context) logs at that level.
+    A line carries the library's own text only: the record's format (``record.msg``, masked too, in case a
+    library built it), never its arguments, and an exception's type, never its message or traceback:
+    those quote what a server sent, in forms (a repr's escapes) the mask does not read."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno < _LEVEL.get():
             return
         try:
-            fields: dict[str, Any] = {"logger": record.name, "exc_info": record.exc_info}
-            line = render(record.levelname.lower(), shorten(record.getMessage(), MAX_STRING), fields)
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["error_type"] = record.exc_info[0].__name__
+            text = record.msg if isinstance(record.msg, str) else f"<{type(record.msg).__name__}>"
+            line = render(record.levelname.lower(), shorten(text, MAX_STRING), fields)
         except Exception:  # noqa: BLE001 - logging must never break the invocation
             self.handleError(record)
             return
