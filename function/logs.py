@@ -418,10 +418,15 @@ def render(method: str, message: Any, fields: dict[str, Any]) -> str:
     return "{" + ", ".join(p for p in (head, bound, own) if p) + "}"
 
 
+_WRITING = threading.Lock()
+
+
 def write(line: str) -> None:
-    """Prints a line, to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """Prints a line, to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS),
+    whole: a text stream passes a long text to its buffer in pieces, which another thread's would cut."""
+    with _WRITING:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _rendered(_: Any, method: str, event_dict: dict) -> str:

@@ -378,3 +378,49 @@ def test_a_huge_exception_message_keeps_its_start_and_end_within_the_string_boun
     assert "characters cut" in line["error_message"]
     assert "(truncated)" not in line["error_message"]
     assert len(line["error_message"]) <= MAX_STRING
+
+
+# --- Red team of h19-warm/h19-tidy/h19-flake (main 7d36ff9): lines of concurrent threads on a piped stdout.
+
+
+_INVOKE_IN_A_PROCESS = """
+import json, sys
+sys.path.insert(0, ".")
+from devtools.context import FakeContext
+from handler import handler
+handler(None, FakeContext(user_data=json.loads(sys.argv[1]), timeout_seconds=120))
+"""
+
+
+def test_lines_written_at_once_by_concurrent_targets_stay_one_json_object_each(kps, settings):
+    """Break (promise 1, "every line is strict JSON, one object per line", with the threads of promise 3).
+    32 targets listed at once, each of 150 tasks whose fields are 256 characters: each target writes its
+    ``would delete`` record, lines of up to 16 KiB, from its own thread. With stdout a pipe, as a
+    FunctionGraph runtime collects it (here: the handler in a child process, its stdout piped), lines come
+    out cut and interleaved: a record line holds, at character ~4,098, the start of another thread's line,
+    and a later "line" starts in the middle of a task (seen: 77 to 160 of ~2,000 lines not JSON; none when
+    stdout is a file or a StringIO). ``logs.write`` is ``sys.stdout.write(line + "\\n")`` then ``flush()``
+    with no lock: TextIOWrapper is not thread-safe for a text longer than its chunk, whose bytes reach the
+    buffer in more than one write. Should: each line written whole. Likely fix: one lock around the write
+    and flush in ``logs.write`` (every line, the function's and the libraries', goes through it)."""
+    projects = [f"{n:032x}" for n in range(1, 33)]
+    for project in projects:
+        kps.seed_wide(project, 150, 256)
+    settings.update(KPS_TARGETS=",".join(f"cn-north-4:{p}" for p in projects), KPS_DRY_RUN="true", KPS_CONCURRENCY="32")
+    done = subprocess.run(
+        [sys.executable, "-c", _INVOKE_IN_A_PROCESS, json.dumps(settings)],
+        capture_output=True,
+        timeout=120,
+        cwd=str(ROOT),
+        check=True,
+    )
+    lines = done.stdout.decode().splitlines()
+    records = [line for line in lines if '"would delete"' in line[:120]]
+    assert len(records) >= 32, "every target wrote its record"
+    broken = []
+    for line in lines:
+        try:
+            json.loads(line)
+        except ValueError:
+            broken.append(line[:80])
+    assert broken == [], f"{len(broken)} of {len(lines)} lines are not one JSON object"
