@@ -4,7 +4,8 @@ Lines are built from the function's own fields: a key not in ``FIELDS`` is dropp
 each kept value is a scalar, an identifier the function produced (cut), or text (normalised, cut, then
 masked). Nothing a caller sends reaches a line except as the function's own reading of it (a code, a
 count, a validated project ID, the event's structure). The invocation's keys (service, function,
-request, trigger, correlation ID) are rendered once per invocation and spliced into every line.
+request, trigger, correlation ID: ``BOUND_KEYS``, in ``FIELDS`` too) are rendered once per invocation
+and spliced into every line.
 
 Masking is the last line of defence for text copied from servers (a KPS ``error_msg`` that echoes a
 credential): ``mask`` finds every ``FRAGMENT``-character window of a secret or of its base64 forms, in
@@ -79,12 +80,19 @@ _VALUES = (
     "dry_run succeeded targets targets_ok targets_failed tasks_deleted tasks_found listed line_truncated dropped_keys "
     "selected already_gone left unconfirmed tasks"
 )
+# The keys bound to every line of an invocation (``start_invocation``): its own, as ids, and the event's
+# correlation ID, as text. A line's own fields never set them.
+_BOUND_KEYS = "service function_name function_version function_request_id cold_start trigger correlation_id"
+BOUND_KEYS = tuple(_BOUND_KEYS.split())
 FIELDS = {
+    **dict.fromkeys(BOUND_KEYS, "id"),
+    "correlation_id": "text",
     **dict.fromkeys(_IDS.split(), "id"),
     **dict.fromkeys(_TEXTS.split(), "text"),
     **dict.fromkeys(_VALUES.split(), "value"),
 }
 FIRST_KEYS = ("level", "timestamp", "message")
+_SET_BY_RENDER = (*FIRST_KEYS, *BOUND_KEYS)  # a line's own value is not kept
 KEPT_KEYS = (*FIRST_KEYS, "logger", "code", "error_type", "error_message")  # kept when a line must shrink
 
 
@@ -342,7 +350,7 @@ def _own_fields(fields: dict[str, Any]) -> dict[str, Any]:
             kept[key] = value[:MAX_STRING]
         else:
             kept[key] = _copy(value)
-    for key in FIRST_KEYS:
+    for key in _SET_BY_RENDER:
         kept.pop(key, None)
     if exception is not None:
         kept["exception"] = mask(_cut_middle(normalise(str(exception)), EXCEPTION_HEAD, EXCEPTION_TAIL))
@@ -502,6 +510,9 @@ def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **
     bound to every line once, bounded (``_bound_key``): the function's own (service, function, request,
     trigger) and the event's ``correlation_id``, masked (when it is not the request ID, which every line
     carries as it is)."""
+    unlisted = sorted(set(keys) - set(BOUND_KEYS))
+    if unlisted:  # the allow-list is the list of what a line carries
+        raise ValueError(f"keys not in logs.BOUND_KEYS: {unlisted}")
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
@@ -511,7 +522,7 @@ def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **
     if secrets is not None:
         use_secrets(secrets)
     request_id = keys.get("function_request_id")
-    bound = {k: _bound_key(v, k == "correlation_id" and v != request_id) for k, v in keys.items()}
+    bound = {k: _bound_key(v, FIELDS[k] == "text" and v != request_id) for k, v in keys.items()}
     _BOUND.set(_dumps(bound)[1:-1])
 
 
