@@ -172,7 +172,7 @@ def _asked_for_dry_run(incoming: TriggerEvent, settings: Settings) -> bool:
 
 def _request_error(exc: Exception) -> dict[str, str]:
     if isinstance(exc, Rejected):
-        return {"code": exc.code, "message": exc.message}
+        return {"code": exc.code, "message": logs.scrub(exc.message)}  # as the "rejected" line masks it
     if isinstance(exc, SweepFailed):
         log.error("project listing failed", error=exc.reply.error, http_status=exc.reply.http_status)
         deadline = (exc.reply.error or {}).get("code") == "DeadlineExceeded"

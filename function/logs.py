@@ -4,7 +4,8 @@ Lines are built from the function's own fields: a key not in ``FIELDS`` is dropp
 each kept value is a scalar, an identifier the function produced (cut), or text (normalised, cut, then
 masked). Nothing a caller sends reaches a line except as the function's own reading of it (a code, a
 count, a validated project ID, the event's structure). The invocation's keys (service, function,
-request, trigger, correlation ID) are rendered once per invocation and spliced into every line.
+request, trigger, correlation ID: ``BOUND_KEYS``, in ``FIELDS`` too) are rendered once per invocation
+and spliced into every line.
 
 Masking is the last line of defence for text copied from servers (a KPS ``error_msg`` that echoes a
 credential): ``mask`` finds every ``FRAGMENT``-character window of a secret or of its base64 forms, in
@@ -79,12 +80,19 @@ _VALUES = (
     "dry_run succeeded targets targets_ok targets_failed tasks_deleted tasks_found listed line_truncated dropped_keys "
     "selected already_gone left unconfirmed tasks"
 )
+# The keys bound to every line of an invocation (``start_invocation``): its own, as ids, and the event's
+# correlation ID, as text. A line's own fields never set them.
+_BOUND_KEYS = "service function_name function_version function_request_id cold_start trigger correlation_id"
+BOUND_KEYS = tuple(_BOUND_KEYS.split())
 FIELDS = {
+    **dict.fromkeys(BOUND_KEYS, "id"),
+    "correlation_id": "text",
     **dict.fromkeys(_IDS.split(), "id"),
     **dict.fromkeys(_TEXTS.split(), "text"),
     **dict.fromkeys(_VALUES.split(), "value"),
 }
 FIRST_KEYS = ("level", "timestamp", "message")
+_SET_BY_RENDER = (*FIRST_KEYS, *BOUND_KEYS)  # a line's own value is not kept
 KEPT_KEYS = (*FIRST_KEYS, "logger", "code", "error_type", "error_message")  # kept when a line must shrink
 
 
@@ -108,33 +116,38 @@ _NO_SECRETS = _Masker()
 
 class _Secrets:
     """The invocation's secrets: its credentials, compiled once and shared, and the signatures of the
-    requests it signs, added as they are made (``add_secret``: as written, not encoded) into a masker of
-    the invocation's own. One object per invocation, shared by the copies of its context its worker
-    threads run in. A signature is only queued (under the lock); the next text masked adds the queue's
-    windows. The most recent ``MAX_SIGNATURES`` are kept (a selective cleanup signs one DELETE per
-    task): past that the masker is rebuilt from the newest half, so its size is bounded whatever the
-    number of requests, and each signature costs its windows once, amortised."""
+    requests it signs, added by the signing thread before its request is sent (``add_secret``: as written,
+    not encoded) into a masker of the invocation's own. One object per invocation, shared by the copies of
+    its context its worker threads run in. At most ``MAX_SIGNATURES`` are kept (a selective cleanup signs
+    one DELETE per task): past that a masker of the newest half is built aside and then published whole,
+    so its size is bounded whatever the number of requests and a reader never sees it half filled. The
+    last signature of each thread is always kept: a thread's call in flight is the last it signed, and its
+    reply is masked before that thread signs again, so no signature is evicted while its call is open."""
 
     def __init__(self, credentials: _Masker) -> None:
-        self.credentials, self.signatures = credentials, _NO_SECRETS
-        self._kept: list[str] = []
-        self._pending: list[str] = []
+        self.credentials = credentials
+        self.published: tuple[_Masker, ...] = (credentials,)  # replaced whole, never refilled
+        self._kept: dict[str, None] = {}  # the signatures in the published masker, oldest first
+        self._last: dict[int, str] = {}  # each thread's last signature: its call in flight
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
+        secret = secret.lower()
         with self._lock:
-            self._pending.append(secret.lower())
+            self._last[threading.get_ident()] = secret
+            self._kept.pop(secret, None)
+            self._kept[secret] = None
+            if len(self.published) == 1 or len(self._kept) > MAX_SIGNATURES:
+                newest = list(self._kept)[-(MAX_SIGNATURES // 2) :]
+                self._kept = dict.fromkeys([*(set(self._last.values()) - set(newest)), *newest])
+                fresh = _Masker(set(), set(), set(), set())
+                _add_windows(fresh, list(self._kept))
+                self.published = (self.credentials, fresh)
+            else:  # into the published masker, its probes last: a reader that finds a probe finds its windows
+                _add_windows(self.published[1], [secret])
 
     def maskers(self) -> tuple[_Masker, ...]:
-        if self._pending:  # read without the lock: the success path, when nothing was added
-            with self._lock:
-                pending, self._pending = self._pending, []
-                self._kept += pending
-                if not self.signatures or len(self._kept) > MAX_SIGNATURES:
-                    self._kept = self._kept[-(MAX_SIGNATURES // 2) :]
-                    self.signatures, pending = _Masker(set(), set(), set(), set()), self._kept
-                _add_windows(self.signatures, pending)
-        return (self.credentials, self.signatures) if self.signatures else (self.credentials,)
+        return self.published
 
 
 # What the processors need to know about the current invocation. Context variables, like structlog's,
@@ -162,13 +175,13 @@ def _forms(secret: str) -> list[str]:
 
 
 def _add_windows(masker: _Masker, forms: list[str]) -> None:
-    """Adds the windows, probes and edges of a secret's ``forms`` to ``masker``'s sets (mutable ones)."""
+    """Adds the windows, edges and then probes of a secret's ``forms`` to ``masker``'s sets (mutable ones):
+    each set takes its new members in one update, the probes (which gate the window scan) last."""
     windows, probes, heads, tails = (part for part in masker[:4] if isinstance(part, set))
-    for form in forms:
-        windows.update(form[i : i + FRAGMENT] for i in range(len(form) - FRAGMENT + 1))
-        probes.update(form[i : i + PROBE] for i in range(len(form) - PROBE + 1))
-        heads.update(form[:k] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
-        tails.update(form[-k:] for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1)))
+    windows.update([form[i : i + FRAGMENT] for form in forms for i in range(len(form) - FRAGMENT + 1)])
+    heads.update([form[:k] for form in forms for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1))])
+    tails.update([form[-k:] for form in forms for k in range(MIN_FRAGMENT, min(FRAGMENT, len(form) + 1))])
+    probes.update([form[i : i + PROBE] for form in forms for i in range(len(form) - PROBE + 1)])
 
 
 @functools.lru_cache(maxsize=16)
@@ -337,7 +350,7 @@ def _own_fields(fields: dict[str, Any]) -> dict[str, Any]:
             kept[key] = value[:MAX_STRING]
         else:
             kept[key] = _copy(value)
-    for key in FIRST_KEYS:
+    for key in _SET_BY_RENDER:
         kept.pop(key, None)
     if exception is not None:
         kept["exception"] = mask(_cut_middle(normalise(str(exception)), EXCEPTION_HEAD, EXCEPTION_TAIL))
@@ -413,10 +426,15 @@ def render(method: str, message: Any, fields: dict[str, Any]) -> str:
     return "{" + ", ".join(p for p in (head, bound, own) if p) + "}"
 
 
+_WRITING = threading.Lock()
+
+
 def write(line: str) -> None:
-    """Prints a line, to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """Prints a line, to whatever ``sys.stdout`` is at call time (FunctionGraph collects stdout into LTS),
+    whole: a text stream passes a long text to its buffer in pieces, which another thread's would cut."""
+    with _WRITING:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def _rendered(_: Any, method: str, event_dict: dict) -> str:
@@ -438,15 +456,20 @@ class _StdoutLogger:
 
 class _StdoutHandler(logging.Handler):
     """Renders stdlib records (requests, urllib3, huaweicloudsdkcore) as the same JSON lines, with a
-    ``logger`` key, if the invocation that emitted the record (its thread's context) logs at that level;
-    a library's message is text the function did not write: masked."""
+    ``logger`` key, if the invocation that emitted the record (its thread's context) logs at that level.
+    A line carries the library's own text only: the record's format (``record.msg``, masked too, in case a
+    library built it), never its arguments, and an exception's type, never its message or traceback:
+    those quote what a server sent, in forms (a repr's escapes) the mask does not read."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno < _LEVEL.get():
             return
         try:
-            fields: dict[str, Any] = {"logger": record.name, "exc_info": record.exc_info}
-            line = render(record.levelname.lower(), shorten(record.getMessage(), MAX_STRING), fields)
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["error_type"] = record.exc_info[0].__name__
+            text = record.msg if isinstance(record.msg, str) else f"<{type(record.msg).__name__}>"
+            line = render(record.levelname.lower(), shorten(text, MAX_STRING), fields)
         except Exception:  # noqa: BLE001 - logging must never break the invocation
             self.handleError(record)
             return
@@ -487,6 +510,9 @@ def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **
     bound to every line once, bounded (``_bound_key``): the function's own (service, function, request,
     trigger) and the event's ``correlation_id``, masked (when it is not the request ID, which every line
     carries as it is)."""
+    unlisted = sorted(set(keys) - set(BOUND_KEYS))
+    if unlisted:  # the allow-list is the list of what a line carries
+        raise ValueError(f"keys not in logs.BOUND_KEYS: {unlisted}")
     number = LEVELS[level.lower()]
     if number < _library_level[0]:  # setLevel clears every logger's cache: only when it goes lower
         _library_level[0] = number
@@ -496,7 +522,7 @@ def start_invocation(level: str, secrets: Iterable[str | None] | None = None, **
     if secrets is not None:
         use_secrets(secrets)
     request_id = keys.get("function_request_id")
-    bound = {k: _bound_key(v, k == "correlation_id" and v != request_id) for k, v in keys.items()}
+    bound = {k: _bound_key(v, FIELDS[k] == "text" and v != request_id) for k, v in keys.items()}
     _BOUND.set(_dumps(bound)[1:-1])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,22 +26,31 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def _got(raw: str) -> str:
+    """A refused setting's value described, never quoted: a secret may be pasted into any setting, and a
+    refusal reaches the payload and the logs."""
+    return f"got {len(raw)} characters" if raw.strip() else "got only blanks"
+
+
 def parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"expected true or false, got {raw!r}")
+    raise ValueError(f"expected true or false, {_got(raw)}")
 
 
 def _between(convert: Callable[[str], float], low: float, high: float, what: str) -> Callable[[str], Any]:
     """A parser for a number in [low, high]; ``what`` names the kind in the error message."""
 
     def parse(raw: str) -> Any:
-        value = convert(raw.strip())
+        try:
+            value = convert(raw.strip())
+        except ValueError:  # int()'s and float()'s messages quote the value
+            value = math.nan
         if not low <= value <= high:
-            raise ValueError(f"expected {what} from {low:g} to {high:g}, got {raw!r}")
+            raise ValueError(f"expected {what} from {low:g} to {high:g}, {_got(raw)}")
         return value
 
     return parse
@@ -54,7 +64,7 @@ def _project_id(raw: str) -> str:
 
 def _region(raw: str) -> str:
     if not REGION.fullmatch(raw):
-        raise ValueError(f"expected a region name such as cn-north-4, got {raw!r}")
+        raise ValueError(f"expected a region name such as cn-north-4, {_got(raw)}")
     return raw
 
 
@@ -62,9 +72,9 @@ def _project_ids(raw: str) -> frozenset[str]:
     entries = [entry.strip() for entry in raw.split(",") if entry.strip()]
     if not entries:
         raise ValueError("the list names no project ID")
-    for entry in entries:
+    for number, entry in enumerate(entries, 1):
         if not PROJECT_ID.fullmatch(entry):
-            raise ValueError(f"entry {entry!r} is not a project ID (32 lower-case hexadecimal characters)")
+            raise ValueError(f"entry {number} is not a project ID (32 lower-case hexadecimal characters)")
     return frozenset(entries)
 
 
@@ -80,7 +90,7 @@ def _log_level(raw: str) -> str:
     if level == "WARN":
         level = "WARNING"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, {_got(raw)}")
     return level
 
 
@@ -99,12 +109,20 @@ def parse_endpoint(raw: str, name: str = "KPS_ENDPOINT") -> str:
         parts = urlsplit(raw.strip())
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise Rejected("InvalidSetting", f"{name}: not a valid URL ({exc})") from None
+    except ValueError:  # its message quotes the URL's parts
+        raise Rejected("InvalidSetting", f"{name}: not a valid URL (its host or port cannot be read)") from None
     if parts.scheme not in ("https", "http") or not host:
-        raise Rejected("InvalidSetting", f"{name}: expected https://host[:port], got {raw!r}")
-    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-        raise Rejected("InvalidSetting", f"{name}: only scheme, host and port are allowed, got {raw!r}")
+        raise Rejected("InvalidSetting", f"{name}: expected https://host[:port], got another scheme or no host")
+    extra = {
+        "a user name": parts.username,
+        "a password": parts.password,
+        "a path": parts.path not in ("", "/"),
+        "a query": parts.query,
+        "a fragment": parts.fragment,
+    }
+    if any(extra.values()):
+        what = " and ".join(part for part, present in extra.items() if present)
+        raise Rejected("InvalidSetting", f"{name}: only scheme, host and port are allowed, got a URL with {what}")
     if parts.scheme == "http" and not is_loopback(host):
         raise Rejected("InsecureEndpoint", f"{name}: plain http:// is only allowed to a loopback host")
     return f"{parts.scheme}://{parts.netloc.lower()}"
@@ -128,14 +146,14 @@ def parse_targets(raw: str) -> tuple[Target, ...] | str:
     if raw.strip() == SWEEP:
         return SWEEP
     targets: dict[Target, None] = {}
-    for entry in (e.strip() for e in raw.split(",") if e.strip()):
+    for number, entry in enumerate((e.strip() for e in raw.split(",") if e.strip()), 1):
         region, _, project_id = entry.rpartition(":")
         if not region:
-            raise ValueError(f'entry {entry!r} is not region:project_id (a sweep is exactly "all")')
+            raise ValueError(f'entry {number} is not region:project_id (a sweep is exactly "all")')
         try:
             targets[Target(_project_id(project_id), _region(region))] = None
         except ValueError as exc:
-            raise ValueError(f"entry {entry!r}: {exc}") from None
+            raise ValueError(f"entry {number}: {exc}") from None
     if not targets:
         raise ValueError("expected region:project_id entries or all")
     return tuple(targets)

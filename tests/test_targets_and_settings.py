@@ -109,7 +109,9 @@ def test_a_malformed_setting_is_named_and_nothing_is_sent(kps, invoke, settings,
     settings[name] = value
     run = invoke(apig_event({"project_id": PROJECT}))
     assert (run.result["statusCode"], run.payload["error"]["code"]) == (500, "InvalidSetting")
-    assert run.payload["error"]["message"].startswith(name + ":")
+    message = run.payload["error"]["message"]
+    assert message.startswith(name + ":")
+    assert repr(value) not in message and (len(value) < 8 or value not in message), "described, never quoted"
     assert kps.requests == []
 
 
