@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, apig_event
+from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, TOKEN, apig_event
 from servers import ConnectRecorder, RawReply, Trickler
 
 from devtools.context import FakeContext
@@ -327,6 +327,37 @@ def test_plain_http_never_goes_through_a_proxy(kps, invoke, monkeypatch):
     assert proxy.targets == []
     assert run.payload["status"] == "succeeded"
     assert [r.method for r in kps.requests] == ["DELETE"]
+
+
+@pytest.mark.usefixtures("delete_only")
+def test_a_request_carries_the_headers_a_requests_session_sent(kps, invoke):
+    """No Session on the way any more, but the request on the wire is the one it made (and the SDK makes):
+    ``Accept: */*`` and ``Connection: keep-alive`` included, uncompressed, under the function's User-Agent."""
+    assert invoke({"project_id": PROJECT}).payload["status"] == "succeeded"
+    [delete] = kps.requests
+    names = ("user-agent", "accept-encoding", "accept", "connection")
+    assert {name: delete.headers.get(name) for name in names} == {
+        "user-agent": "kps-failed-task-cleaner/1.0",
+        "accept-encoding": "identity",
+        "accept": "*/*",
+        "connection": "keep-alive",
+    }
+
+
+def test_a_prepared_request_changed_by_one_call_is_not_what_the_next_call_gets(kps):
+    """A token's request is prepared once and copied: nothing done to one copy (headers, URL, hooks) reaches
+    the cached request, so the next call sends what it asked for."""
+    from function import transport
+
+    url = f"{kps.url}/v3/{PROJECT}/failed-tasks"
+    first = transport.prepare("GET", url, {"X-Auth-Token": TOKEN}, repeats=True)
+    first.headers["X-Auth-Token"] = "changed"
+    first.headers["Cookie"] = "SESSION=1"
+    first.url = f"{url}/elsewhere"
+    first.register_hook("response", print)
+    second = transport.prepare("GET", url, {"X-Auth-Token": TOKEN}, repeats=True)
+    assert (second.url, second.headers.get("X-Auth-Token"), second.headers.get("Cookie")) == (url, TOKEN, None)
+    assert second.hooks == {"response": []}
 
 
 # --- sent once the first byte of the request is written ------------------------------------------
