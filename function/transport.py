@@ -1,4 +1,4 @@
-"""One HTTP exchange under one wall-clock deadline, on a session that carries nothing between calls.
+"""One HTTP exchange under one wall-clock deadline, on an adapter that carries nothing between calls.
 
 ``requests``' timeout bounds each socket read, not the exchange: a server that sends a byte just
 inside it keeps a call going for ever, and name resolution has no bound at all. Here every attempt
@@ -301,14 +301,19 @@ def _ca_bundle() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
-HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}  # uncompressed: bounded as they are read
+# A Session's own headers (and the SDK's), but uncompressed: a reply's size is bounded as it is read.
+HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*", "Connection": "keep-alive"}
 
 
 def prepare(method: str, url: str, headers: dict[str, str], *, repeats: bool) -> requests.PreparedRequest:
     """The request as requests prepares it (URL quoted, every header checked: about 100 µs with a 4 KB token).
     One that ``repeats`` (a token's) is prepared once per instance and copied; a signed one never repeats."""
     key = (method, url, tuple(headers.items()))
-    return _prepared(*key).copy() if repeats else _prepared.__wrapped__(*key)
+    if not repeats:
+        return _prepared.__wrapped__(*key)
+    request = _prepared(*key).copy()
+    request.hooks = requests.hooks.default_hooks()  # copy() would share the cached request's own dict
+    return request
 
 
 @functools.lru_cache(maxsize=64)

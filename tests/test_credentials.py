@@ -117,6 +117,16 @@ def test_order_settings_keys_then_token_then_agency_keys_then_agency_token(kps, 
     assert all(r.status == 200 for r in kps.requests)
 
 
+def test_a_token_rotated_between_warm_invocations_is_sent_from_the_next_one_on(kps, invoke, bare):
+    """A token's request is prepared once and kept: the key it is kept under holds the token, so a new token
+    in the settings is what the next invocation sends, and the first one again after it comes back."""
+    for token in (TOKEN, AGENCY_TOKEN, TOKEN):
+        assert invoke(load_event("direct.json"), user_data={**bare, "KPS_AUTH_TOKEN": token}).payload["status"] == (
+            "succeeded"
+        )
+    assert [r.headers["x-auth-token"] for r in kps.requests] == [TOKEN, AGENCY_TOKEN, TOKEN]
+
+
 def test_a_context_without_the_token_method_still_works(kps, invoke, bare):
     class OlderRuntimeContext(FakeContext):
         getToken = None  # some runtime builds lack it  # noqa: N815

@@ -14,10 +14,11 @@ import socket
 import threading
 import tracemalloc
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
-from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, apig_event
+from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, TOKEN, apig_event
 from servers import ConnectRecorder, RawReply, Trickler
 
 from devtools.context import FakeContext
@@ -281,9 +282,10 @@ def test_a_3_mb_error_code_is_not_read(kps, invoke):
 CREDENTIAL_HEADERS = {"x-auth-token", "x-security-token", "authorization", "x-sdk-date", "cookie"}
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
 @pytest.mark.parametrize("auth", ["token", "temporary AK/SK"])
 @pytest.mark.usefixtures("delete_only")
-def test_a_redirect_is_a_failure_and_nothing_reaches_its_target(kps, invoke, settings, auth):
+def test_a_redirect_is_a_failure_and_nothing_reaches_its_target(kps, invoke, settings, auth, status):
     if auth != "token":
         del settings["KPS_AUTH_TOKEN"]
         settings.update(
@@ -291,14 +293,14 @@ def test_a_redirect_is_a_failure_and_nothing_reaches_its_target(kps, invoke, set
         )
     with KpsEmulator() as elsewhere:
         location = f"{elsewhere.url}/v3/{PROJECT}/failed-tasks"
-        kps.inject(status=307, headers={"Location": location})
+        kps.inject(status=status, headers={"Location": location})
         run = invoke(apig_event({"project_id": PROJECT}))
         reached = elsewhere.requests
     assert [r.headers.keys() & CREDENTIAL_HEADERS for r in reached] == [], "the redirect was followed"
     [result] = run.payload["results"]
     assert result["error"] == {
-        "code": "HTTP.307",
-        "message": f"HTTP 307 Temporary Redirect: redirect to {location} not followed",
+        "code": f"HTTP.{status}",
+        "message": f"HTTP {status} {HTTPStatus(status).phrase}: redirect to {location} not followed",
         "retryable": False,
     }
     assert (result["attempts"], run.result["statusCode"]) == (1, 502)
@@ -327,6 +329,80 @@ def test_plain_http_never_goes_through_a_proxy(kps, invoke, monkeypatch):
     assert proxy.targets == []
     assert run.payload["status"] == "succeeded"
     assert [r.method for r in kps.requests] == ["DELETE"]
+
+
+@pytest.mark.usefixtures("delete_only")
+def test_a_request_carries_the_headers_a_requests_session_sent(kps, invoke):
+    """No Session on the way any more, but the request on the wire is the one it made (and the SDK makes):
+    ``Accept: */*`` and ``Connection: keep-alive`` included, uncompressed, under the function's User-Agent."""
+    assert invoke({"project_id": PROJECT}).payload["status"] == "succeeded"
+    [delete] = kps.requests
+    names = ("user-agent", "accept-encoding", "accept", "connection")
+    assert {name: delete.headers.get(name) for name in names} == {
+        "user-agent": "kps-failed-task-cleaner/1.0",
+        "accept-encoding": "identity",
+        "accept": "*/*",
+        "connection": "keep-alive",
+    }
+
+
+def test_a_prepared_request_changed_by_one_call_is_not_what_the_next_call_gets(kps):
+    """A token's request is prepared once and copied: nothing done to one copy (headers, URL, hooks) reaches
+    the cached request, so the next call sends what it asked for."""
+    from function import transport
+
+    url = f"{kps.url}/v3/{PROJECT}/failed-tasks"
+    first = transport.prepare("GET", url, {"X-Auth-Token": TOKEN}, repeats=True)
+    first.headers["X-Auth-Token"] = "changed"
+    first.headers["Cookie"] = "SESSION=1"
+    first.url = f"{url}/elsewhere"
+    first.register_hook("response", print)
+    second = transport.prepare("GET", url, {"X-Auth-Token": TOKEN}, repeats=True)
+    assert (second.url, second.headers.get("X-Auth-Token"), second.headers.get("Cookie")) == (url, TOKEN, None)
+    assert second.hooks == {"response": []}
+
+
+def test_concurrent_calls_with_other_tokens_and_endpoints_never_send_each_others_headers():
+    """Calls in threads share the adapter and the prepared requests' cache: each still sends its own token to
+    its own endpoint, whatever the others are doing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from function.api import ApiClient
+
+    with KpsEmulator() as one, KpsEmulator() as other:
+        tokens = {one.url: "token-of-one", other.url: "token-of-other"}
+
+        def call(endpoint: str) -> bool:
+            client = ApiClient(
+                endpoint, Credentials("t", token=tokens[endpoint]), RetryPolicy(1, 5, 0.01), Deadline(10)
+            )
+            return client.call("GET", f"/v3/{PROJECT}/failed-tasks").http_status == 401  # unknown token: refused
+
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(call, [one.url, other.url] * 40))
+        seen = {emulator.url: {r.headers["x-auth-token"] for r in emulator.requests} for emulator in (one, other)}
+    assert seen == {endpoint: {token} for endpoint, token in tokens.items()}
+    assert (len(one.requests), len(other.requests)) == (40, 40)
+
+
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"])
+@pytest.mark.parametrize("bypass", ["NO_PROXY", "no_proxy", None])
+def test_the_proxy_variables_and_no_proxy_are_honoured_in_either_case(monkeypatch, name, bypass):
+    """As requests reads them: either case of HTTPS_PROXY or ALL_PROXY sends an HTTPS call through the proxy,
+    unless NO_PROXY (or no_proxy) names the host; the proxy's credentials are never reported."""
+    proxy = ConnectRecorder()
+    server = RawReply(b"")
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.setenv(name, proxy.url.replace("://", "://proxy-user:proxy-password-1@"))
+    if bypass:
+        monkeypatch.setenv(bypass, "127.0.0.1")
+    try:
+        reply, _ = _delete_task(f"https://127.0.0.1:{server.port}")
+    finally:
+        proxy.close()
+        server.close()
+    assert (proxy.targets, len(server.received)) == (([], 2) if bypass else ([f"127.0.0.1:{server.port}"] * 2, 0))
+    assert "proxy-password" not in json.dumps(reply._asdict())
 
 
 # --- sent once the first byte of the request is written ------------------------------------------
