@@ -6,12 +6,17 @@ Real sockets throughout: the function against devtools/kps_emulator.py, make ser
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import PROJECT, apig_event, deletes
+from conftest import PROJECT, ROOT, apig_event, deletes
 
 from devtools.serve import PATH
+from function.selection import SelectionError, parse_setting
 
 THROTTLED = {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached"}
 GONE = {"error_code": "KPS.0005", "error_msg": "failed task not found"}
@@ -142,3 +147,65 @@ def test_a_valid_chunked_request_is_served(served, kps, size_line):
     answer = _exchange(url, _chunked(size_line))
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
     assert len(events) == 1
+
+
+# --- (4) the plan's KPS_SELECT checks against function/selection.py ----------------------------------------------
+
+MODULE = ROOT / "deploy" / "terraform"
+TERRAFORM = shutil.which("terraform")
+REQUIRED = ("-var", "region=cn-north-4", "-var", f"project_id={PROJECT}")
+# 1000000 + 2^-34 exactly: the tie between 1000000.0 and the next float64, which rounds (to even) to 1000000.0.
+TIE = "1000000.0000000000582076609134674072265625"
+DISAGREE = {
+    # Just above the tie: a float64 rounds it up (1000000.0000000001, above the bound, refused); Terraform parses
+    # a JSON number into a 512-bit float, where it is the tie itself (<= select_max_age): the plan passes it.
+    "older_than_hours a hair above the tie": '{"older_than_hours": ' + TIE + "0" * 200 + "1}",
+    # jsondecode's strings are NFC-normalised (cty), the function's json.loads' are not. U+0958 (a composition
+    # exclusion) is two code points in NFC: 200 of them are 200 to the function, 400 to the plan, refused.
+    "200 U+0958 (400 code points in NFC)": '{"server_name": ["' + "\\u0958" * 200 + '"]}',
+    "100 U+FB2C (300 code points in NFC)": '{"server_name": ["' + "\\ufb2c" * 100 + '"]}',
+    # ... and the other way: 200 "e" + U+0301 are 400 code points to the function (refused), 200 "é" to the plan.
+    "200 e + U+0301 (200 code points in NFC)": '{"server_name": ["' + "e\\u0301" * 200 + '"]}',
+}
+
+
+@pytest.fixture(scope="module")
+def module_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's variables and locals without its resources: `terraform console` evaluates them offline."""
+    folder = tmp_path_factory.mktemp("module")
+    shutil.copy(MODULE / "variables.tf", folder)
+    shutil.copy(MODULE / "http-trigger.json", folder)
+    blocks = [re.findall(r"(?ms)^locals \{.*?^\}", path.read_text()) for path in sorted(MODULE.glob("*.tf"))]
+    (folder / "locals.tf").write_text("\n".join(block for found in blocks for block in found))
+    return folder
+
+
+def _plan_takes(folder: Path, select: str) -> bool:
+    quoted = select.replace("\\", "\\\\").replace('"', '\\"')
+    done = subprocess.run(
+        [TERRAFORM or "terraform", "console", *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}"}}'],
+        input="jsonencode(local.user_data)",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=folder,
+        env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "HOME": str(folder)},
+    )
+    return "Invalid value for variable" not in re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
+
+
+def _function_takes(select: str) -> bool:
+    try:
+        parse_setting(select)
+    except SelectionError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+@pytest.mark.parametrize("select", list(DISAGREE.values()), ids=list(DISAGREE))
+def test_the_plan_takes_a_kps_select_exactly_when_the_function_does(module_copy, select):
+    assert _plan_takes(module_copy, select) == _function_takes(select), (
+        f"the function takes it: {_function_takes(select)}"
+    )
