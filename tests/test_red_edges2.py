@@ -180,14 +180,14 @@ def module_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _plan_takes(folder: Path, select: str) -> bool:
+def _plan_takes(folder: Path, select: str, timeout: float = 60) -> bool:
     quoted = select.replace("\\", "\\\\").replace('"', '\\"')
     done = subprocess.run(
         [TERRAFORM or "terraform", "console", *REQUIRED, "-var", f'settings={{KPS_SELECT="{quoted}"}}'],
         input="jsonencode(local.user_data)",
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
         cwd=folder,
         env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "HOME": str(folder)},
@@ -209,3 +209,18 @@ def test_the_plan_takes_a_kps_select_exactly_when_the_function_does(module_copy,
     assert _plan_takes(module_copy, select) == _function_takes(select), (
         f"the function takes it: {_function_takes(select)}"
     )
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed")
+def test_the_plan_reads_an_age_with_a_long_exponent_in_bounded_time(module_copy, tmp_path):
+    """``{"older_than_hours": 1e-999999}``: the function reads 0.0 at once (a float64 underflows) and takes it. The
+    plan's jsondecode parses the number into an arbitrary-precision float, in time that grows with the exponent
+    (1e-40000: 6 s, 1e-99999: 33 s, 1e-999999: over a minute): every `terraform plan` of this module spins. 20 s
+    is a bound no machine needs for a 30-character setting; a folder of its own, as a killed console keeps its lock."""
+    shutil.copytree(module_copy, tmp_path / "module")
+    select = '{"older_than_hours": 1e-999999}'
+    assert _function_takes(select)
+    try:
+        _plan_takes(tmp_path / "module", select, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the plan did not finish reading KPS_SELECT within 20 s")
