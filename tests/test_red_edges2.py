@@ -55,6 +55,21 @@ def test_a_throttle_whose_body_is_slow_is_no_delete_that_reached_kps(kps, invoke
     assert counts == [3, 2, 1, 0, 0], counts
 
 
+def test_a_refusal_whose_body_is_refused_unread_is_no_delete_that_reached_kps(kps, invoke, settings):
+    """A selected task's DELETE answered 400 with a compressed body (refused unread, ``InvalidResponse``): KPS
+    answered and refused it, nothing was lost. Today every failure after the status line is ``sent``, so the task
+    is ``unconfirmed`` ("a DELETE was sent and its answer lost") and lands in the ``tasks unconfirmed`` record,
+    where it is ``left``: still there, as KPS said."""
+    settings["KPS_CONCURRENCY"] = "1"
+    first = kps.failed_tasks(PROJECT)[0]["task_id"]
+    kps.inject(method="DELETE", path=f".*/{first}", status=400, body=GONE, headers={"Content-Encoding": "gzip"})
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 0}})
+    [result] = run.payload["results"]
+    assert result["error"]["code"] == "InvalidResponse", result["error"]
+    assert (result.get("unconfirmed"), result.get("left")) == (0, 3), result
+    assert run.lines("tasks unconfirmed") == []
+
+
 # --- (3) make serve: requests a strict HTTP/1.1 parser refuses ---------------------------------------------------
 
 
