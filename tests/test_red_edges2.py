@@ -10,12 +10,16 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from conftest import PROJECT, ROOT, apig_event, deletes
 
+from devtools.context import FakeContext
 from devtools.serve import PATH
+from function import api
+from function.budget import SAFETY_MARGIN_SECONDS
 from function.selection import SelectionError, parse_setting
 
 THROTTLED = {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached"}
@@ -68,6 +72,23 @@ def test_a_refusal_whose_body_is_refused_unread_is_no_delete_that_reached_kps(kp
     assert result["error"]["code"] == "InvalidResponse", result["error"]
     assert (result.get("unconfirmed"), result.get("left")) == (0, 3), result
     assert run.lines("tasks unconfirmed") == []
+
+
+@pytest.mark.usefixtures("delete_only")
+def test_a_last_attempts_throttle_read_in_the_last_moments_is_the_servers_error(kps, invoke, settings, monkeypatch):
+    """KPS_MAX_ATTEMPTS=1: the one attempt is answered 429 (no Retry-After) inside ``MIN_ATTEMPT_SECONDS`` of the
+    deadline. Nothing is left to wait for (no retry follows), yet ``call`` checks ``left < 0`` before ``last`` and
+    reports ``DeadlineExceeded``: the server's throttle is lost though it was read in time. Timed as
+    test_faults' last-moments test: the margin raised to 1 s, the answer 0.6 s before the deadline."""
+    monkeypatch.setattr(api, "MIN_ATTEMPT_SECONDS", 1.0)
+    settings["KPS_MAX_ATTEMPTS"] = "1"
+    started = time.monotonic()
+    context = FakeContext(user_data=settings, timeout_seconds=3)
+    kps.inject(status=429, body=THROTTLED, until=started + 3 - SAFETY_MARGIN_SECONDS - 0.6)
+    run = invoke({"project_id": PROJECT}, context=context)
+    [result] = run.payload["results"]
+    assert len(deletes(kps)) == 1
+    assert result["error"]["code"] == "APIGW.0308", result["error"]
 
 
 # --- (3) make serve: requests a strict HTTP/1.1 parser refuses ---------------------------------------------------
