@@ -260,3 +260,13 @@ def test_the_plan_reads_an_age_with_a_long_exponent_in_bounded_time(module_copy,
         _plan_takes(tmp_path / "module", select, timeout=20)
     except subprocess.TimeoutExpired:
         pytest.fail("the plan did not finish reading KPS_SELECT within 20 s")
+
+
+def test_a_content_length_with_leading_zeros_is_served(served, kps):
+    """RFC 9112 6.2: Content-Length = 1*DIGIT. serve takes 16 digits at most (``_DIGITS``), so a length of 7 written
+    with 17 digits is refused 400 although it frames the body exactly; its bound belongs on the value (MAX_BODY)."""
+    url, events, _ = served
+    head = b"POST " + TARGET + b" HTTP/1.1\r\nHost: x\r\nX-Auth-Token: x\r\nConnection: close\r\n"
+    answer = _exchange(url, head + b"Content-Length: %017d\r\n\r\n%s" % (len(DRY_RUN_BODY), DRY_RUN_BODY))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert len(events) == 1
