@@ -41,7 +41,7 @@ PATH = "/kps-failed-task-cleaner"  # the fgs component names the API's path afte
 API_ID = "local0000000000000000000000000000"
 MAX_BODY = 6 * 1024 * 1024  # FunctionGraph's synchronous request limit
 BACKLOG = 128  # the stdlib's 5 reset connections under a burst of 40
-_DIGITS = re.compile(r"[0-9]{1,16}")
+_DIGITS = re.compile(r"[0-9]+")  # 1*DIGIT, leading zeros and all: the bound is on the value (MAX_BODY)
 # RFC 9112's lines, as the gateway reads them: a request line holds no control character; a field line (a header
 # or a trailer) is a token, a colon and a value of visible characters, SP, HTAB and obs-text; a chunk-size line's
 # extension is such text too. Each ends in CRLF (or LF alone, 2.2). Anything else (a bare CR, where the stdlib's
@@ -50,9 +50,9 @@ _DIGITS = re.compile(r"[0-9]{1,16}")
 _TEXT = rb"[\t\x20-\x7e\x80-\xff]"
 _REQUEST_LINE = re.compile(rb"[\x20-\x7e\x80-\xff]*\r?\n")
 _FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:" + _TEXT + rb"*\r?\n")
-_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;" + _TEXT + rb"*)?\r?\n")
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]+)[ \t]*(?:;" + _TEXT + rb"*)?\r?\n")
 _END_OF_HEAD = (b"\r\n", b"\n", b"")
-MAX_TRAILER_LINE = 8192
+MAX_LINE = 8192  # a chunk-size or trailer line: generous (a chunk extension has no bound of its own), still bounded
 _OWS = " \t"  # HTTP's optional whitespace (RFC 9110 5.6.3): str.strip() alone would take VT, FS, NEL, NBSP too
 _GATEWAY_CODE = re.compile(r"[A-Z]{2,10}\.[A-Za-z0-9]{1,32}")
 # What a request line may name: nothing the caller chose (a method or path can be a pasted token).
@@ -168,7 +168,7 @@ def _read_chunked(stream: Any) -> bytes:
     """A ``Transfer-Encoding: chunked`` body, at most ``MAX_BODY`` bytes, trailers skipped."""
     body = bytearray()
     while True:
-        match = _CHUNK_SIZE.fullmatch(stream.readline(64))
+        match = _CHUNK_SIZE.fullmatch(stream.readline(MAX_LINE))  # a longer line does not end in its LF
         if match is None:
             raise BadRequest(400, "malformed chunked body")
         size = int(match.group(1), 16)
@@ -180,11 +180,11 @@ def _read_chunked(stream: Any) -> bytes:
         if stream.readline(3) not in (b"\r\n", b"\n"):
             raise BadRequest(400, "malformed chunked body")
     for _ in range(100):  # trailer fields, then the empty line
-        line = stream.readline(MAX_TRAILER_LINE)
+        line = stream.readline(MAX_LINE)
         if line in _END_OF_HEAD:
             return bytes(body)
-        if len(line) == MAX_TRAILER_LINE and not line.endswith(b"\n"):  # its rest would be read as a next line
-            raise BadRequest(400, f"a trailer line longer than {MAX_TRAILER_LINE} bytes")
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):  # its rest would be read as a next line
+            raise BadRequest(400, f"a trailer line longer than {MAX_LINE} bytes")
         if _malformed(line, _FIELD_LINE):
             raise BadRequest(400, MALFORMED_LINE)
     raise BadRequest(400, "malformed chunked body")
@@ -202,10 +202,10 @@ def read_body(headers: Any, stream: Any) -> bytes:
         return b""
     if len(lengths) > 1 or not _DIGITS.fullmatch(next(iter(lengths))):
         raise BadRequest(400, "invalid Content-Length")
-    length = int(next(iter(lengths)))
-    if length > MAX_BODY:
+    digits = next(iter(lengths)).lstrip("0") or "0"  # int() refuses more than 4,300 digits; a length needs 7
+    if len(digits) > len(str(MAX_BODY)) or int(digits) > MAX_BODY:
         raise BadRequest(413, "request body too large")
-    return _read_exactly(stream, length)
+    return _read_exactly(stream, int(digits))
 
 
 def _gateway_code(data: bytes) -> str:

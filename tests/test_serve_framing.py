@@ -20,7 +20,7 @@ import yaml
 from conftest import PROJECT, ROOT, deletes, http
 from jsonschema import Draft202012Validator
 
-from devtools.serve import MAX_TRAILER_LINE, PATH
+from devtools.serve import MAX_LINE, PATH
 
 GATEWAY_ERROR = Draft202012Validator(
     yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())["components"]["schemas"]["GatewayError"]
@@ -214,7 +214,7 @@ def test_a_trailer_line_longer_than_the_gateway_reads_is_not_split_into_a_next_r
     """Trailer lines are read 8 KiB at a time: a longer one is refused 400, not read as two, its rest taken for the
     blank line that ends the message and the trailers after it for the connection's next request (a request no
     proxy in front saw). One request, one answer; a CRLF split by the limit is a long line, not a bare CR."""
-    pad = b"a" * (MAX_TRAILER_LINE - len(b"X-Pad: ") - len(end) + 1)  # its last byte just past the limit
+    pad = b"a" * (MAX_LINE - len(b"X-Pad: ") - len(end) + 1)  # its last byte just past the limit
     chunked = b"%x\r\n%s\r\n0\r\nX-Pad: %s%sX-T: b\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY, pad, end)
     request = post("Transfer-Encoding: chunked\r\n", chunked).replace(b"Connection: close\r\n", b"")
     url, _, out = served
