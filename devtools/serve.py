@@ -12,7 +12,8 @@ blank header counts as missing.
 The function runs only for a whole request: a body is read to exactly its ``Content-Length`` (digits
 only) or decoded from ``Transfer-Encoding: chunked``; anything else (a malformed or contradictory length,
 a body cut short by the client hanging up, a bad chunk, a line of the head or a trailer that is not RFC 9112's,
-a trailer line longer than 8 KiB) is the gateway's own 400 and nothing is invoked.
+a chunk-size or trailer line longer than 8 KiB, not exactly one valid Host) is the gateway's own 400 and nothing
+is invoked.
 Every answer, the gateway's own errors included (404, 413, 400, and the HTTP parser's 400/414/431),
 is JSON and writes exactly one log line.
 """
@@ -41,18 +42,27 @@ PATH = "/kps-failed-task-cleaner"  # the fgs component names the API's path afte
 API_ID = "local0000000000000000000000000000"
 MAX_BODY = 6 * 1024 * 1024  # FunctionGraph's synchronous request limit
 BACKLOG = 128  # the stdlib's 5 reset connections under a burst of 40
-_DIGITS = re.compile(r"[0-9]{1,16}")
-# RFC 9112's lines, as the gateway reads them: a request line holds no control character; a field line (a header
-# or a trailer) is a token, a colon and a value of visible characters, SP, HTAB and obs-text; a chunk-size line's
+_DIGITS = re.compile(r"[0-9]+")  # 1*DIGIT, leading zeros and all: the bound is on the value (MAX_BODY)
+# RFC 9112's lines, as the gateway reads them: a request line is a method (a token), one SP, an origin-form or
+# absolute-form target of visible ASCII without "#" (3.2), one SP and HTTP/d.d (2.3); a field line (a header or
+# a trailer) is a token, a colon and a value of visible characters, SP, HTAB and obs-text; a chunk-size line's
 # extension is such text too. Each ends in CRLF (or LF alone, 2.2). Anything else (a bare CR, where the stdlib's
-# header parser would end a line and a proxy in front would not; a space before the colon or a line without one,
-# which that parser drops with every line after it; obs-fold; NUL) is a line the gateway cannot read as sent.
+# header parser would end a line and a proxy in front would not; NBSP or NEL between the request line's parts,
+# which str.split() takes for SP; a space before the colon or a line without one, which that parser drops with
+# every line after it; obs-fold; NUL; HTTP/0.9's line without a version) is a line the gateway cannot read as sent.
 _TEXT = rb"[\t\x20-\x7e\x80-\xff]"
-_REQUEST_LINE = re.compile(rb"[\x20-\x7e\x80-\xff]*\r?\n")
-_FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:" + _TEXT + rb"*\r?\n")
-_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,8})[ \t]*(?:;" + _TEXT + rb"*)?\r?\n")
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TARGET = rb"(?:/|[A-Za-z][A-Za-z0-9+.-]*:)[\x21\x22\x24-\x7e]*"
+_REQUEST_LINE = re.compile(_TOKEN + rb" " + _TARGET + rb" HTTP/(?P<major>[0-9])\.(?P<minor>[0-9])\r?\n")
+_FIELD_LINE = re.compile(_TOKEN + rb":" + _TEXT + rb"*\r?\n")
+# Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal in brackets or a reg-name.
+_HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9._~!$&'()*+,;=:-]+\]"
+    r"|(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?"
+)
+_CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]+)[ \t]*(?:;" + _TEXT + rb"*)?\r?\n")
 _END_OF_HEAD = (b"\r\n", b"\n", b"")
-MAX_TRAILER_LINE = 8192
+MAX_LINE = 8192  # a chunk-size or trailer line: generous (a chunk extension has no bound of its own), still bounded
 _OWS = " \t"  # HTTP's optional whitespace (RFC 9110 5.6.3): str.strip() alone would take VT, FS, NEL, NBSP too
 _GATEWAY_CODE = re.compile(r"[A-Z]{2,10}\.[A-Za-z0-9]{1,32}")
 # What a request line may name: nothing the caller chose (a method or path can be a pasted token).
@@ -60,8 +70,10 @@ METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
 Handler = Callable[[Any, Any], Any]
 MALFORMED_LINE = (
     "a request line, header or trailer RFC 9112 does not allow: a bare CR (not followed by LF), a control character,"
-    " obs-fold, or a field line without a colon or with a space before it"
+    " obs-fold, a field line without a colon or with a space before it, or a request line other than a method,"
+    " one SP, an origin- or absolute-form target of visible ASCII without '#', one SP and HTTP/d.d"
 )
+BAD_HOST = "a request without exactly one valid Host (RFC 9112 3.2; an HTTP/1.0 request may have none)"
 
 
 def apig_event(
@@ -168,7 +180,7 @@ def _read_chunked(stream: Any) -> bytes:
     """A ``Transfer-Encoding: chunked`` body, at most ``MAX_BODY`` bytes, trailers skipped."""
     body = bytearray()
     while True:
-        match = _CHUNK_SIZE.fullmatch(stream.readline(64))
+        match = _CHUNK_SIZE.fullmatch(stream.readline(MAX_LINE))  # a longer line does not end in its LF
         if match is None:
             raise BadRequest(400, "malformed chunked body")
         size = int(match.group(1), 16)
@@ -180,11 +192,11 @@ def _read_chunked(stream: Any) -> bytes:
         if stream.readline(3) not in (b"\r\n", b"\n"):
             raise BadRequest(400, "malformed chunked body")
     for _ in range(100):  # trailer fields, then the empty line
-        line = stream.readline(MAX_TRAILER_LINE)
+        line = stream.readline(MAX_LINE)
         if line in _END_OF_HEAD:
             return bytes(body)
-        if len(line) == MAX_TRAILER_LINE and not line.endswith(b"\n"):  # its rest would be read as a next line
-            raise BadRequest(400, f"a trailer line longer than {MAX_TRAILER_LINE} bytes")
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):  # its rest would be read as a next line
+            raise BadRequest(400, f"a trailer line longer than {MAX_LINE} bytes")
         if _malformed(line, _FIELD_LINE):
             raise BadRequest(400, MALFORMED_LINE)
     raise BadRequest(400, "malformed chunked body")
@@ -202,10 +214,10 @@ def read_body(headers: Any, stream: Any) -> bytes:
         return b""
     if len(lengths) > 1 or not _DIGITS.fullmatch(next(iter(lengths))):
         raise BadRequest(400, "invalid Content-Length")
-    length = int(next(iter(lengths)))
-    if length > MAX_BODY:
+    digits = next(iter(lengths)).lstrip("0") or "0"  # int() refuses more than 4,300 digits; a length needs 7
+    if len(digits) > len(str(MAX_BODY)) or int(digits) > MAX_BODY:
         raise BadRequest(413, "request body too large")
-    return _read_exactly(stream, length)
+    return _read_exactly(stream, int(digits))
 
 
 def _gateway_code(data: bytes) -> str:
@@ -307,17 +319,29 @@ def _http_handler(gateway: Gateway, out: Any) -> type[BaseHTTPRequestHandler]:
             self._answer(*answer)
 
         def parse_request(self) -> bool:
-            """The stdlib's parsing, on a head whose every line is checked against RFC 9112's (``_StrictHead``)."""
+            """The stdlib's parsing, on a head whose every line is checked against RFC 9112's (``_StrictHead``),
+            then its Host (3.2); an HTTP/1.0 message framed chunked ends its connection (6.1: its framing is
+            faulty to a 1.0 hop, whose next bytes are no request it sent)."""
             rfile, head = self.rfile, _StrictHead(self.rfile)
             self.rfile = head  # type: ignore[assignment]
             try:
                 parsed = super().parse_request()
             finally:
                 self.rfile = rfile
-            if parsed and (head.malformed or _malformed(self.raw_requestline, _REQUEST_LINE)):
+            if not parsed:
+                return False
+            line = _REQUEST_LINE.fullmatch(self.raw_requestline)
+            if head.malformed or line is None:
                 self.send_error(400, MALFORMED_LINE)
                 return False
-            return parsed
+            old = (line["major"], line["minor"]) < (b"1", b"1")
+            hosts = [value.strip(_OWS) for value in self.headers.get_all("Host") or []]
+            if len(hosts) > 1 or not (hosts or old) or not all(_HOST.fullmatch(host) for host in hosts):
+                self.send_error(400, BAD_HOST)
+                return False
+            if old and self.headers.get_all("Transfer-Encoding"):
+                self.close_connection = True
+            return True
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
             """The HTTP parser's own refusals (bad request line, 414, 431, ...) as the gateway's JSON, logged."""

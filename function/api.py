@@ -173,9 +173,33 @@ class _Unreadable(Exception):
 class _Failed(Exception):
     """An attempt that ends without a reply to read: the target error, and what is known of the reply."""
 
-    def __init__(self, status: int | None, request_id: str | None, error: dict, sent: bool = True) -> None:
+    def __init__(
+        self,
+        status: int | None,
+        request_id: str | None,
+        error: dict,
+        sent: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(error["code"])
         self.status, self.request_id, self.error, self.sent = status, request_id, error, sent
+        self.retry_after = retry_after
+
+
+def _body_failed(response: requests.Response, request_id: str | None, error: dict, sent: bool = True) -> _Failed:
+    """A failure once the status line was read. A 4xx (429 too) is the server's refusal, whatever became of its
+    body: it acted on nothing (not sent), and its status and Retry-After stand; a body lost on the way (a timeout,
+    a drop) leaves the status's own error (``HTTP.429``, retried as such), a body refused unread its
+    ``InvalidResponse``. After any other status the failure is the error, and the request may have been acted on."""
+    status = response.status_code
+    if not 400 <= status < 500:
+        return _Failed(status, request_id, error, sent)
+    if error["code"] != "InvalidResponse":
+        lost = f"; its body was lost ({error['code']}: {error['message']})"
+        refused = _error_from(response, b"", None)
+        error = {**refused, "message": refused["message"] + lost}
+    wait = _retry_after(response.headers.get("Retry-After")) if error["retryable"] else None
+    return _Failed(status, request_id, error, sent=False, retry_after=wait)
 
 
 def _read_body(response: requests.Response) -> bytes:
@@ -305,10 +329,11 @@ class ApiClient:
             left = self._deadline.remaining() - MIN_ATTEMPT_SECONDS
             last = attempt >= self._policy.max_attempts
             # The server's answer, not our slowness, ends it: checked first, so a throttle read in the last
-            # moments is still the server's error. A wait of 0 that does not fit is the deadline's doing.
+            # moments is still the server's error, on the last attempt (no wait follows) or when its Retry-After
+            # does not fit. A wait of 0 that does not fit is the deadline's doing.
             if reply.retry_after is not None and reply.retry_after > max(left, 0.0) and not last:
                 return _not_waited(reply, reply.retry_after, left)
-            if left < 0:
+            if left < 0 and not (last and reply.http_status is not None):
                 return self._out_of_time(attempt, reply)
             if last:
                 return reply
@@ -330,7 +355,8 @@ class ApiClient:
             response, body, data, request_id = self._fetch(method, url, headers, seconds)
         except _Failed as failed:
             status = failed.status if failed.status is None or 100 <= failed.status <= 599 else None
-            return Reply(False, status, failed.request_id, attempt, failed.error, sent=failed.sent)
+            error, sent, wait = failed.error, failed.sent, failed.retry_after
+            return Reply(False, status, failed.request_id, attempt, error, retry_after=wait, sent=sent)
         status = response.status_code
         if not 100 <= status <= 599:  # http.client takes 100-999; HTTP (and the payload) know 100-599
             error = _error(f"HTTP.{status}", f"a non-standard HTTP status {status}", False)
@@ -356,19 +382,19 @@ class ApiClient:
                 raise _Failed(None, None, *_failure(exc, current, seconds)) from None
             with contextlib.closing(response):  # closes the connection unless the body was read whole
                 header = response.headers.get("X-Request-Id")
-                status, request_id = response.status_code, _request_id(header and _header(header))
+                request_id = _request_id(header and _header(header))
                 try:
                     body = _read_body(response)
                 except _Unreadable as exc:
-                    raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
+                    raise _body_failed(response, request_id, _error("InvalidResponse", str(exc), False)) from None
                 except requests.RequestException as exc:
-                    raise _Failed(status, request_id, *_failure(exc, current, seconds)) from None
+                    raise _body_failed(response, request_id, *_failure(exc, current, seconds)) from None
                 if current.expired:  # a body that seemed to end because the watchdog shut its socket
-                    raise _Failed(status, request_id, *_failure(requests.Timeout(), current, seconds))
+                    raise _body_failed(response, request_id, *_failure(requests.Timeout(), current, seconds))
         try:
             data = _parse(body) if body else None
         except _Unreadable as exc:
-            raise _Failed(status, request_id, _error("InvalidResponse", str(exc), False)) from None
+            raise _body_failed(response, request_id, _error("InvalidResponse", str(exc), False)) from None
         if not header and isinstance(data, dict):
             request_id = _request_id(data.get("request_id"))
         return response, body, data, request_id

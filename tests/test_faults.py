@@ -298,6 +298,33 @@ def test_a_throttle_answered_in_the_last_moments_is_still_the_servers_error(kps,
     _not_retried(run)
 
 
+def test_a_last_attempts_throttle_read_in_the_last_moments_is_the_servers_error(kps, invoke, settings, monkeypatch):
+    """KPS_MAX_ATTEMPTS=1: the one attempt is answered 429 (no Retry-After) inside ``MIN_ATTEMPT_SECONDS`` of the
+    deadline. No wait follows the last attempt: its reply is the server's error, never ``DeadlineExceeded``.
+    Timed as the test above: the margin raised to 1 s, the answer 0.6 s before the deadline."""
+    monkeypatch.setattr(api, "MIN_ATTEMPT_SECONDS", 1.0)
+    settings["KPS_MAX_ATTEMPTS"] = "1"
+    started = time.monotonic()
+    context = FakeContext(user_data=settings, timeout_seconds=3)
+    kps.inject(status=429, body=THROTTLED, until=started + 3 - SAFETY_MARGIN_SECONDS - 0.6)
+    run = invoke({"project_id": PROJECT}, context=context)
+    [result] = run.payload["results"]
+    assert len(deletes(kps)) == 1
+    assert result["error"]["code"] == "APIGW.0308", result["error"]
+
+
+def test_a_throttle_whose_body_is_slow_keeps_its_retry_after_and_is_not_asked_again_at_once(kps, invoke, settings):
+    """A 429 with ``Retry-After: 120`` whose status line and headers arrived whole, its body trickled past the
+    attempt's timeout: the server has answered (throttled, come back in 120 s) before the body stalled. Its
+    Retry-After stands (not retried within the 3 s) and the error is the status's, not ``Timeout``."""
+    settings["KPS_TIMEOUT_SECONDS"] = "0.3"
+    kps.inject(status=429, body=THROTTLED, retry_after="120", trickle="body", trickle_every=0.05, times=9)
+    run = invoke(apig_event({"project_id": PROJECT}), timeout_seconds=3)
+    [result] = run.payload["results"]
+    assert len(deletes(kps)) == 1, f"{len(deletes(kps))} DELETEs sent to a server that answered 429, Retry-After 120"
+    assert result["error"]["code"] == "HTTP.429" and "Retry-After of 120 s" in result["error"]["message"], result
+
+
 # A date no calendar holds: its year does not fit a C long (datetime would raise OverflowError).
 NO_CALENDAR_DATE = "Mon, 01 Jan 99999999999999999999 00:00:00 GMT"
 

@@ -606,12 +606,22 @@ def test_a_delete_whose_answer_was_lost_and_retried_is_counted_and_recorded(kps,
     assert recorded_ids(run) == [task(0)["task_id"]]
 
 
-@pytest.mark.parametrize(("first", "mine"), [(429, False), (503, True)])
-def test_kps_0005_on_a_retry_is_ours_only_after_an_answer_that_may_have_reached_kps(kps, invoke, first, mine):
-    """A 429 is KPS refusing the call: KPS.0005 on its retry means the task was already gone. A 5xx
-    may have deleted it: KPS.0005 on its retry is this invocation's own DELETE, counted and recorded."""
+@pytest.mark.parametrize(
+    ("first", "mine"),
+    [
+        ({"status": 429}, False),
+        ({"status": 429, "trickle": "body", "trickle_every": 0.05}, False),
+        ({"status": 503}, True),
+    ],
+    ids=["429", "429-body-past-the-timeout", "503"],
+)
+def test_kps_0005_on_a_retry_is_ours_only_after_an_answer_that_may_have_reached_kps(kps, invoke, settings, first, mine):
+    """A 429 is KPS refusing the call, whatever became of its body (here trickled past the 0.3 s timeout):
+    KPS.0005 on its retry means the task was already gone. A 5xx may have deleted it: KPS.0005 on its retry is
+    this invocation's own DELETE, counted and recorded."""
+    settings["KPS_TIMEOUT_SECONDS"] = "0.3"
     kps.put_tasks(PROJECT, [task(0)])
-    kps.inject(method="DELETE", status=first, retry_after="0", body={"error_code": "X.1", "error_msg": "x"})
+    kps.inject(method="DELETE", retry_after="0", body={"error_code": "X.1", "error_msg": "x"}, **first)
     kps.inject(method="DELETE", status=400, body={"error_code": "KPS.0005", "error_msg": "failed task not found"})
     run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
     [result] = run.payload["results"]
@@ -677,6 +687,23 @@ def test_a_delete_whose_answer_was_lost_without_a_retry_is_unconfirmed_not_left(
     assert "1 selected tasks unconfirmed" in result["warning"]
     assert recorded_ids(run) == [] and recorded_ids(run, "tasks unconfirmed") == [task(0)["task_id"]]
     assert_valid_payload(run.payload)
+
+
+def test_a_refusal_whose_body_is_refused_unread_is_no_delete_that_reached_kps(kps, invoke, settings):
+    """A selected task's DELETE answered 400 with a compressed body (refused unread, ``InvalidResponse``): KPS
+    answered and refused it, nothing was lost. The task is ``left`` (still there, as KPS said), never
+    ``unconfirmed`` nor in the ``tasks unconfirmed`` record."""
+    settings["KPS_CONCURRENCY"] = "1"
+    kps.put_tasks(PROJECT, [task(n) for n in range(3)])
+    gone = {"error_code": "KPS.0005", "error_msg": "failed task not found"}
+    kps.inject(
+        method="DELETE", path=f".*/{task(0)['task_id']}", status=400, body=gone, headers={"Content-Encoding": "gzip"}
+    )
+    run = invoke({"project_id": PROJECT, "select": {"older_than_hours": 1}})
+    [result] = run.payload["results"]
+    assert result["error"]["code"] == "InvalidResponse", result["error"]
+    assert (result.get("unconfirmed"), result.get("left")) == (0, 3), result
+    assert recorded_ids(run, "tasks unconfirmed") == []
 
 
 def test_a_delete_that_could_not_be_sent_is_left_not_unconfirmed(kps, settings):

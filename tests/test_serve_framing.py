@@ -20,7 +20,7 @@ import yaml
 from conftest import PROJECT, ROOT, deletes, http
 from jsonschema import Draft202012Validator
 
-from devtools.serve import MAX_TRAILER_LINE, PATH
+from devtools.serve import MAX_LINE, PATH
 
 GATEWAY_ERROR = Draft202012Validator(
     yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())["components"]["schemas"]["GatewayError"]
@@ -214,7 +214,7 @@ def test_a_trailer_line_longer_than_the_gateway_reads_is_not_split_into_a_next_r
     """Trailer lines are read 8 KiB at a time: a longer one is refused 400, not read as two, its rest taken for the
     blank line that ends the message and the trailers after it for the connection's next request (a request no
     proxy in front saw). One request, one answer; a CRLF split by the limit is a long line, not a bare CR."""
-    pad = b"a" * (MAX_TRAILER_LINE - len(b"X-Pad: ") - len(end) + 1)  # its last byte just past the limit
+    pad = b"a" * (MAX_LINE - len(b"X-Pad: ") - len(end) + 1)  # its last byte just past the limit
     chunked = b"%x\r\n%s\r\n0\r\nX-Pad: %s%sX-T: b\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY, pad, end)
     request = post("Transfer-Encoding: chunked\r\n", chunked).replace(b"Connection: close\r\n", b"")
     url, _, out = served
@@ -291,3 +291,67 @@ def test_forty_requests_at_once_are_all_answered_and_no_log_line_is_glued_to_ano
         else:
             assert "{" not in line, f"a line glued to a JSON line: {line[:200]}"
     assert sum(line.startswith(f"GET {PATH} -> 200 succeeded") for line in lines) == 40
+
+
+TARGET = PATH.encode()
+REST = b"X-Auth-Token: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(DRY_RUN_BODY), DRY_RUN_BODY)
+STRICTLY_REFUSED = {
+    # RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, with more than one Host line or an invalid value.
+    "no Host": b"POST " + TARGET + b" HTTP/1.1\r\n" + REST,
+    "two Host lines": b"POST " + TARGET + b" HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + REST,
+    "a Host with a space": b"POST " + TARGET + b" HTTP/1.1\r\nHost: a b\r\n" + REST,
+    # RFC 9112 3: the request line's separator is SP; NBSP and NEL are none, yet str.split() (the stdlib's) splits
+    # on them: a proxy in front reads one token where the stdlib reads three.
+    "NBSP as the separator": b"POST\xa0" + TARGET + b"\xa0HTTP/1.1\r\nHost: x\r\n" + REST,
+    "NEL as the separator": b"POST\x85" + TARGET + b" HTTP/1.1\r\nHost: x\r\n" + REST,
+    # RFC 9110 9.1: method = token; "(" is no tchar.
+    "a method that is no token": b"PO(ST " + TARGET + b" HTTP/1.1\r\nHost: x\r\n" + REST,
+    # RFC 9112 2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT
+    "HTTP/1.01": b"POST " + TARGET + b" HTTP/1.01\r\nHost: x\r\n" + REST,
+    # RFC 9112 3.2 / RFC 3986: a request-target holds no "#" and no byte past ASCII.
+    "a fragment in the target": b"POST " + TARGET + b"#x HTTP/1.1\r\nHost: x\r\n" + REST,
+    "a byte past ASCII in the target": b"POST " + TARGET + b"?a=\xff HTTP/1.1\r\nHost: x\r\n" + REST,
+    # HTTP/0.9's line has no version: the stdlib would answer the body alone, without a status line.
+    "HTTP/0.9": b"GET " + TARGET + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("request_bytes", list(STRICTLY_REFUSED.values()), ids=list(STRICTLY_REFUSED))
+def test_a_request_a_strict_parser_refuses_is_answered_400_and_never_runs_the_function(served, kps, request_bytes):
+    url, events, _ = served
+    answer = exchange(url, request_bytes, half_close=True)
+    assert events == [], "the function ran for a request a strict HTTP/1.1 parser refuses"
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:60]
+
+
+def test_an_http_1_0_chunked_request_ends_its_connection(served, kps):
+    """RFC 9112 6.1: a server that receives an HTTP/1.0 message with Transfer-Encoding MUST treat its framing as
+    faulty and close the connection after it, even with ``Connection: keep-alive``: the next bytes would be read
+    as a second request (here one that runs the function again), one a 1.0 proxy never sent."""
+    url, events, _ = served
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY)
+    first = b"POST " + TARGET + b" HTTP/1.0\r\nHost: x\r\nX-Auth-Token: x\r\nConnection: keep-alive\r\n"
+    first += b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+    answer = exchange(url, first + b"POST " + TARGET + b" HTTP/1.1\r\nHost: x\r\n" + REST, half_close=True)
+    assert answer.count(b"HTTP/1.1 ") == 1 and len(events) == 1, (answer.count(b"HTTP/1.1 "), len(events))
+
+
+CHUNKED = "Transfer-Encoding: chunked\r\n"
+VALID_FRAMING = {
+    # RFC 9112 7.1.1: a chunk extension has no length bound (a chunk-size line is read up to MAX_LINE).
+    "a chunk extension of 80 bytes": (
+        CHUNKED,
+        b"%x;name=%s\r\n%s\r\n0\r\n\r\n" % (len(DRY_RUN_BODY), b"v" * 80, DRY_RUN_BODY),
+    ),
+    # chunk-size = 1*HEXDIG and Content-Length = 1*DIGIT: leading zeros are allowed; the bound is on the value.
+    "a chunk size with leading zeros": (CHUNKED, b"%010x\r\n%s\r\n0\r\n\r\n" % (len(DRY_RUN_BODY), DRY_RUN_BODY)),
+    "a Content-Length of 17 digits": (f"Content-Length: {len(DRY_RUN_BODY):017d}\r\n", DRY_RUN_BODY),
+}
+
+
+@pytest.mark.parametrize(("framing", "body"), list(VALID_FRAMING.values()), ids=list(VALID_FRAMING))
+def test_a_valid_request_is_served_whatever_the_length_of_its_framing(served, kps, framing, body):
+    url, events, _ = served
+    answer = exchange(url, post(framing, body), half_close=True)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert len(events) == 1

@@ -577,6 +577,16 @@ SELECTS = {
     '{"older_than_hours": 1, "older_than_hours": 2}': False,
     '{"server_name": ["a"], "server_name" : ["b"]}': False,
     '{"older_than_hours": 1, "older_than_hour\\u0073": 2}': False,  # the same key, spelled with an escape
+    # 1000000 + 2^-34 (the tie a float64 rounds to even, 1000000.0) and a hair above it: a float64 rounds it up
+    # (refused); Terraform's 512-bit float reads the tie itself. Over 30 significant digits: refused at plan too.
+    '{"older_than_hours": 1000000.0000000000582076609134674072265625' + "0" * 200 + "1}": False,
+    # Lengths counted in the text as the function decodes it, not in jsondecode's NFC strings: 200 U+0958 are 400
+    # code points in NFC, 100 U+FB2C 300, 200 e + U+0301 200.
+    '{"server_name": ["' + "\\u0958" * 200 + '"]}': True,
+    '{"server_name": ["' + "\\ufb2c" * 100 + '"]}': True,
+    '{"server_name": ["' + "e\\u0301" * 200 + '"]}': False,
+    '{"server_name": ["' + "\\ud83d\\ude00" * 256 + '"]}': True,  # a surrogate pair is one code point
+    '{"server_name": ["' + '\\"' * 257 + '"]}': False,
 }
 
 
@@ -595,6 +605,23 @@ def test_the_plan_takes_a_kps_select_exactly_when_the_function_does(without_reso
         parse_setting(select)
     output = refused(without_resources, "-var", f'settings={{KPS_SELECT="{quoted}"}}')
     assert "Error: Invalid value for variable" in output and "KPS_SELECT's values" in output.replace("\n│", "")
+
+
+@needs_terraform
+@pytest.mark.parametrize("number", ["1e-999999", "1.000000000000000000000000000000"], ids=["exponent", "digits"])
+def test_a_kps_select_number_too_long_for_the_plan_is_refused_there_and_read_as_a_float_by_the_function(
+    without_resources, tmp_path, number
+):
+    """The documented one-way difference (docs/deploy.md): jsondecode reads a number exactly, in time that grows
+    with its exponent (1e-999999: over a minute, console's 60 s timeout fails this test), so the plan refuses a
+    number with an exponent of more than 3 digits or more than 30 significant digits before decoding; the
+    function reads it as a float and takes it in range. A folder of its own: a killed console keeps its lock."""
+    shutil.copytree(without_resources, tmp_path / "module")
+    select = '{"older_than_hours": ' + number + "}"
+    assert parse_setting(select).older_than_hours == float(number)
+    quoted = select.replace('"', '\\"')
+    output = refused(tmp_path / "module", "-var", f'settings={{KPS_SELECT="{quoted}"}}')
+    assert "Error: Invalid value for variable" in output and "KPS_SELECT holds a number" in output.replace("\n│", "")
 
 
 @needs_terraform

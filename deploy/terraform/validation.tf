@@ -31,7 +31,16 @@ locals {
   # A JSON object's keys, found in its text: each string followed by a colon (a string in a value is followed by
   # a comma, ] or }). More keys in the text than in jsondecode's object: one given twice, however it is spelled
   # ("older_than_hour\u0073" too); jsondecode keeps the last, the function refuses it.
-  json_key = "\"(?:[^\"\\\\]|\\\\.)*\"\\s*:"
+  json_string = "\"(?:[^\"\\\\]|\\\\.)*\""
+  json_key    = "${local.json_string}\\s*:"
+  # One code point of a JSON string's text as Python's json decodes it: an escape (a surrogate pair's two one), else
+  # one character (RE2's "." is a code point; length() would count grapheme clusters: 200 flags are 400 to Python).
+  json_char = "(?s)\\\\u[dD][89abAB][0-9a-fA-F]{2}\\\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\\\u[0-9a-fA-F]{4}|\\\\.|."
+  # A number outside the strings with an exponent of more than 3 digits or more than 30 significant digits: no
+  # age needs one, and jsondecode reads a number into an arbitrary-precision float in time that grows with its
+  # exponent (1e-999999: over a minute). Found in the text first (RE2 runs in linear time); a KPS_SELECT holding
+  # one is never decoded (select_text), so the plan cannot spin on it.
+  select_long_number = "^(?:[^\"]|${local.json_string})*(?:[0-9][eE][+-]?[0-9]{4}|[1-9](?:\\.?[0-9]){30})"
 
   # Cron (functiongraph_01_0908): each field a comma-separated list of *, a value or a range, each with an
   # optional /step; %[1]s is the field's value. CRON_TZ's zone is a tz database name: one of its top-level names

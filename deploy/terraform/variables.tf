@@ -127,9 +127,17 @@ variable "settings" {
     error_message = "settings: ${join(", ", local.module_setting_names)} are the module's, written with the role grants and the alarm that match them: use region, project_id, projects or sweep = true."
   }
   validation {
+    # Before any jsondecode (select_long_number): the others decode "" for such a text, refused at once.
+    condition     = !can(regex(local.select_long_number, lookup(var.settings, "KPS_SELECT", "")))
+    error_message = "settings: KPS_SELECT holds a number with an exponent of more than 3 digits or more than 30 significant digits (docs/deploy.md)."
+  }
+  validation {
     # function/selection.py: JSON text of an object with at least one condition, of known keys only ("" is unset).
     condition = try(alltrue([
-      for text in [coalesce(lookup(var.settings, "KPS_SELECT", ""), local.select_unset)] :
+      for text in [
+        for raw in [coalesce(lookup(var.settings, "KPS_SELECT", ""), local.select_unset)] :
+        can(regex(local.select_long_number, raw)) ? "" : raw
+      ] :
       length(keys(jsondecode(text))) > 0 && alltrue([for key in keys(jsondecode(text)) : contains(local.select_keys, key)])
     ]), false)
     error_message = "settings: KPS_SELECT must be JSON text of an object with at least one condition, keys among ${join(", ", local.select_keys)} (docs/selective-cleanup.md)."
@@ -138,18 +146,21 @@ variable "settings" {
     # function/selection.py from_object, _age, _values: older_than_hours a number (not "168", not true: the JSON
     # text tells the types apart) from 0 to select_max_age_hours (as a float rounds: select_min_age, _max_age);
     # every other key a list of 1 to select_max_values non-empty strings of at most select_max_value_length
-    # characters (code points, as Python's len(): length() counts grapheme clusters, RE2's "." one code point),
-    # operate_type's among KPS's; no key given twice (json_key).
+    # characters, counted in the text (json_char), as the function decodes it: jsondecode's strings are NFC, where
+    # U+0958 is two code points and e + U+0301 one; operate_type's among KPS's; no key given twice (json_key).
     condition = try(alltrue([
-      for text in [coalesce(lookup(var.settings, "KPS_SELECT", ""), local.select_unset)] : alltrue([
-        for key, value in jsondecode(text) : key == "older_than_hours"
-        ? can(regex("^-?[0-9]", jsonencode(value))) && value >= local.select_min_age && value <= local.select_max_age
-        : can(regex("^\\[", jsonencode(value))) && length(value) >= 1 && length(value) <= local.select_max_values && alltrue([
-          for item in value : can(regex("^\"", jsonencode(item))) && length(regexall("(?s).", item)) >= 1
-          && length(regexall("(?s).", item)) <= local.select_max_value_length
-          && (key != "operate_type" || contains(local.select_operate_types, item))
-        ])
+      for text in [
+        for raw in [coalesce(lookup(var.settings, "KPS_SELECT", ""), local.select_unset)] :
+        can(regex(local.select_long_number, raw)) ? "" : raw
+        ] : alltrue([
+          for key, value in jsondecode(text) : key == "older_than_hours"
+          ? can(regex("^-?[0-9]", jsonencode(value))) && value >= local.select_min_age && value <= local.select_max_age
+          : can(regex("^\\[", jsonencode(value))) && length(value) >= 1 && length(value) <= local.select_max_values && alltrue([
+            for item in value : can(regex("^\"", jsonencode(item))) && length(regexall("(?s).", item)) >= 1
+            && (key != "operate_type" || contains(local.select_operate_types, item))
+          ])
       ]) && length(regexall(local.json_key, text)) == length(jsondecode(text))
+      && alltrue([for quoted in regexall(local.json_string, text) : length(regexall(local.json_char, quoted)) <= local.select_max_value_length + 2])
     ]), false)
     error_message = "settings: KPS_SELECT's values: older_than_hours a number from 0 to ${local.select_max_age_hours}; ${join(", ", slice(local.select_keys, 1, length(local.select_keys)))} each a list of 1 to ${local.select_max_values} non-empty strings of at most ${local.select_max_value_length} characters, operate_type's among ${join(", ", local.select_operate_types)}; no key twice (docs/selective-cleanup.md)."
   }
