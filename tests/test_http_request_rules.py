@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
-from conftest import OTHER_PROJECT, PROJECT, REGION, apig_event
+import yaml
+from conftest import OTHER_PROJECT, PROJECT, REGION, ROOT, apig_event
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,32 @@ def test_a_field_sent_as_a_structure_in_the_query_is_refused_not_ignored(invoke,
     run = invoke(apig_event(None, query={key: OTHER_PROJECT}))
     assert (run.result["statusCode"], run.payload["error"]["code"]) == (400, "InvalidEvent")
     assert kps.requests == []
+
+
+def _described_valid(schema_name: str, fields: dict) -> bool:
+    """Whether api/openapi.yaml's schema ``schema_name`` takes ``fields`` (its rules hold the function's)."""
+    document = yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())
+    schema = {"components": document["components"], "$ref": f"#/components/schemas/{schema_name}"}
+    return jsonschema.Draft202012Validator(schema).is_valid(fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "refused"),
+    [
+        ({"region": REGION}, True),  # a region alone names no project: schemathesis found the description silent
+        ({"region": None}, False),  # null is absent: the defaults
+        ({"project_id": PROJECT, "region": REGION}, False),
+        ({"project_id": None, "region": REGION}, True),
+        ({"targets": [{"project_id": PROJECT}], "region": REGION}, False),  # the entries' region
+        ({"targets": "all", "region": REGION}, True),
+        ({"project_id": PROJECT, "targets": "all"}, True),
+        ({}, False),
+    ],
+)
+def test_the_description_takes_a_request_exactly_when_the_function_does(invoke, kps, settings, fields, refused):
+    settings["KPS_PROJECT_ID"] = PROJECT
+    assert _described_valid("Request", fields) is not refused
+    if all(isinstance(v, str) for v in fields.values()):
+        assert _described_valid("QueryFields", fields) is not refused
+    run = invoke(apig_event(fields, method="POST", query={"dry_run": "true"}))
+    assert (run.payload.get("error") or {}).get("code") == ("InvalidEvent" if refused else None)
