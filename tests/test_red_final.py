@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 from conftest import AK, PROJECT, SK
 from test_secrets_by_construction import invoke_raw, windows_left
 
 from devtools.context import FakeContext
+from function import transport
 
 TASKS = 300
 
@@ -82,3 +86,58 @@ def test_a_signature_echoed_after_300_others_is_still_masked(settings):
     assert "APIGW.0301" in out + json.dumps(result), "the echo was not read"
     signature = _EchoOldSignature.seen[0].rsplit("Signature=", 1)[1]
     assert windows_left(out + json.dumps(result), signature) == [], "an earlier request's signature was printed"
+
+
+class _Deleted(BaseHTTPRequestHandler):
+    """Answers every DELETE 200 ``{}``; ``deletes`` counts them."""
+
+    deletes: ClassVar[int] = 0
+
+    def do_DELETE(self) -> None:
+        type(self).deletes += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def _self_signed(folder: Path, name: str) -> tuple[str, str]:
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_a_warm_instance_trusts_the_ca_bundle_it_is_given_now(settings, tmp_path, monkeypatch):
+    """REQUESTS_CA_BUNDLE names what the function trusts: once changed (trust withdrawn from a CA), a
+    warm instance must verify against the new bundle, not the one it read on its first HTTPS call."""
+    trusted, key = _self_signed(tmp_path, "server")
+    other, _ = _self_signed(tmp_path, "other")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deleted)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(trusted, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Deleted.deletes = 0
+    transport._ca_bundle.cache_clear()  # this process's earlier tests are not this instance's history
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        settings.update({"KPS_ENDPOINT": url, "KPS_COUNT_BEFORE_DELETE": "false", "KPS_MAX_ATTEMPTS": "1"})
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", trusted)
+        first, _ = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+        assert first["ok"], first
+        assert _Deleted.deletes == 1
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", other)  # the server's CA no longer trusted
+        second, _ = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Deleted.deletes == 1, "a DELETE went to a server the CA bundle in force does not trust"
+    assert not second["ok"]
