@@ -129,11 +129,13 @@ class _Secrets:
         self.published: tuple[_Masker, ...] = (credentials,)  # replaced whole, never refilled
         self._kept: dict[str, None] = {}  # the signatures in the published masker, oldest first
         self._last: dict[int, str] = {}  # each thread's last signature: its call in flight
+        self.signed: set[str] = set()  # every signature made, whole (64 characters each: 20,000 hold ~2.5 MB)
         self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
         secret = secret.lower()
         with self._lock:
+            self.signed.add(secret)
             self._last[threading.get_ident()] = secret
             self._kept.pop(secret, None)
             self._kept[secret] = None
@@ -252,6 +254,10 @@ def _lowered(text: str) -> str:
     return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
+# A run of hex digits long enough to hold a request signature (64 of them, SDK-HMAC-SHA256).
+_HEX_RUN = re.compile("[0-9a-fA-F]{64,}")
+
+
 def mask(text: str, masker: _Masker | None = None) -> str:
     """``text`` (already normalised and bounded) with every piece of a secret in use (or of ``masker``'s)
     masked: any ``FRAGMENT``-character window of one or of its base64 forms, in any case; a cut-off
@@ -259,9 +265,25 @@ def mask(text: str, masker: _Masker | None = None) -> str:
     if masker is not None:
         return _masked(text, masker)
     secrets = _MASKER.get()
-    for each in secrets.maskers() if secrets is not None else ():
+    if secrets is None:
+        return text
+    if secrets.signed:
+        text = _whole_signatures(text, secrets.signed)
+    for each in secrets.maskers():
         text = _masked(text, each)
     return text
+
+
+def _whole_signatures(text: str, signed: set[str]) -> str:
+    """``text`` with every signature the invocation made masked where it stands whole, however old (the
+    windows keep only the newest ``MAX_SIGNATURES``): a lookup per position of each 64-hex-digit run."""
+    spans = []
+    for run in _HEX_RUN.finditer(text):
+        digits = run.group().lower()
+        spans += [
+            (run.start() + i, run.start() + i + 64) for i in range(len(digits) - 63) if digits[i : i + 64] in signed
+        ]
+    return _redacted(text, spans)
 
 
 def _masked(text: str, masker: _Masker) -> str:
@@ -284,6 +306,11 @@ def _masked(text: str, masker: _Masker) -> str:
         while found >= 0:
             spans.append((found, found + len(secret)))
             found = text.find(secret, found + len(secret))
+    return _redacted(text, spans)
+
+
+def _redacted(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span (overlapping ones merged) replaced by one ``REDACTED``."""
     if not spans:
         return text
     pieces, done = [], 0

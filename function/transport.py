@@ -296,8 +296,8 @@ def shared_adapter() -> _Adapter:
     return _Adapter(pool_connections=4, pool_maxsize=MAX_CONCURRENCY)
 
 
-@functools.lru_cache(maxsize=1)
 def _ca_bundle() -> str | bool:
+    """The CA bundle requests would use, read on each call: a warm instance trusts what it is given now."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 

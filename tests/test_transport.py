@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import tracemalloc
 from collections.abc import Iterator
 from http import HTTPStatus
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from conftest import AGENCY_AK, AGENCY_SK, AK, PROJECT, SECURITY_TOKEN, SK, TOKEN, apig_event
 from servers import ConnectRecorder, RawReply, Trickler
+from test_secrets_by_construction import invoke_raw
 
 from devtools.context import FakeContext
 from devtools.kps_emulator import KpsEmulator
@@ -564,3 +570,58 @@ def test_the_watch_on_each_new_connection_leaves_no_descriptor_open(kps):
     calls(40)
     assert len(os.listdir("/proc/self/fd")) - before < 10, "a descriptor per connection was left open"
     assert sum(r.path.endswith("/failed-tasks") for r in kps.requests) == 43
+
+
+class _Deleted(BaseHTTPRequestHandler):
+    """Answers every DELETE 200 ``{}``; ``deletes`` counts them."""
+
+    deletes: ClassVar[int] = 0
+
+    def do_DELETE(self) -> None:
+        type(self).deletes += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def _self_signed(folder: Path, name: str) -> tuple[str, str]:
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
+def test_a_warm_instance_trusts_the_ca_bundle_it_is_given_now(settings, tmp_path, monkeypatch):
+    """REQUESTS_CA_BUNDLE names what the function trusts: once changed (trust withdrawn from a CA), a
+    warm instance must verify against the new bundle, not the one it read on its first HTTPS call."""
+    trusted, key = _self_signed(tmp_path, "server")
+    other, _ = _self_signed(tmp_path, "other")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Deleted)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(trusted, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Deleted.deletes = 0
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        settings.update({"KPS_ENDPOINT": url, "KPS_COUNT_BEFORE_DELETE": "false", "KPS_MAX_ATTEMPTS": "1"})
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", trusted)
+        first, _ = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+        assert first["ok"], first
+        assert _Deleted.deletes == 1
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", other)  # the server's CA no longer trusted
+        second, _ = invoke_raw({"project_id": PROJECT}, FakeContext(user_data=settings))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Deleted.deletes == 1, "a DELETE went to a server the CA bundle in force does not trust"
+    assert not second["ok"]
