@@ -1052,58 +1052,44 @@ def test_a_token_in_a_refused_setting_never_reaches_the_payload(invoke, settings
 ECHO_TASKS = 300
 
 
-class _EchoOldSignature(BaseHTTPRequestHandler):
+class _EchoOldSignature(_EchoSignature):
     """Lists ``ECHO_TASKS`` tasks; answers each DELETE 200, except the last, whose 401 quotes the
-    Authorization header of the first DELETE it was sent (as a gateway quoting a replayed request)."""
+    Authorization header of the first DELETE it was sent (as a gateway quoting a replayed request);
+    ``deletes`` keeps the DELETEs' headers."""
 
-    seen: ClassVar[list[str]] = []
+    deletes: ClassVar[list[str]] = []
     lock = threading.Lock()
 
-    def _send(self, status: int, data: dict) -> None:
-        body = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        first = query.get("offset", ["0"])[0] in ("0", "")
-        tasks = [
-            {
-                "task_id": f"t{i}",
-                "operate_type": "FAILED_UNBIND",
-                "server_id": f"s{i}",
-                "server_name": "n",
-                "keypair_name": "k",
-                "task_error_code": "KPS.1",
-                "task_time": "1700000000000",
-            }
-            for i in range(ECHO_TASKS)
-        ]
-        self._send(200, {"total": ECHO_TASKS, "tasks": tasks if first else []})
-
-    def do_DELETE(self) -> None:
+    def reply(self, authorization: str) -> tuple[int, dict]:
+        if self.command == "GET":
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            first = query.get("offset", ["0"])[0] in ("0", "")
+            tasks = [
+                {
+                    "task_id": f"t{i}",
+                    "operate_type": "FAILED_UNBIND",
+                    "server_id": f"s{i}",
+                    "server_name": "n",
+                    "keypair_name": "k",
+                    "task_error_code": "KPS.1",
+                    "task_time": "1700000000000",
+                }
+                for i in range(ECHO_TASKS)
+            ]
+            return 200, {"total": ECHO_TASKS, "tasks": tasks if first else []}
         with self.lock:
-            self.seen.append(self.headers.get("Authorization", ""))
-            count, first = len(self.seen), self.seen[0]
+            self.deletes.append(authorization)
+            count, first_delete = len(self.deletes), self.deletes[0]
         if count < ECHO_TASKS:
-            self._send(200, {})
-            return
-        text = f"verify aksk signature fail, replayed: {first}"
-        self._send(401, {"error_code": "APIGW.0301", "error_msg": text})
-
-    def log_message(self, *_: object) -> None:
-        pass
+            return 200, {}
+        return 401, {"error_code": "APIGW.0301", "error_msg": f"verify aksk signature fail, replayed: {first_delete}"}
 
 
 def test_a_signature_echoed_after_300_others_is_still_masked(settings):
     """A selective cleanup signs one DELETE per task; the server quotes, in its last reply, the
     signature of the first DELETE (still valid for 15 minutes): it must reach no line or payload."""
-    _EchoOldSignature.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoOldSignature)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _EchoOldSignature.seen, _EchoOldSignature.deletes = [], []
+    server = _serve(_EchoOldSignature)
     try:
         settings.pop("KPS_AUTH_TOKEN")
         url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -1114,7 +1100,7 @@ def test_a_signature_echoed_after_300_others_is_still_masked(settings):
     finally:
         server.shutdown()
         server.server_close()
-    assert len(_EchoOldSignature.seen) == ECHO_TASKS, "the case needs every task's DELETE"
+    assert len(_EchoOldSignature.deletes) == ECHO_TASKS, "the case needs every task's DELETE"
     assert "APIGW.0301" in out + json.dumps(result), "the echo was not read"
-    signature = _EchoOldSignature.seen[0].rsplit("Signature=", 1)[1]
+    signature = _EchoOldSignature.deletes[0].rsplit("Signature=", 1)[1]
     assert windows_left(out + json.dumps(result), signature) == [], "an earlier request's signature was printed"
