@@ -250,18 +250,23 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("KPS_", "HUAWEICLOUD_"))}
 
 
+def _serve_on(port: str) -> subprocess.CompletedProcess[str]:
+    """``make serve --port port`` run to its end (it ends at once when it cannot start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "devtools", "serve", "--port", port],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_busy_port_is_one_line_before_anything_starts():
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "devtools", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=_clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = _serve_on(str(port))
     assert done.returncode != 0
     assert done.stdout == "", "nothing started: no emulator, no banner"
     [line] = done.stderr.splitlines()
@@ -361,15 +366,7 @@ def test_a_worker_never_outlives_its_watcher():
 @pytest.mark.parametrize("port", ["70000", "-1"])
 def test_a_port_out_of_range_is_one_line_too(port):
     """Like a busy port, a port out of range is one line (not an OverflowError traceback)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "devtools", "serve", "--port", port],
-        cwd=ROOT,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _serve_on(port)
     assert done.returncode != 0 and done.stdout == ""
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
 
